@@ -1,0 +1,588 @@
+"""The YAML contract: which datasets exist, where their files land, their columns and rules.
+
+Loading validates everything and reports every problem with the file, the line, the dataset
+and the field, so a user's typo never surfaces as a Python traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_CONTRACT_FILE = "quality.yaml"
+
+# Contract type name -> DuckDB type.
+COLUMN_TYPES = {
+    "integer": "BIGINT",
+    "int": "BIGINT",
+    "bigint": "BIGINT",
+    "smallint": "SMALLINT",
+    "float": "DOUBLE",
+    "double": "DOUBLE",
+    "number": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+    "datetime": "TIMESTAMP",
+    "timestamptz": "TIMESTAMPTZ",
+    "time": "TIME",
+    "string": "VARCHAR",
+    "text": "VARCHAR",
+    "varchar": "VARCHAR",
+}
+DECIMAL_TYPE = re.compile(r"^decimal\((\d{1,2}),\s*(\d{1,2})\)$")
+
+FORMATS = ("auto", "csv", "parquet", "json")
+PARTITIONINGS = ("file",)
+SEVERITIES = ("warn", "error")
+ENCODINGS_NATIVE = ("utf-8", "utf8", "latin-1", "latin1", "utf-16")
+DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+# Rule kind -> (required fields, optional fields). A rule is a mapping with exactly one kind key;
+# a scalar or list value is shorthand for the first required field.
+RULE_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "not_null": (("column",), ()),
+    "unique": (("columns",), ()),
+    "accepted_values": (("column", "values"), ()),
+    "range": (("column",), ("min", "max", "inclusive")),
+    "regex": (("column", "pattern"), ()),
+    "length": (("column",), ("min", "max")),
+    "type": (("column", "type"), ()),
+    "row_count": ((), ("min", "max")),
+    "freshness": (("max_age",), ("column",)),
+    "schema": ((), ("required", "allow_extra", "types")),
+    "sql": (("predicate",), ()),
+    "assert": (("expression",), ()),
+    "compare": (("left", "op", "right"), ()),
+    "conditional": (("when", "then"), ()),
+    "references": (("column", "dataset"), ("to_column",)),
+}
+RULE_COMMON = ("name", "severity", "mostly", "description")
+COMPARE_OPS = ("<", "<=", "=", "==", "!=", "<>", ">=", ">")
+
+DATASET_KEYS = {
+    "description", "landing", "format", "csv", "partitioning", "columns", "primary_key",
+    "rules", "anomalies", "allow_extra_columns",
+}
+LANDING_KEYS = {"path", "glob", "recursive"}
+CSV_KEYS = {
+    "delimiter", "quote", "escape", "header", "encoding", "null_values", "max_line_bytes",
+    "date_format", "timestamp_format", "skip_rows", "comment",
+}
+COLUMN_KEYS = {"type", "aliases", "description", "format"}
+TOP_KEYS = {"version", "datasets"}
+
+
+class ContractError(Exception):
+    """A contract that cannot be used; `problems` lists every finding."""
+
+    def __init__(self, path: str | Path, problems: list[str]):
+        self.path = str(path)
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    delimiter: str | None = None
+    quote: str | None = None
+    escape: str | None = None
+    header: bool | None = None
+    encoding: str = "utf-8"
+    null_values: tuple[str, ...] = ("",)
+    max_line_bytes: int = 2 * 1024 * 1024
+    date_format: str | None = None
+    timestamp_format: str | None = None
+    skip_rows: int = 0
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str | None  # DuckDB type, or None to infer
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    format: str | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str
+    params: dict[str, Any]
+    name: str
+    severity: str = "error"
+    mostly: float | None = None
+    description: str = ""
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    landing_dir: Path
+    glob: str = "*"
+    recursive: bool = False
+    format: str = "auto"
+    csv: CsvOptions = field(default_factory=CsvOptions)
+    partitioning: str = "file"
+    columns: tuple[Column, ...] = ()
+    primary_key: tuple[str, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    anomalies: dict[str, Any] = field(default_factory=dict)
+    allow_extra_columns: bool = True
+    description: str = ""
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    def alias_map(self) -> dict[str, str]:
+        """Source header (case-insensitive) -> contract column name."""
+        mapping = {}
+        for col in self.columns:
+            mapping[col.name.lower()] = col.name
+            for alias in col.aliases:
+                mapping[alias.lower()] = col.name
+        return mapping
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes how a file is loaded; a reload is due when it changes."""
+        payload = {
+            "format": self.format,
+            "csv": self.csv.__dict__,
+            "columns": [c.__dict__ for c in self.columns],
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Contract:
+    path: Path
+    datasets: tuple[Dataset, ...]
+
+    def dataset(self, name: str) -> Dataset:
+        for ds in self.datasets:
+            if ds.name == name:
+                return ds
+        known = ", ".join(d.name for d in self.datasets) or "none"
+        raise KeyError(f"no dataset {name!r} in {self.path} (known: {known})")
+
+
+def duckdb_type(type_name: str) -> str | None:
+    """Contract type name -> DuckDB type, or None when unknown."""
+    name = type_name.strip().lower()
+    if name in COLUMN_TYPES:
+        return COLUMN_TYPES[name]
+    match = DECIMAL_TYPE.match(name)
+    if match and int(match.group(2)) <= int(match.group(1)) <= 38:
+        return f"DECIMAL({match.group(1)},{match.group(2)})"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML with line numbers
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the line of every mapping key."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
+    mapping = _LinedDict()
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, (str, int, float, bool)) or key is None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"unsupported mapping key {key!r}", key_node.start_mark
+            )
+        key = str(key)
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.lines[key] = key_node.start_mark.line + 1
+    mapping.line = node.start_mark.line + 1
+    return mapping
+
+
+class _LinedDict(dict):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lines: dict[str, int] = {}
+        self.line: int | None = None
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+class _Problems:
+    def __init__(self, path: Path):
+        self.path = path
+        self.items: list[str] = []
+
+    def add(self, line: int | None, where: str, message: str) -> None:
+        location = f"{self.path}:{line}" if line else str(self.path)
+        self.items.append(f"{location}: {where}: {message}")
+
+
+def _line(mapping: Any, key: str | None = None) -> int | None:
+    if isinstance(mapping, _LinedDict):
+        if key is not None and key in mapping.lines:
+            return mapping.lines[key]
+        return mapping.line
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_contract(path: str | Path) -> Contract:
+    """Read and validate a contract file; raises ContractError listing every problem."""
+    path = Path(path).expanduser().resolve()
+    problems = _Problems(path)
+    if not path.is_file():
+        raise ContractError(path, [f"{path}: contract file not found (set QA_CONTRACTS)"])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractError(path, [f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    return parse_contract(text, path, problems)
+
+
+def parse_contract(text: str, path: Path, problems: _Problems | None = None) -> Contract:
+    problems = problems or _Problems(path)
+    try:
+        doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark else None
+        reason = getattr(exc, "problem", None) or str(exc)
+        problems.add(line, "YAML", f"cannot parse: {reason}")
+        raise ContractError(path, problems.items) from None
+    if not isinstance(doc, dict):
+        problems.add(None, "contract", "expected a mapping with a 'datasets' key")
+        raise ContractError(path, problems.items)
+    for key in doc:
+        if key not in TOP_KEYS:
+            problems.add(_line(doc, key), key, f"unknown key (expected one of: {', '.join(sorted(TOP_KEYS))})")
+    version = doc.get("version", 1)
+    if version != 1:
+        problems.add(_line(doc, "version"), "version", f"unsupported contract version {version!r} (expected 1)")
+    raw_datasets = doc.get("datasets")
+    datasets: list[Dataset] = []
+    if not isinstance(raw_datasets, dict) or not raw_datasets:
+        problems.add(_line(doc, "datasets"), "datasets", "expected a non-empty mapping of dataset name to settings")
+    else:
+        for name, spec in raw_datasets.items():
+            ds = _parse_dataset(name, spec, _line(raw_datasets, name), path.parent, problems)
+            if ds is not None:
+                datasets.append(ds)
+        names = {d.name for d in datasets}
+        for ds in datasets:
+            for rule in ds.rules:
+                if rule.kind == "references" and rule.params.get("dataset") not in names:
+                    problems.add(
+                        rule.line, f"dataset '{ds.name}', rule '{rule.name}'",
+                        f"references unknown dataset {rule.params.get('dataset')!r}",
+                    )
+    if problems.items:
+        raise ContractError(path, problems.items)
+    return Contract(path=path, datasets=tuple(datasets))
+
+
+def _unknown_keys(spec: dict, allowed: set[str], where: str, problems: _Problems) -> None:
+    for key in spec:
+        if key not in allowed:
+            problems.add(_line(spec, key), where, f"unknown key {key!r} (expected one of: {', '.join(sorted(allowed))})")
+
+
+def _parse_dataset(name: str, spec: Any, line: int | None, base: Path, problems: _Problems) -> Dataset | None:
+    where = f"dataset '{name}'"
+    count_before = len(problems.items)
+    if not DATASET_NAME.match(str(name)):
+        problems.add(line, where, "name must be lower-case letters, digits and underscores, starting with a letter (it becomes a Dagster asset key and a table name)")
+    if not isinstance(spec, dict):
+        problems.add(line, where, "expected a mapping of settings")
+        return None
+    _unknown_keys(spec, DATASET_KEYS, where, problems)
+
+    landing = spec.get("landing")
+    landing_dir, glob, recursive = base / "landing" / str(name), "*", False
+    if isinstance(landing, str):
+        landing_dir = base / landing
+    elif isinstance(landing, dict):
+        _unknown_keys(landing, LANDING_KEYS, f"{where}, landing", problems)
+        if not isinstance(landing.get("path"), str):
+            problems.add(_line(landing), f"{where}, landing.path", "required: the folder files land in")
+        else:
+            landing_dir = base / landing["path"]
+        glob = landing.get("glob", "*")
+        if not isinstance(glob, str) or not glob:
+            problems.add(_line(landing, "glob"), f"{where}, landing.glob", "expected a glob pattern such as '*.csv'")
+            glob = "*"
+        recursive = landing.get("recursive", False)
+        if not isinstance(recursive, bool):
+            problems.add(_line(landing, "recursive"), f"{where}, landing.recursive", "expected true or false")
+            recursive = False
+    elif landing is not None:
+        problems.add(_line(spec, "landing"), f"{where}, landing", "expected a folder path or a mapping with 'path' and 'glob'")
+
+    fmt = spec.get("format", "auto")
+    if fmt not in FORMATS:
+        problems.add(_line(spec, "format"), f"{where}, format", f"unknown format {fmt!r} (expected one of: {', '.join(FORMATS)})")
+    partitioning = spec.get("partitioning", "file")
+    if partitioning not in PARTITIONINGS:
+        problems.add(_line(spec, "partitioning"), f"{where}, partitioning", f"unsupported partitioning {partitioning!r} (expected one of: {', '.join(PARTITIONINGS)})")
+
+    csv = _parse_csv_options(spec.get("csv"), _line(spec, "csv"), where, problems)
+    columns = _parse_columns(spec.get("columns"), _line(spec, "columns"), where, problems)
+    column_names = {c.name for c in columns}
+
+    primary_key = spec.get("primary_key", [])
+    if isinstance(primary_key, str):
+        primary_key = [primary_key]
+    if not isinstance(primary_key, list) or not all(isinstance(k, str) for k in primary_key):
+        problems.add(_line(spec, "primary_key"), f"{where}, primary_key", "expected a column name or a list of column names")
+        primary_key = []
+    for key in primary_key:
+        if columns and key not in column_names:
+            problems.add(_line(spec, "primary_key"), f"{where}, primary_key", f"unknown column {key!r}")
+
+    rules = _parse_rules(spec.get("rules"), _line(spec, "rules"), where, column_names, problems)
+    anomalies = spec.get("anomalies", {})
+    if not isinstance(anomalies, dict):
+        problems.add(_line(spec, "anomalies"), f"{where}, anomalies", "expected a mapping of settings")
+        anomalies = {}
+    allow_extra = spec.get("allow_extra_columns", True)
+    if not isinstance(allow_extra, bool):
+        problems.add(_line(spec, "allow_extra_columns"), f"{where}, allow_extra_columns", "expected true or false")
+    description = spec.get("description", "")
+    if not isinstance(description, str):
+        problems.add(_line(spec, "description"), f"{where}, description", "expected text")
+        description = ""
+    if len(problems.items) > count_before:
+        return None
+    return Dataset(
+        name=str(name), landing_dir=landing_dir.resolve(), glob=glob, recursive=recursive,
+        format=fmt, csv=csv, partitioning=partitioning, columns=tuple(columns),
+        primary_key=tuple(primary_key), rules=tuple(rules), anomalies=dict(anomalies),
+        allow_extra_columns=bool(allow_extra), description=description.strip(),
+    )
+
+
+def _single_char(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 1 and value not in "\r\n"
+
+
+def _parse_csv_options(spec: Any, line: int | None, where: str, problems: _Problems) -> CsvOptions:
+    if spec is None:
+        return CsvOptions()
+    where = f"{where}, csv"
+    if not isinstance(spec, dict):
+        problems.add(line, where, "expected a mapping of CSV options")
+        return CsvOptions()
+    _unknown_keys(spec, CSV_KEYS, where, problems)
+    values: dict[str, Any] = {}
+    for key in ("delimiter", "quote", "escape", "comment"):
+        if key in spec:
+            value = spec[key]
+            if key == "delimiter" and value == "\\t":
+                value = "\t"
+            if not _single_char(value):
+                problems.add(_line(spec, key), f"{where}.{key}", f"expected a single character, got {value!r}")
+            else:
+                values[key] = value
+    if "header" in spec:
+        if not isinstance(spec["header"], bool):
+            problems.add(_line(spec, "header"), f"{where}.header", "expected true or false")
+        else:
+            values["header"] = spec["header"]
+    if "encoding" in spec:
+        enc = spec["encoding"]
+        import codecs
+
+        try:
+            codecs.lookup(str(enc))
+            values["encoding"] = str(enc).lower()
+        except LookupError:
+            problems.add(_line(spec, "encoding"), f"{where}.encoding", f"unknown encoding {enc!r}")
+    if "null_values" in spec:
+        nv = spec["null_values"]
+        if isinstance(nv, str):
+            nv = [nv]
+        if not isinstance(nv, list) or not all(isinstance(v, str) for v in nv):
+            problems.add(_line(spec, "null_values"), f"{where}.null_values", "expected a list of strings")
+        else:
+            values["null_values"] = tuple(nv)
+    for key in ("max_line_bytes", "skip_rows"):
+        if key in spec:
+            value = spec[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                problems.add(_line(spec, key), f"{where}.{key}", "expected a non-negative whole number")
+            else:
+                values[key] = value
+    for key in ("date_format", "timestamp_format"):
+        if key in spec:
+            if not isinstance(spec[key], str) or "%" not in spec[key]:
+                problems.add(_line(spec, key), f"{where}.{key}", "expected a strftime pattern such as '%d/%m/%Y'")
+            else:
+                values[key] = spec[key]
+    return CsvOptions(**values)
+
+
+def _parse_columns(spec: Any, line: int | None, where: str, problems: _Problems) -> list[Column]:
+    if spec is None:
+        return []
+    if not isinstance(spec, dict):
+        problems.add(line, f"{where}, columns", "expected a mapping of column name to type or settings")
+        return []
+    columns = []
+    seen_sources: dict[str, str] = {}
+    for name, col in spec.items():
+        col_where = f"{where}, columns.{name}"
+        col_line = _line(spec, name)
+        if isinstance(col, str):
+            col = {"type": col}
+        if col is None:
+            col = {}
+        if not isinstance(col, dict):
+            problems.add(col_line, col_where, "expected a type name or a mapping with 'type' and 'aliases'")
+            continue
+        _unknown_keys(col, COLUMN_KEYS, col_where, problems)
+        type_name = col.get("type")
+        db_type = None
+        if type_name is not None:
+            db_type = duckdb_type(str(type_name))
+            if db_type is None:
+                problems.add(
+                    _line(col, "type") or col_line, f"{col_where}.type",
+                    f"unknown type {type_name!r} (expected one of: {', '.join(sorted(set(COLUMN_TYPES)))}, decimal(p,s))",
+                )
+        aliases = col.get("aliases", [])
+        if isinstance(aliases, str):
+            aliases = [aliases]
+        if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+            problems.add(_line(col, "aliases") or col_line, f"{col_where}.aliases", "expected a list of source header names")
+            aliases = []
+        for source in [str(name), *aliases]:
+            other = seen_sources.get(source.lower())
+            if other is not None and other != name:
+                problems.add(col_line, col_where, f"header {source!r} is already mapped to column {other!r}")
+            seen_sources[source.lower()] = str(name)
+        fmt = col.get("format")
+        if fmt is not None and (not isinstance(fmt, str) or "%" not in fmt):
+            problems.add(_line(col, "format") or col_line, f"{col_where}.format", "expected a strftime pattern such as '%d/%m/%Y'")
+            fmt = None
+        columns.append(Column(
+            name=str(name), type=db_type, aliases=tuple(aliases),
+            description=str(col.get("description", "")), format=fmt,
+        ))
+    return columns
+
+
+def _parse_rules(spec: Any, line: int | None, where: str, column_names: set[str], problems: _Problems) -> list[Rule]:
+    if spec is None:
+        return []
+    if not isinstance(spec, list):
+        problems.add(line, f"{where}, rules", "expected a list of rules")
+        return []
+    rules = []
+    names_seen: set[str] = set()
+    for index, item in enumerate(spec, start=1):
+        rule_where = f"{where}, rules[{index}]"
+        rule_line = _line(item) or line
+        if not isinstance(item, dict):
+            problems.add(rule_line, rule_where, f"expected a mapping with one rule kind ({', '.join(RULE_KINDS)})")
+            continue
+        kinds = [k for k in item if k in RULE_KINDS]
+        others = [k for k in item if k not in RULE_KINDS and k not in RULE_COMMON]
+        if len(kinds) != 1:
+            problems.add(rule_line, rule_where, f"expected exactly one rule kind ({', '.join(RULE_KINDS)}), found {kinds or others or 'none'}")
+            continue
+        for key in others:
+            problems.add(_line(item, key), rule_where, f"unknown key {key!r} (common keys: {', '.join(RULE_COMMON)})")
+        kind = kinds[0]
+        required, optional = RULE_KINDS[kind]
+        body = item[kind]
+        if not isinstance(body, dict):
+            if not required:
+                problems.add(_line(item, kind), rule_where, f"{kind}: expected a mapping with {', '.join(optional)}")
+                continue
+            body = {required[0]: body}
+        for key in body:
+            if key not in required and key not in optional:
+                problems.add(_line(body, key) or rule_line, f"{rule_where} ({kind})", f"unknown key {key!r} (expected: {', '.join(required + optional)})")
+        for key in required:
+            if key not in body:
+                problems.add(rule_line, f"{rule_where} ({kind})", f"missing {key!r}")
+        params = dict(body)
+        _check_rule_params(kind, params, column_names, rule_line, f"{rule_where} ({kind})", problems)
+        severity = item.get("severity", "error")
+        if severity not in SEVERITIES:
+            problems.add(_line(item, "severity"), rule_where, f"severity must be 'warn' or 'error', got {severity!r}")
+        mostly = item.get("mostly")
+        if mostly is not None and (isinstance(mostly, bool) or not isinstance(mostly, (int, float)) or not 0 < mostly <= 1):
+            problems.add(_line(item, "mostly"), rule_where, f"mostly must be a share between 0 and 1, got {mostly!r}")
+        name = item.get("name") or _default_rule_name(kind, params)
+        if name in names_seen:
+            name = f"{name}_{index}"
+        names_seen.add(name)
+        rules.append(Rule(
+            kind=kind, params=params, name=str(name), severity=str(severity),
+            mostly=float(mostly) if isinstance(mostly, (int, float)) and not isinstance(mostly, bool) else None,
+            description=str(item.get("description", "")), line=rule_line,
+        ))
+    return rules
+
+
+def _check_rule_params(kind: str, params: dict, column_names: set[str], line: int | None, where: str, problems: _Problems) -> None:
+    columns = params.get("columns", params.get("column"))
+    if kind == "unique" and isinstance(columns, str):
+        params["columns"] = [columns]
+        columns = [columns]
+    named = columns if isinstance(columns, list) else [columns] if isinstance(columns, str) else []
+    if column_names:
+        for col in named:
+            if col not in column_names:
+                problems.add(line, where, f"unknown column {col!r}")
+    if kind == "accepted_values" and not isinstance(params.get("values"), list):
+        problems.add(line, where, "values: expected a list")
+    if kind == "regex" and isinstance(params.get("pattern"), str):
+        try:
+            re.compile(params["pattern"])
+        except re.error as exc:
+            problems.add(line, where, f"invalid regular expression: {exc}")
+    if kind == "compare" and params.get("op") not in COMPARE_OPS:
+        problems.add(line, where, f"op must be one of {', '.join(COMPARE_OPS)}")
+    if kind == "type" and isinstance(params.get("type"), str) and duckdb_type(params["type"]) is None:
+        problems.add(line, where, f"unknown type {params['type']!r}")
+    if kind == "freshness" and params.get("max_age") is not None and parse_duration(str(params["max_age"])) is None:
+        problems.add(line, where, f"max_age: expected a duration such as '36h', '2d' or '90m', got {params['max_age']!r}")
+
+
+def _default_rule_name(kind: str, params: dict) -> str:
+    subject = params.get("column") or params.get("columns") or ""
+    if isinstance(subject, list):
+        subject = "_".join(subject)
+    return re.sub(r"[^A-Za-z0-9_]+", "_", f"{kind}_{subject}".strip("_")).strip("_").lower() or kind
+
+
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+
+
+def parse_duration(text: str) -> float | None:
+    """'36h' -> seconds, None when not a duration."""
+    match = DURATION.match(text)
+    if not match:
+        return None
+    scale = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+    return float(match.group(1)) * scale

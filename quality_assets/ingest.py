@@ -1,0 +1,1059 @@
+"""Load one landed file into the warehouse: typed rows, quarantined rows, and an audit row.
+
+Two steps. `stage_file` parses the file into a private staging database with no warehouse lock
+held: DuckDB's CSV reader does the work (rejected rows captured with `store_rejects`), and a
+streaming Python parser takes over for files DuckDB cannot sniff or read (an unterminated quote
+swallowing the rest of the file, say). `publish_stage` then copies the staged rows into
+`raw."<dataset>"`, `qa.quarantine` and `qa.files` in one short transaction, replacing the
+partition. Every data record ends up either loaded or quarantined:
+rows_read = rows_loaded + rows_quarantined.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from quality_assets.contract import Dataset
+from quality_assets.warehouse import Warehouse, quote_ident, quote_literal
+
+ERROR_CODES = {
+    "E_COLUMN_COUNT": "the record has more or fewer fields than the header",
+    "E_QUOTE": "an unterminated or misplaced quote",
+    "E_ENCODING": "bytes that are not valid in the declared encoding",
+    "E_LINE_SIZE": "a record longer than max_line_bytes",
+    "E_NUMERIC_FORMAT": "a value that is not a number in a numeric column",
+    "E_DATE_FORMAT": "a value that is not a date or timestamp in a temporal column",
+    "E_BOOLEAN_FORMAT": "a value that is not true/false in a boolean column",
+    "E_TYPE": "a value that cannot be cast to its column's type",
+    "E_JSON": "a line that is not a JSON object",
+    "E_PARSE": "a record the CSV reader could not parse",
+}
+FILE_ERRORS = {
+    "E_EMPTY_FILE": "the file is empty",
+    "E_BINARY": "the file is binary, not text in a supported format",
+    "E_UNREADABLE": "the file could not be read in its format",
+}
+
+META_COLUMNS = ("_partition_key", "_source_row", "_run_id")
+CSV_DELIMITERS = (",", "\t", "|", ";")
+SNIFF_BYTES = 256 * 1024
+BATCH_ROWS = 50_000
+QUARANTINE_LINE_CAP = 1024 * 1024
+DUCKDB_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "latin-1": "latin-1", "latin1": "latin-1",
+                    "iso-8859-1": "latin-1", "iso8859-1": "latin-1"}
+TEMP_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".filepart", ".swp", "~")
+
+
+@dataclass
+class LoadAudit:
+    """What `qa.files` records for one load."""
+
+    dataset: str
+    partition_key: str
+    run_id: str
+    source_path: str
+    format: str = ""
+    compression: str | None = None
+    sha256: str | None = None
+    bytes: int = 0
+    mtime: dt.datetime | None = None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    columns: list[str] = field(default_factory=list)
+    delimiter: str | None = None
+    quote: str | None = None
+    header: bool | None = None
+    encoding: str | None = None
+    utf8_valid: bool | None = None
+    parser: str = ""
+    started: dt.datetime | None = None
+    finished: dt.datetime | None = None
+    duration_s: float = 0.0
+    status: str = "loaded"
+    message: str = ""
+    error_codes: dict[str, int] = field(default_factory=dict)
+    duplicate_of: str | None = None
+    contract_fingerprint: str = ""
+    column_types: dict[str, str] = field(default_factory=dict)
+    preview: list[dict] = field(default_factory=list)
+
+    AUDIT_COLUMNS = (
+        "dataset", "partition_key", "run_id", "source_path", "format", "compression", "sha256",
+        "bytes", "mtime", "rows_read", "rows_loaded", "rows_quarantined", "columns", "delimiter",
+        "quote", "header", "encoding", "utf8_valid", "parser", "started", "finished",
+        "duration_s", "status", "message", "error_codes", "duplicate_of", "contract_fingerprint",
+    )
+
+    def as_row(self) -> list:
+        values = asdict(self)
+        return [values[name] for name in self.AUDIT_COLUMNS]
+
+    def summary(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k not in ("preview",)}
+
+
+@dataclass
+class Staged:
+    """A file parsed into a staging database, ready to publish."""
+
+    path: Path  # the staging database file
+    audit: LoadAudit
+    column_types: dict[str, str]
+    declared: set[str]
+    workdir: Path
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+
+
+def load_file(
+    warehouse: Warehouse,
+    source: Path,
+    dataset: Dataset,
+    partition_key: str,
+    run_id: str,
+    force: bool = False,
+) -> LoadAudit:
+    """Stage and publish one file; a no-op when this partition already holds identical content."""
+    source = Path(source)
+    previous = None
+    if not force:
+        with warehouse.connect() as con:
+            previous = last_load(con, dataset.name, partition_key)
+    stat = source.stat()
+    if previous and _unchanged(previous, source, stat, dataset):
+        audit = LoadAudit(
+            dataset=dataset.name, partition_key=partition_key, run_id=run_id,
+            source_path=str(source), status="unchanged", bytes=stat.st_size,
+            sha256=previous["sha256"], rows_read=previous["rows_read"],
+            rows_loaded=previous["rows_loaded"], rows_quarantined=previous["rows_quarantined"],
+            columns=list(previous["columns"] or []), format=previous["format"],
+            message=f"identical content already loaded by run {previous['run_id']}; nothing to do",
+            error_codes=dict(previous["error_codes"] or {}),
+            contract_fingerprint=dataset.fingerprint(),
+        )
+        return audit
+    workdir = Path(tempfile.mkdtemp(prefix="stage-", dir=_staging_root(warehouse)))
+    try:
+        staged = stage_file(warehouse, source, dataset, partition_key, run_id, workdir)
+        with warehouse.connect() as con:
+            return publish_stage(con, staged)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _staging_root(warehouse: Warehouse) -> Path:
+    root = warehouse.path.parent / ".staging"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _unchanged(previous: dict, source: Path, stat: os.stat_result, dataset: Dataset) -> bool:
+    if previous["contract_fingerprint"] != dataset.fingerprint() or previous["status"] == "rejected":
+        return False
+    if previous["bytes"] != stat.st_size:
+        return False
+    return previous["sha256"] == sha256_file(source)
+
+
+def last_load(con: duckdb.DuckDBPyConnection, dataset: str, partition_key: str) -> dict | None:
+    """The newest audit row of a partition that changed the warehouse, as a dict."""
+    rel = con.execute(
+        "SELECT * FROM qa.files WHERE dataset = ? AND partition_key = ? AND status <> 'unchanged' "
+        "ORDER BY finished DESC LIMIT 1",
+        [dataset, partition_key],
+    )
+    row = rel.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in rel.description], row, strict=True))
+
+
+def sha256_file(path: Path, chunk: int = 8 * 1024 * 1024) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Staging
+
+
+def stage_file(
+    warehouse: Warehouse,
+    source: Path,
+    dataset: Dataset,
+    partition_key: str,
+    run_id: str,
+    workdir: Path,
+) -> Staged:
+    """Parse `source` into `workdir/stage.duckdb` (tables `rows`, `quarantine`)."""
+    started = dt.datetime.now()
+    clock = time.perf_counter()
+    stat = source.stat()
+    audit = LoadAudit(
+        dataset=dataset.name, partition_key=partition_key, run_id=run_id,
+        source_path=str(source), bytes=stat.st_size,
+        mtime=dt.datetime.fromtimestamp(stat.st_mtime), started=started,
+        contract_fingerprint=dataset.fingerprint(),
+    )
+    stage_path = workdir / "stage.duckdb"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(sha256_file, source)
+        con = warehouse.scratch(stage_path)
+        try:
+            _create_quarantine(con)
+            column_types = _stage_into(con, source, dataset, audit, workdir)
+            _finish_counts(con, audit)
+        finally:
+            con.close()
+        audit.sha256 = digest.result()
+    audit.finished = dt.datetime.now()
+    audit.duration_s = round(time.perf_counter() - clock, 3)
+    declared = {c.name for c in dataset.columns if c.type}
+    return Staged(stage_path, audit, column_types, declared, workdir)
+
+
+def _create_quarantine(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "CREATE TABLE quarantine (source_row BIGINT, line BIGINT, column_name VARCHAR, "
+        "error_code VARCHAR, message VARCHAR, raw_value VARCHAR, raw_line VARCHAR, raw_line_bytes BIGINT)"
+    )
+
+
+def _stage_into(con, source: Path, dataset: Dataset, audit: LoadAudit, workdir: Path) -> dict[str, str]:
+    """Fill `rows` and `quarantine`; returns the staged column types. Sets format fields on audit."""
+    head, compression = _peek(source)
+    audit.compression = compression
+    fmt = dataset.format if dataset.format != "auto" else _detect_format(source, head)
+    audit.format = fmt
+    if audit.bytes == 0 or not head.strip():
+        return _empty(con, audit, "E_EMPTY_FILE", FILE_ERRORS["E_EMPTY_FILE"], "empty")
+    if fmt == "parquet":
+        return _stage_parquet(con, source, dataset, audit)
+    encoding = dataset.csv.encoding.lower()
+    if b"\x00" in head and not encoding.startswith("utf-16") and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return _empty(con, audit, "E_BINARY", FILE_ERRORS["E_BINARY"] + " (NUL bytes in the first block)", "rejected")
+    if fmt == "json":
+        return _stage_json(con, source, dataset, audit)
+    return _stage_csv(con, source, dataset, audit, head, workdir)
+
+
+def _empty(con, audit: LoadAudit, code: str, message: str, status: str) -> dict[str, str]:
+    con.execute("CREATE TABLE rows (_source_row BIGINT)")
+    audit.status = status
+    audit.message = message
+    audit.error_codes = {code: 1}
+    audit.parser = "none"
+    return {}
+
+
+def _peek(source: Path) -> tuple[bytes, str | None]:
+    with open(source, "rb") as handle:
+        magic = handle.read(4)
+    if magic[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(source, "rb") as handle:
+                return handle.read(SNIFF_BYTES), "gzip"
+        except (OSError, EOFError):
+            return magic, "gzip"
+    with open(source, "rb") as handle:
+        return handle.read(SNIFF_BYTES), None
+
+
+def _detect_format(source: Path, head: bytes) -> str:
+    if head[:4] == b"PAR1":
+        return "parquet"
+    name = source.name.lower().removesuffix(".gz")
+    if name.endswith(".parquet"):
+        return "parquet"
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "json"
+    if head.lstrip()[:1] == b"{":
+        return "json"
+    return "csv"
+
+
+def _finish_counts(con, audit: LoadAudit) -> None:
+    audit.rows_loaded = con.execute("SELECT count(*) FROM rows").fetchone()[0]
+    audit.rows_quarantined = con.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+    audit.rows_read = audit.rows_loaded + audit.rows_quarantined
+    codes = con.execute(
+        "SELECT error_code, count(*) FROM quarantine GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).fetchall()
+    audit.error_codes = {**audit.error_codes, **{code: n for code, n in codes}}
+    audit.columns = [c for c in _table_columns(con, "rows") if c != "_source_row"]
+    if audit.status == "loaded":
+        if audit.rows_quarantined:
+            audit.status = "loaded_with_errors"
+            audit.message = f"{audit.rows_quarantined} of {audit.rows_read} rows quarantined"
+        elif audit.rows_read == 0 and not audit.message:
+            audit.message = "header only: no data rows"
+        else:
+            audit.message = audit.message or f"{audit.rows_loaded} rows loaded"
+    if audit.encoding and audit.encoding.startswith("utf") and audit.utf8_valid is None:
+        audit.utf8_valid = "E_ENCODING" not in audit.error_codes
+    preview = con.execute("SELECT * EXCLUDE (_source_row) FROM rows ORDER BY _source_row LIMIT 5")
+    names = [d[0] for d in preview.description]
+    audit.preview = [dict(zip(names, row, strict=True)) for row in preview.fetchall()]
+
+
+def _table_columns(con, table: str) -> list[str]:
+    return [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV
+
+
+@dataclass
+class Dialect:
+    delimiter: str
+    quote: str
+    escape: str
+    header: bool
+    names: list[str]  # source names (header values, or column1..N)
+
+
+def sniff_dialect(sample: str, dataset: Dataset) -> Dialect:
+    """Pick delimiter and header from a text sample; contract options win."""
+    opts = dataset.csv
+    quote = opts.quote or '"'
+    lines = sample.splitlines(keepends=True)
+    if len(lines) > 1 and not sample.endswith(("\n", "\r")):
+        lines = lines[:-1]  # the sample cut a record short
+    text = "".join(lines[opts.skip_rows:])
+    delimiter = opts.delimiter or _best_delimiter(text, quote)
+    records = _sample_records(text, delimiter, quote, limit=200)
+    first = records[0] if records else []
+    header = opts.header if opts.header is not None else _looks_like_header(records, dataset)
+    if header:
+        names = [name.strip() or f"column{i}" for i, name in enumerate(first, start=1)]
+    else:
+        width = max((len(r) for r in records), default=0)
+        declared = [c.name for c in dataset.columns]
+        names = [declared[i] if i < len(declared) else f"column{i + 1}" for i in range(width)]
+    return Dialect(delimiter, quote, opts.escape or quote, header, _dedupe(names))
+
+
+def _dedupe(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    result = []
+    for name in names:
+        key = name.lower()
+        if key in seen:
+            seen[key] += 1
+            name = f"{name}_{seen[key]}"
+        else:
+            seen[key] = 0
+        result.append(name)
+    return result
+
+
+def _sample_records(text: str, delimiter: str, quote: str, limit: int) -> list[list[str]]:
+    records = []
+    try:
+        for record in csv.reader(io.StringIO(text), delimiter=delimiter, quotechar=quote):
+            if record:
+                records.append(record)
+            if len(records) >= limit:
+                break
+    except csv.Error:
+        pass
+    return records
+
+
+def _best_delimiter(text: str, quote: str) -> str:
+    best, best_score = ",", (-1.0, 0)
+    for delimiter in CSV_DELIMITERS:
+        records = _sample_records(text, delimiter, quote, limit=100)
+        widths = [len(r) for r in records]
+        if not widths:
+            continue
+        modal = max(set(widths), key=widths.count)
+        if modal < 2:
+            continue
+        score = (widths.count(modal) / len(widths), modal)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+_NUMBER = re.compile(r"^\s*[-+]?(\d+([.,]\d*)?|[.,]\d+)([eE][-+]?\d+)?\s*$")
+_DATE = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
+
+
+def _kind(value: str) -> str:
+    if value.strip() == "":
+        return "empty"
+    if _NUMBER.match(value):
+        return "number"
+    if _DATE.match(value):
+        return "date"
+    return "text"
+
+
+def _looks_like_header(records: list[list[str]], dataset: Dataset) -> bool:
+    if not records:
+        return True
+    first, body = records[0], records[1:]
+    known = dataset.alias_map()
+    if known and sum(1 for v in first if v.strip().lower() in known) >= max(1, len(first) // 2):
+        return True
+    if any(_kind(v) in ("number", "date") for v in first):
+        return False
+    if not body:
+        return True
+    for i, value in enumerate(first):
+        kinds = [_kind(r[i]) for r in body if i < len(r)]
+        typed = [k for k in kinds if k in ("number", "date")]
+        if kinds and len(typed) >= 0.8 * len([k for k in kinds if k != "empty"] or [1]):
+            return True  # a typed column under a text first row
+    # All text: a header's values are distinct and do not recur in their column.
+    if len(set(first)) != len(first):
+        return False
+    return not any(first[i] == r[i] for r in body for i in range(min(len(first), len(r))))
+
+
+def _read_text_sample(source: Path, compression: str | None, encoding: str) -> str:
+    opener = gzip.open if compression == "gzip" else open
+    with opener(source, "rb") as handle:
+        raw = handle.read(SNIFF_BYTES)
+    return raw.decode(encoding, errors="replace").lstrip("\ufeff")
+
+
+def _stage_csv(con, source: Path, dataset: Dataset, audit: LoadAudit, head: bytes, workdir: Path) -> dict[str, str]:
+    encoding = dataset.csv.encoding.lower()
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) and encoding == "utf-8":
+        encoding = "utf-16"
+    audit.encoding = encoding
+    if encoding not in DUCKDB_ENCODINGS:
+        # DuckDB reads only UTF-8 and Latin-1 without downloading an extension: transcode first.
+        source = _transcode(source, audit.compression, encoding, workdir)
+        audit.utf8_valid = False
+        duck_encoding = "utf-8"
+        compression = None
+    else:
+        duck_encoding = DUCKDB_ENCODINGS[encoding]
+        compression = audit.compression
+        if duck_encoding != "utf-8":
+            audit.utf8_valid = _is_utf8(source, compression)
+    sample = _read_text_sample(source, compression, "utf-8" if duck_encoding == "utf-8" else "latin-1")
+    dialect = sniff_dialect(sample, dataset)
+    audit.delimiter, audit.quote, audit.header = dialect.delimiter, dialect.quote, dialect.header
+    try:
+        audit.parser = "duckdb"
+        return _stage_csv_duckdb(con, source, dataset, dialect, duck_encoding, compression)
+    except duckdb.Error as exc:
+        # DuckDB gave up on the file as a whole; parse it record by record instead.
+        for table in ("rows", "rejects", "rejects_scan"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        con.execute("DELETE FROM quarantine")
+        audit.parser = "python"
+        audit.message = f"parsed by the record-by-record reader ({_first_line(exc)})"
+        return _stage_csv_python(con, source, dataset, dialect, duck_encoding, compression)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:200]
+
+
+def _transcode(source: Path, compression: str | None, encoding: str, workdir: Path) -> Path:
+    target = workdir / "transcoded.csv"
+    opener = gzip.open if compression == "gzip" else open
+    with opener(source, "rb") as raw, open(target, "w", encoding="utf-8", newline="") as out:
+        reader = codecs.getreader(encoding)(raw, errors="replace")
+        while chunk := reader.read(4 * 1024 * 1024):
+            out.write(chunk.lstrip("\ufeff") if out.tell() == 0 else chunk)
+    return target
+
+
+def _is_utf8(source: Path, compression: str | None) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    opener = gzip.open if compression == "gzip" else open
+    try:
+        with opener(source, "rb") as handle:
+            while block := handle.read(8 * 1024 * 1024):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _csv_options(dataset: Dataset, dialect: Dialect, encoding: str, compression: str | None) -> dict:
+    opts = dataset.csv
+    options = {
+        "delim": dialect.delimiter,
+        "quote": dialect.quote,
+        "escape": dialect.escape,
+        "header": dialect.header,
+        "skip": opts.skip_rows,
+        "encoding": encoding,
+        "max_line_size": max(opts.max_line_bytes, 1024),
+        "nullstr": list(opts.null_values),
+        "normalize_names": False,
+        "compression": "gzip" if compression == "gzip" else "none",
+    }
+    if opts.comment:
+        options["comment"] = opts.comment
+    if opts.date_format:
+        options["dateformat"] = opts.date_format
+    if opts.timestamp_format:
+        options["timestampformat"] = opts.timestamp_format
+    return options
+
+
+def _sql_options(options: dict) -> str:
+    parts = []
+    for key, value in options.items():
+        if isinstance(value, bool):
+            parts.append(f"{key} = {'true' if value else 'false'}")
+        elif isinstance(value, int):
+            parts.append(f"{key} = {value}")
+        elif isinstance(value, list):
+            parts.append(f"{key} = [{', '.join(quote_literal(v) for v in value)}]")
+        elif isinstance(value, dict):
+            items = ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in value.items())
+            parts.append(f"{key} = {{{items}}}")
+        else:
+            parts.append(f"{key} = {quote_literal(value)}")
+    return ", ".join(parts)
+
+
+def _target_names(dataset: Dataset, source_names: list[str]) -> list[str]:
+    """Contract names for source headers (aliases applied), avoiding the meta columns."""
+    aliases = dataset.alias_map()
+    names = []
+    for name in source_names:
+        target = aliases.get(name.lower(), name)
+        if target in META_COLUMNS:
+            target = f"{target}_source"
+        names.append(target)
+    return _dedupe(names)
+
+
+def _stage_csv_duckdb(con, source: Path, dataset: Dataset, dialect: Dialect, encoding: str, compression: str | None) -> dict[str, str]:
+    options = _csv_options(dataset, dialect, encoding, compression)
+    targets = _target_names(dataset, dialect.names)
+    declared = {c.name: c.type for c in dataset.columns if c.type}
+    options["names"] = dialect.names
+    types = {src: declared[tgt] for src, tgt in zip(dialect.names, targets, strict=True) if tgt in declared}
+    if types:
+        options["types"] = types
+    options.update(store_rejects=True, rejects_table="rejects", rejects_scan="rejects_scan")
+    reader = f"read_csv({quote_literal(str(source))}, {_sql_options(options)})"
+    described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+    if len(described) != len(dialect.names):
+        raise duckdb.InvalidInputException(
+            f"DuckDB found {len(described)} columns where the header has {len(dialect.names)}"
+        )
+    select = ", ".join(
+        f"{quote_ident(src)} AS {quote_ident(tgt)}" for src, tgt in zip(dialect.names, targets, strict=True)
+    )
+    con.execute(f"CREATE TABLE rows AS SELECT row_number() OVER () AS _source_row, {select} FROM {reader}")
+    header_lines = (1 if dialect.header else 0) + dataset.csv.skip_rows
+    column_types = {row[0]: row[1] for row in con.execute("DESCRIBE rows").fetchall()}
+    rejected = con.execute(
+        "SELECT line, any_value(column_idx ORDER BY error_type), any_value(column_name ORDER BY error_type), "
+        "list(DISTINCT error_type::VARCHAR), any_value(csv_line), any_value(error_message ORDER BY error_type) "
+        "FROM rejects GROUP BY line ORDER BY line"
+    ).fetchall()
+    if not rejected:
+        return column_types
+    rows = []
+    for line, col_idx, col_name, kinds, csv_line, message in rejected:
+        code = _duckdb_code(kinds, column_types.get(_target_for(col_name, dialect.names, targets)))
+        value = _field(csv_line, col_idx, dialect) if code.endswith("_FORMAT") or code == "E_TYPE" else None
+        target = _target_for(col_name, dialect.names, targets) if value is not None else None
+        rows.append(_quarantine_row(line - header_lines, line, target, code, _first_line_text(message), value, csv_line))
+    _insert_quarantine(con, rows)
+    _renumber(con)
+    return column_types
+
+
+def _target_for(source_name: str | None, sources: list[str], targets: list[str]) -> str | None:
+    if source_name is None:
+        return None
+    for src, tgt in zip(sources, targets, strict=True):
+        if src == source_name:
+            return tgt
+    return source_name
+
+
+def _first_line_text(message: str | None) -> str:
+    return (message or "").strip().splitlines()[0][:500] if message else ""
+
+
+def _duckdb_code(kinds: list[str], column_type: str | None) -> str:
+    for kind, code in (
+        ("INVALID ENCODING", "E_ENCODING"), ("INVALID UNICODE", "E_ENCODING"),
+        ("LINE SIZE OVER MAXIMUM", "E_LINE_SIZE"), ("UNQUOTED VALUE", "E_QUOTE"),
+        ("MISSING COLUMNS", "E_COLUMN_COUNT"), ("TOO MANY COLUMNS", "E_COLUMN_COUNT"),
+        ("INVALID STATE", "E_PARSE"),
+    ):
+        if kind in kinds:
+            return code
+    return cast_error_code(column_type or "")
+
+
+def cast_error_code(column_type: str) -> str:
+    upper = column_type.upper()
+    if any(t in upper for t in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC")):
+        return "E_NUMERIC_FORMAT"
+    if any(t in upper for t in ("DATE", "TIME")):
+        return "E_DATE_FORMAT"
+    if "BOOL" in upper:
+        return "E_BOOLEAN_FORMAT"
+    return "E_TYPE"
+
+
+def _field(csv_line: str | None, index: int | None, dialect: Dialect) -> str | None:
+    if csv_line is None or index is None:
+        return None
+    records = _sample_records(csv_line, dialect.delimiter, dialect.quote, limit=1)
+    if records and 0 <= index - 1 < len(records[0]):
+        return records[0][index - 1]
+    return None
+
+
+def _quarantine_row(source_row, line, column, code, message, value, raw_line) -> tuple:
+    raw_bytes = len(raw_line.encode("utf-8", "surrogatepass")) if raw_line is not None else None
+    if raw_line is not None and len(raw_line) > QUARANTINE_LINE_CAP:
+        raw_line = raw_line[:QUARANTINE_LINE_CAP]
+    if value is not None and len(value) > 1000:
+        value = value[:1000]
+    return (source_row, line, column, code, message, value, raw_line, raw_bytes)
+
+
+def _insert_quarantine(con, rows: list[tuple]) -> None:
+    if rows:
+        con.executemany("INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _renumber(con) -> None:
+    """Turn loaded rows' ordinals into record numbers in the file, skipping quarantined records.
+
+    Loaded row k sits after j quarantined records when t_j = r_j - j < k (r_j the j-th
+    quarantined record number), so its record number is k + max{j : t_j < k}.
+    """
+    con.execute(
+        "CREATE TEMP TABLE shifts AS SELECT t, max(j) AS j FROM ("
+        "  SELECT source_row - row_number() OVER (ORDER BY source_row) AS t,"
+        "         row_number() OVER (ORDER BY source_row) AS j FROM quarantine) GROUP BY t"
+    )
+    con.execute(
+        "CREATE TABLE rows_numbered AS SELECT r.* REPLACE (r._source_row + coalesce(s.j, 0) AS _source_row) "
+        "FROM rows r ASOF LEFT JOIN shifts s ON r._source_row > s.t ORDER BY r._source_row"
+    )
+    con.execute("DROP TABLE rows")
+    con.execute("ALTER TABLE rows_numbered RENAME TO rows")
+
+
+class _RecordTooLong(Exception):
+    pass
+
+
+class _LineFeed:
+    """Physical lines for csv.reader, remembering those of the current record for replay."""
+
+    def __init__(self, lines: Iterator[tuple[int, str, bool]], limit: int):
+        self.lines = lines
+        self.replay: deque = deque()
+        self.current: list[tuple[int, str, bool]] = []
+        self.current_bytes = 0
+        self.limit = limit
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        item = self.replay.popleft() if self.replay else next(self.lines)
+        self.current.append(item)
+        self.current_bytes += len(item[1])
+        if self.current_bytes > self.limit:
+            raise _RecordTooLong
+        return item[1]
+
+    def start_record(self) -> None:
+        self.current = []
+        self.current_bytes = 0
+
+
+def _physical_lines(handle, encoding: str) -> Iterator[tuple[int, str, bool]]:
+    """(line number, text, decoded cleanly) for each line of a binary handle."""
+    for number, raw in enumerate(handle, start=1):
+        try:
+            yield number, raw.decode(encoding), True
+        except UnicodeDecodeError:
+            yield number, raw.decode(encoding, errors="replace"), False
+
+
+def _stage_csv_python(con, source: Path, dataset: Dataset, dialect: Dialect, encoding: str, compression: str | None) -> dict[str, str]:
+    """Record-by-record CSV reader for files DuckDB's reader rejects as a whole."""
+    targets = _target_names(dataset, dialect.names)
+    width = len(targets)
+    null_values = set(dataset.csv.null_values)
+    limit = max(dataset.csv.max_line_bytes, 1024)
+    csv.field_size_limit(max(limit * 2, csv.field_size_limit()))
+    con.execute(
+        "CREATE TABLE text_rows (_source_row BIGINT, _line BIGINT, _raw_line VARCHAR, "
+        + ", ".join(f"{quote_ident(t)} VARCHAR" for t in targets) + ")"
+    )
+    opener = gzip.open if compression == "gzip" else open
+    header_lines = (1 if dialect.header else 0) + dataset.csv.skip_rows
+    batch: list[list] = []
+    quarantine: list[tuple] = []
+    record_no = 0
+    with opener(source, "rb") as handle:
+        feed = _LineFeed(_physical_lines(handle, encoding), limit)
+        for _ in range(header_lines):
+            next(feed, None)
+        reader = csv.reader(feed, delimiter=dialect.delimiter, quotechar=dialect.quote,
+                            doublequote=dialect.escape == dialect.quote,
+                            escapechar=None if dialect.escape == dialect.quote else dialect.escape,
+                            strict=True)
+        while True:
+            feed.start_record()
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except (csv.Error, _RecordTooLong) as exc:
+                first, rest = feed.current[0], feed.current[1:]
+                record_no += 1
+                code = "E_LINE_SIZE" if isinstance(exc, _RecordTooLong) else "E_QUOTE"
+                message = ERROR_CODES[code] if code == "E_LINE_SIZE" else f"{ERROR_CODES[code]}: {exc}"
+                quarantine.append(_quarantine_row(record_no, first[0], None, code, message, None, first[1].rstrip("\r\n")))
+                feed.replay.extendleft(reversed(rest))
+                reader = csv.reader(feed, delimiter=dialect.delimiter, quotechar=dialect.quote, strict=True)
+                continue
+            if not fields:
+                continue  # blank line: not a record
+            record_no += 1
+            lines = feed.current
+            raw_line = "".join(item[1] for item in lines).rstrip("\r\n")
+            if not all(item[2] for item in lines):
+                quarantine.append(_quarantine_row(record_no, lines[0][0], None, "E_ENCODING", ERROR_CODES["E_ENCODING"] + f" ({encoding})", None, raw_line))
+            elif len(fields) != width:
+                quarantine.append(_quarantine_row(
+                    record_no, lines[0][0], None, "E_COLUMN_COUNT",
+                    f"expected {width} fields, found {len(fields)}", None, raw_line))
+            else:
+                batch.append([record_no, lines[0][0], raw_line, *(None if v in null_values else v for v in fields)])
+                if len(batch) >= BATCH_ROWS:
+                    _append_text_rows(con, batch, targets)
+                    batch = []
+    _append_text_rows(con, batch, targets)
+    _insert_quarantine(con, quarantine)
+    return _cast_text_rows(con, dataset, targets)
+
+
+def _append_text_rows(con, batch: list[list], targets: list[str]) -> None:
+    if not batch:
+        return
+    names = ["_source_row", "_line", "_raw_line", *targets]
+    columns = list(zip(*batch, strict=True))
+    table = pa.table({
+        f"c{i}": pa.array(col, type=pa.int64() if i < 2 else pa.string())
+        for i, col in enumerate(columns)
+    })
+    con.register("text_batch", table)
+    try:
+        con.execute(
+            "INSERT INTO text_rows SELECT "
+            + ", ".join(f"c{i} AS {quote_ident(n)}" for i, n in enumerate(names)) + " FROM text_batch"
+        )
+    finally:
+        con.unregister("text_batch")
+
+
+INFER_ORDER = ("BIGINT", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP")
+
+
+def _cast_text_rows(con, dataset: Dataset, targets: list[str], table: str = "text_rows") -> dict[str, str]:
+    """Cast text columns to their declared (or inferred) types; failing rows go to quarantine."""
+    declared = {c.name: c.type for c in dataset.columns if c.type}
+    source_types = {row[0]: row[1] for row in con.execute(f"DESCRIBE {table}").fetchall()}
+    types = {}
+    to_infer = [t for t in targets if t not in declared and source_types.get(t) == "VARCHAR"]
+    inferred = _infer_types(con, table, to_infer, dataset)
+    for name in targets:
+        types[name] = declared.get(name) or inferred.get(name) or source_types[name]
+    casts, failures = [], []
+    for name in targets:
+        expr = _cast_expr(quote_ident(name), source_types[name], types[name], dataset)
+        casts.append(f"{expr} AS {quote_ident(name)}")
+        if expr != quote_ident(name):
+            failures.append((name, f"({quote_ident(name)} IS NOT NULL AND {expr} IS NULL)"))
+    con.execute(
+        f"CREATE TABLE rows AS SELECT _source_row, {', '.join(casts) or '1 AS _empty'} FROM {table}"
+        + (f" WHERE NOT ({' OR '.join(f for _, f in failures)})" if failures else "")
+        + " ORDER BY _source_row"
+    )
+    if failures:
+        first_failure = "CASE " + " ".join(
+            f"WHEN {cond} THEN {quote_literal(name)}" for name, cond in failures
+        ) + " END"
+        code_case = "CASE " + " ".join(
+            f"WHEN {cond} THEN {quote_literal(cast_error_code(types[name]))}" for name, cond in failures
+        ) + " END"
+        value_case = "CASE " + " ".join(
+            f"WHEN {cond} THEN CAST({quote_ident(name)} AS VARCHAR)" for name, cond in failures
+        ) + " END"
+        type_case = "CASE " + " ".join(
+            f"WHEN {cond} THEN {quote_literal(types[name])}" for name, cond in failures
+        ) + " END"
+        raw = "_raw_line" if "_raw_line" in source_types else "CAST(to_json(t) AS VARCHAR)"
+        line = "_line" if "_line" in source_types else "NULL"
+        con.execute(
+            f"INSERT INTO quarantine SELECT _source_row, {line}, {first_failure}, {code_case}, "
+            f"'cannot cast ' || left({value_case}, 200) || ' to ' || {type_case}, "
+            f"left({value_case}, 1000), left({raw}, {QUARANTINE_LINE_CAP}), strlen({raw}) "
+            f"FROM {table} t WHERE {' OR '.join(f for _, f in failures)}"
+        )
+    return {row[0]: row[1] for row in con.execute("DESCRIBE rows").fetchall()}
+
+
+def _cast_expr(column_sql: str, source_type: str, target_type: str, dataset: Dataset) -> str:
+    if source_type == target_type:
+        return column_sql
+    text = f"trim(CAST({column_sql} AS VARCHAR))" if source_type == "VARCHAR" else column_sql
+    if source_type == "VARCHAR" and target_type == "DATE" and dataset.csv.date_format:
+        return f"CAST(try_strptime({text}, {quote_literal(dataset.csv.date_format)}) AS DATE)"
+    if source_type == "VARCHAR" and target_type.startswith("TIMESTAMP") and dataset.csv.timestamp_format:
+        return f"try_strptime({text}, {quote_literal(dataset.csv.timestamp_format)})"
+    return f"TRY_CAST({text} AS {target_type})"
+
+
+def _infer_types(con, table: str, columns: list[str], dataset: Dataset) -> dict[str, str]:
+    if not columns:
+        return {}
+    probes = []
+    for name in columns:
+        col = quote_ident(name)
+        probes.append(f"count({col})")
+        for candidate in INFER_ORDER:
+            probes.append(f"count({_cast_expr(col, 'VARCHAR', candidate, dataset)})")
+    counts = con.execute(f"SELECT {', '.join(probes)} FROM {table}").fetchone()
+    result = {}
+    step = len(INFER_ORDER) + 1
+    for i, name in enumerate(columns):
+        present = counts[i * step]
+        result[name] = "VARCHAR"
+        if present == 0:
+            continue
+        for j, candidate in enumerate(INFER_ORDER):
+            if counts[i * step + 1 + j] == present:
+                result[name] = candidate
+                break
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON lines and Parquet
+
+
+def _stage_json(con, source: Path, dataset: Dataset, audit: LoadAudit) -> dict[str, str]:
+    audit.parser = "python-json"
+    audit.encoding = "utf-8"
+    aliases = dataset.alias_map()
+    targets: list[str] = []
+    con.execute("CREATE TABLE text_rows (_source_row BIGINT, _line BIGINT, _raw_line VARCHAR)")
+    batch: list[dict] = []
+    quarantine: list[tuple] = []
+    record_no = 0
+    opener = gzip.open if audit.compression == "gzip" else open
+    with opener(source, "rb") as handle:
+        for line_no, text, clean in _physical_lines(handle, "utf-8"):
+            stripped = text.strip()
+            if not stripped:
+                continue
+            record_no += 1
+            if not clean:
+                quarantine.append(_quarantine_row(record_no, line_no, None, "E_ENCODING", ERROR_CODES["E_ENCODING"] + " (utf-8)", None, stripped))
+                continue
+            try:
+                value = json.loads(stripped)
+            except ValueError as exc:
+                quarantine.append(_quarantine_row(record_no, line_no, None, "E_JSON", f"invalid JSON: {exc}", None, stripped))
+                continue
+            if not isinstance(value, dict):
+                quarantine.append(_quarantine_row(record_no, line_no, None, "E_JSON", f"expected a JSON object, found {type(value).__name__}", None, stripped))
+                continue
+            row = {"_source_row": record_no, "_line": line_no, "_raw_line": stripped}
+            for key, item in value.items():
+                name = aliases.get(str(key).lower(), str(key))
+                if name in META_COLUMNS:
+                    name = f"{name}_source"
+                if name not in targets:
+                    targets.append(name)
+                    con.execute(f"ALTER TABLE text_rows ADD COLUMN {quote_ident(name)} VARCHAR")
+                row[name] = _json_text(item)
+            batch.append(row)
+            if len(batch) >= BATCH_ROWS:
+                _append_dict_rows(con, batch, targets)
+                batch = []
+    _append_dict_rows(con, batch, targets)
+    _insert_quarantine(con, quarantine)
+    audit.utf8_valid = "E_ENCODING" not in {q[3] for q in quarantine}
+    return _cast_text_rows(con, dataset, targets)
+
+
+def _json_text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _append_dict_rows(con, batch: list[dict], targets: list[str]) -> None:
+    if not batch:
+        return
+    names = ["_source_row", "_line", "_raw_line", *targets]
+    table = pa.table({
+        f"c{i}": pa.array([row.get(name) for row in batch], type=pa.int64() if i < 2 else pa.string())
+        for i, name in enumerate(names)
+    })
+    con.register("text_batch", table)
+    try:
+        con.execute(
+            f"INSERT INTO text_rows ({', '.join(quote_ident(n) for n in names)}) SELECT "
+            + ", ".join(f"c{i}" for i in range(len(names))) + " FROM text_batch"
+        )
+    finally:
+        con.unregister("text_batch")
+
+
+def _stage_parquet(con, source: Path, dataset: Dataset, audit: LoadAudit) -> dict[str, str]:
+    audit.parser = "duckdb-parquet"
+    reader = f"read_parquet({quote_literal(str(source))}, file_row_number = true)"
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+    except duckdb.Error as exc:
+        return _empty(con, audit, "E_UNREADABLE", f"not a readable Parquet file: {_first_line(exc)}", "rejected")
+    sources = [row[0] for row in described if row[0] != "file_row_number"]
+    targets = _target_names(dataset, sources)
+    select = ", ".join(f"{quote_ident(s)} AS {quote_ident(t)}" for s, t in zip(sources, targets, strict=True))
+    con.execute(f"CREATE VIEW parquet_rows AS SELECT file_row_number + 1 AS _source_row, {select} FROM {reader}")
+    return _cast_text_rows(con, dataset, targets, table="parquet_rows")
+
+
+# ---------------------------------------------------------------------------------------------
+# Publishing
+
+
+WIDENINGS = {
+    frozenset({"BIGINT", "DOUBLE"}): "DOUBLE",
+    frozenset({"INTEGER", "BIGINT"}): "BIGINT",
+    frozenset({"INTEGER", "DOUBLE"}): "DOUBLE",
+    frozenset({"DATE", "TIMESTAMP"}): "TIMESTAMP",
+}
+
+
+def raw_table(dataset: str) -> str:
+    return f"raw.{quote_ident(dataset)}"
+
+
+def publish_stage(con: duckdb.DuckDBPyConnection, staged: Staged) -> LoadAudit:
+    """Replace the partition in raw, qa.quarantine and qa.files in one transaction."""
+    audit = staged.audit
+    table = raw_table(audit.dataset)
+    con.execute(f"ATTACH {quote_literal(str(staged.path))} AS stage (READ_ONLY)")
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            changes = _evolve_raw_table(con, table, staged)
+            con.execute(f"DELETE FROM {table} WHERE _partition_key = ?", [audit.partition_key])
+            columns = [c for c in staged.column_types if c != "_source_row"]
+            if columns:
+                select = ", ".join(quote_ident(c) for c in columns)
+                con.execute(
+                    f"INSERT INTO {table} (_partition_key, _source_row, _run_id, {select}) "
+                    f"SELECT ?, _source_row, ?, {select} FROM stage.rows ORDER BY _source_row",
+                    [audit.partition_key, audit.run_id],
+                )
+            con.execute("DELETE FROM qa.quarantine WHERE dataset = ? AND partition_key = ?",
+                        [audit.dataset, audit.partition_key])
+            con.execute(
+                "INSERT INTO qa.quarantine SELECT ?, ?, ?, * FROM stage.quarantine ORDER BY source_row",
+                [audit.dataset, audit.partition_key, audit.run_id],
+            )
+            if audit.sha256 and audit.status != "rejected":
+                dup = con.execute(
+                    "SELECT partition_key FROM qa.files WHERE dataset = ? AND sha256 = ? "
+                    "AND partition_key <> ? AND status NOT IN ('rejected', 'unchanged') "
+                    "ORDER BY finished LIMIT 1",
+                    [audit.dataset, audit.sha256, audit.partition_key],
+                ).fetchone()
+                if dup:
+                    audit.duplicate_of = dup[0]
+                    audit.message += f"; same content as partition {dup[0]!r}"
+            if changes:
+                audit.message += "; schema: " + ", ".join(changes)
+            placeholders = ", ".join("?" for _ in LoadAudit.AUDIT_COLUMNS)
+            con.execute(f"INSERT INTO qa.files VALUES ({placeholders})", audit.as_row())
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.execute("DETACH stage")
+    audit.column_types = {c: t for c, t in staged.column_types.items() if c != "_source_row"}
+    return audit
+
+
+def _evolve_raw_table(con, table: str, staged: Staged) -> list[str]:
+    """Create the raw table or add and widen columns so the staged rows fit; returns the changes."""
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {table} "
+        "(_partition_key VARCHAR NOT NULL, _source_row BIGINT, _run_id VARCHAR)"
+    )
+    existing = {row[0]: row[1] for row in con.execute(f"DESCRIBE {table}").fetchall()}
+    changes = []
+    for name, staged_type in staged.column_types.items():
+        if name == "_source_row":
+            continue
+        current = existing.get(name)
+        if current is None:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {quote_ident(name)} {staged_type}")
+            if len(existing) > len(META_COLUMNS):
+                changes.append(f"added {name} {staged_type}")
+        elif current != staged_type:
+            wider = WIDENINGS.get(frozenset({current, staged_type}), "VARCHAR")
+            if wider != current:
+                con.execute(f"ALTER TABLE {table} ALTER COLUMN {quote_ident(name)} TYPE {wider}")
+                changes.append(f"{name} {current} -> {wider}")
+    return changes
+
+
+def is_temporary_name(name: str) -> bool:
+    """Names of files still being written or hidden: never loaded."""
+    base = Path(name).name
+    return base.startswith((".", "~$", "_COPYING_")) or base.lower().endswith(TEMP_SUFFIXES)
