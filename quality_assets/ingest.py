@@ -336,6 +336,7 @@ class Dialect:
     escape: str
     header: bool
     names: list[str]  # source names (header values, or column1..N)
+    date_format: str = "%Y-%m-%d"
 
 
 def sniff_dialect(sample: str, dataset: Dataset) -> Dialect:
@@ -356,7 +357,37 @@ def sniff_dialect(sample: str, dataset: Dataset) -> Dialect:
         width = max((len(r) for r in records), default=0)
         declared = [c.name for c in dataset.columns]
         names = [declared[i] if i < len(declared) else f"column{i + 1}" for i in range(width)]
-    return Dialect(delimiter, quote, opts.escape or quote, header, _dedupe(names))
+    names = _dedupe(names)
+    body = records[1:] if header else records
+    return Dialect(delimiter, quote, opts.escape or quote, header, names, _vote_date_format(body, names, dataset))
+
+
+DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y/%m/%d", "%d-%m-%Y", "%Y%m%d")
+
+
+def _vote_date_format(records: list[list[str]], names: list[str], dataset: Dataset) -> str:
+    """The date format most sample values of the declared DATE columns follow (ISO if none).
+
+    One format is chosen per file by majority, so a single malformed value cannot switch the
+    whole file to its format (and then reject every well-formed row).
+    """
+    aliases = dataset.alias_map()
+    date_columns = [
+        i for i, name in enumerate(names)
+        if (col := dataset.column(aliases.get(name.lower(), name))) is not None and col.type == "DATE"
+    ]
+    votes = dict.fromkeys(DATE_FORMATS, 0)
+    for record in records:
+        for i in date_columns:
+            value = record[i].strip() if i < len(record) else ""
+            for fmt in DATE_FORMATS:
+                try:
+                    dt.datetime.strptime(value, fmt)
+                except ValueError:
+                    continue
+                votes[fmt] += 1
+                break
+    return max(DATE_FORMATS, key=lambda f: (votes[f], f == "%Y-%m-%d"))
 
 
 def _dedupe(names: list[str]) -> list[str]:
@@ -520,8 +551,7 @@ def _csv_options(dataset: Dataset, dialect: Dialect, encoding: str, compression:
     }
     if opts.comment:
         options["comment"] = opts.comment
-    if opts.date_format:
-        options["dateformat"] = opts.date_format
+    options["dateformat"] = opts.date_format or dialect.date_format
     if opts.timestamp_format:
         options["timestampformat"] = opts.timestamp_format
     return options
@@ -578,18 +608,24 @@ def _stage_csv_duckdb(con, source: Path, dataset: Dataset, dialect: Dialect, enc
     header_lines = (1 if dialect.header else 0) + dataset.csv.skip_rows
     column_types = {row[0]: row[1] for row in con.execute("DESCRIBE rows").fetchall()}
     rejected = con.execute(
-        "SELECT line, any_value(column_idx ORDER BY error_type), any_value(column_name ORDER BY error_type), "
-        "list(DISTINCT error_type::VARCHAR), any_value(csv_line), any_value(error_message ORDER BY error_type) "
+        "SELECT line, list(error_type::VARCHAR ORDER BY column_idx), list(column_idx ORDER BY column_idx), "
+        "list(column_name ORDER BY column_idx), any_value(csv_line), list(error_message ORDER BY column_idx) "
         "FROM rejects GROUP BY line ORDER BY line"
     ).fetchall()
     if not rejected:
         return column_types
     rows = []
-    for line, col_idx, col_name, kinds, csv_line, message in rejected:
-        code = _duckdb_code(kinds, column_types.get(_target_for(col_name, dialect.names, targets)))
-        value = _field(csv_line, col_idx, dialect) if code.endswith("_FORMAT") or code == "E_TYPE" else None
-        target = _target_for(col_name, dialect.names, targets) if value is not None else None
-        rows.append(_quarantine_row(line - header_lines, line, target, code, _first_line_text(message), value, csv_line))
+    for line, kinds, indexes, names, csv_line, messages in rejected:
+        # A record can fail several ways; report the structural fault first, else the first cast.
+        pick = min(range(len(kinds)), key=lambda i: REJECT_PRIORITY.get(kinds[i], len(REJECT_PRIORITY)))
+        target = _target_for(names[pick], dialect.names, targets)
+        code = _duckdb_code([kinds[pick]], column_types.get(target) if target else None)
+        is_cast = kinds[pick] == "CAST"
+        value = _field(csv_line, indexes[pick], dialect) if is_cast else None
+        rows.append(_quarantine_row(
+            line - header_lines, line, target if is_cast else None, code,
+            _first_line_text(messages[pick]), value, csv_line,
+        ))
     _insert_quarantine(con, rows)
     _renumber(con)
     return column_types
@@ -606,6 +642,12 @@ def _target_for(source_name: str | None, sources: list[str], targets: list[str])
 
 def _first_line_text(message: str | None) -> str:
     return (message or "").strip().splitlines()[0][:500] if message else ""
+
+
+REJECT_PRIORITY = {
+    "INVALID ENCODING": 0, "INVALID UNICODE": 0, "LINE SIZE OVER MAXIMUM": 1, "UNQUOTED VALUE": 2,
+    "MISSING COLUMNS": 3, "TOO MANY COLUMNS": 3, "INVALID STATE": 4, "CAST": 5,
+}
 
 
 def _duckdb_code(kinds: list[str], column_type: str | None) -> str:

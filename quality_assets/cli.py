@@ -1,0 +1,313 @@
+"""`quality-assets`: run the pipeline in-process, validate a contract, or try the demo.
+
+Exit status: 0 when everything ran and no error-severity check failed, 1 when one did (or a run
+failed), 2 on bad usage or a bad contract.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quality_assets.config import VARIABLES, SettingsError, settings_from_env
+from quality_assets.contract import Contract, ContractError, Dataset, load_contract
+from quality_assets.landing import LandedFile, list_landed, partition_key
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+@dataclass
+class FileOutcome:
+    dataset: str
+    key: str
+    rows: int | None = None
+    quarantined: int | None = None
+    status: str = ""
+    failed_checks: list[str] = field(default_factory=list)
+    error_failed: bool = False
+    seconds: float = 0.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.contracts:
+            os.environ["QA_CONTRACTS"] = str(Path(args.contracts).resolve())
+        return args.handler(args)
+    except ContractError as exc:
+        print(f"error: the contract {exc.path} has {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except (UsageError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="quality-assets",
+        description="Data-quality pipeline on Dagster: load, quarantine and audit landed files.",
+        epilog="Environment: " + ", ".join(f"{k} (default {v[0]})" for k, v in VARIABLES.items()),
+    )
+    parser.add_argument("--contracts", help="contract file (default: $QA_CONTRACTS or ./quality.yaml)")
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run new or changed landed files (or the given files) through the pipeline")
+    run.add_argument("files", nargs="*", type=Path, help="files to run; default: every new or changed file in the landing folders")
+    run.add_argument("--dataset", help="only this dataset; files outside a landing folder are copied into its folder")
+    run.add_argument("--force", action="store_true", help="reload files even when their content is unchanged")
+    run.set_defaults(handler=cmd_run)
+
+    validate = sub.add_parser("validate", help="check a contract and print what it declares")
+    validate.set_defaults(handler=cmd_validate)
+
+    demo = sub.add_parser("demo", help="write a sample landing folder with typical faults and run the pipeline on it")
+    demo.add_argument("--dir", type=Path, default=Path("quality_demo"), help="where to write it (default ./quality_demo)")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def cmd_validate(args) -> int:
+    settings = settings_from_env()
+    contract = load_contract(settings.contracts)
+    print(f"{contract.path}: valid, {len(contract.datasets)} dataset(s)")
+    for ds in contract.datasets:
+        print(
+            f"  {ds.name}: {ds.format} files '{ds.glob}' in {ds.landing_dir}, "
+            f"{len(ds.columns)} column(s), {len(ds.rules)} rule(s), partitioned per {ds.partitioning}"
+        )
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from quality_assets.demo import write_demo
+
+    root = args.dir.resolve()
+    if (root / "quality.yaml").exists():
+        print(f"refreshing the demo in {root}", file=sys.stderr)
+        for folder in ("landing", "warehouse", "output"):
+            shutil.rmtree(root / folder, ignore_errors=True)
+    write_demo(root)
+    os.environ["QA_CONTRACTS"] = str(root / "quality.yaml")
+    for name in ("QA_DUCKDB_PATH", "QA_OUTPUT_DIR"):
+        os.environ.pop(name, None)  # the demo keeps everything inside its folder
+    print(f"wrote a sample contract and landing folder to {root}", file=sys.stderr)
+    status = cmd_run(argparse.Namespace(files=[], dataset=None, force=False))
+    settings = settings_from_env()
+    print()
+    print("Where to look:")
+    print(f"  contract:   {settings.contracts}")
+    print(f"  warehouse:  {settings.duckdb_path}  (tables raw.*, qa.files, qa.quarantine)")
+    print(f"  outputs:    {settings.output_dir}")
+    print(f"  quarantine: duckdb {settings.duckdb_path} -c \"SELECT * FROM qa.quarantine\"")
+    print(f"  the UI:     QA_CONTRACTS={settings.contracts} dagster dev -m quality_assets.defs")
+    return status
+
+
+def cmd_run(args) -> int:
+    settings = settings_from_env()
+    contract = load_contract(settings.contracts)
+    work = _select_work(contract, args.files, args.dataset)
+    if not work:
+        print("nothing to do: no new or changed files in the landing folders", file=sys.stderr)
+        return EXIT_OK
+    outcomes = _execute(contract, settings, work, force=args.force)
+    print(summary_table(outcomes))
+    errors = sum(o.error_failed for o in outcomes)
+    warned = sum(bool(o.failed_checks) and not o.error_failed for o in outcomes)
+    print(f"\n{len(outcomes)} file(s): {len(outcomes) - errors - warned} clean, {warned} with warnings, {errors} failed an error check")
+    return EXIT_CHECK_FAILED if errors else EXIT_OK
+
+
+def _select_work(contract: Contract, files: list[Path], only: str | None) -> list[tuple[Dataset, LandedFile]]:
+    try:
+        datasets = [contract.dataset(only)] if only else list(contract.datasets)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    if files:
+        return [_landed_for(datasets, path.resolve(), only) for path in files]
+    work = []
+    loaded = _loaded_versions(contract)
+    for ds in datasets:
+        landed, unusable = list_landed(ds)
+        for relative in unusable:
+            print(f"skipping {ds.name}/{relative!r}: the name cannot be a partition key", file=sys.stderr)
+        for item in landed:
+            if loaded.get((ds.name, item.key)) != (item.size, item.mtime_ns // 1000, ds.fingerprint()):
+                work.append((ds, item))
+    return work
+
+
+def _landed_for(datasets: list[Dataset], path: Path, only: str | None) -> tuple[Dataset, LandedFile]:
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    for ds in datasets:
+        root = ds.landing_dir.resolve()
+        if root in path.parents:
+            relative = path.relative_to(root).as_posix()
+            return ds, _landed(relative, path)
+    if only is None:
+        raise UsageError(f"{path} is not in any dataset's landing folder; name the dataset with --dataset")
+    ds = datasets[0]
+    target = ds.landing_dir / path.name
+    ds.landing_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(path, target)
+    print(f"landed {path} as {ds.name}/{path.name}", file=sys.stderr)
+    return ds, _landed(path.name, target)
+
+
+def _landed(relative: str, path: Path) -> LandedFile:
+    key = partition_key(relative)
+    if key is None:
+        raise UsageError(f"{relative!r} cannot be a partition key (control characters or '...'); rename the file")
+    stat = path.stat()
+    return LandedFile(key, path, stat.st_size, stat.st_mtime_ns)
+
+
+def _loaded_versions(contract: Contract) -> dict[tuple[str, str], tuple]:
+    """(dataset, partition) -> (bytes, mtime in µs, contract fingerprint) of the last load."""
+    settings = settings_from_env()
+    if not settings.duckdb_path.exists():
+        return {}
+    from quality_assets.warehouse import Warehouse
+
+    warehouse = Warehouse(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s, memory_limit=settings.memory_limit)
+    with warehouse.connect() as con:
+        rows = con.execute(
+            "SELECT dataset, partition_key, bytes, epoch_us(mtime), contract_fingerprint FROM qa.files "
+            "WHERE status <> 'unchanged' QUALIFY row_number() OVER (PARTITION BY dataset, partition_key ORDER BY finished DESC) = 1"
+        ).fetchall()
+    return {(d, k): (b, m, f) for d, k, b, m, f in rows}
+
+
+def _execute(contract: Contract, settings, work: list[tuple[Dataset, LandedFile]], force: bool) -> list[FileOutcome]:
+    import dagster as dg
+
+    from quality_assets.defs.definitions import build_definitions, dataset_job_name
+    from quality_assets.defs.raw import files_partitions
+
+    defs = build_definitions(contract, settings)
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    outcomes = []
+    progress = Progress(len(work))
+    for ds, landed in work:
+        partitions = files_partitions(ds)
+        if not instance.has_dynamic_partition(partitions.name, landed.key):
+            instance.add_dynamic_partitions(partitions.name, [landed.key])
+        progress.start(f"{ds.name}/{landed.key}")
+        started = time.perf_counter()
+        job = defs.resolve_job_def(dataset_job_name(ds.name))
+        result = job.execute_in_process(
+            partition_key=landed.key,
+            instance=instance,
+            raise_on_error=False,
+            run_config={
+                "ops": {f"{ds.name}__raw": {"config": {"force": force}}},
+                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+            },
+            tags={"quality_assets/source": "cli"},
+        )
+        outcome = _outcome(ds.name, landed.key, result)
+        outcome.seconds = time.perf_counter() - started
+        outcomes.append(outcome)
+        progress.done(f"{outcome.status}, {outcome.rows if outcome.rows is not None else '-'} rows")
+    progress.finish()
+    return outcomes
+
+
+def _outcome(dataset: str, key: str, result) -> FileOutcome:
+    import dagster as dg
+
+    outcome = FileOutcome(dataset, key)
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        if materialization.asset_key == dg.AssetKey([dataset, "raw"]):
+            meta = materialization.metadata
+            outcome.rows = meta["dagster/row_count"].value
+            outcome.quarantined = meta["rows_quarantined"].value
+            outcome.status = meta["status"].value
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            outcome.failed_checks.append(f"{evaluation.check_name}({evaluation.severity.value.lower()})")
+            if evaluation.severity == dg.AssetCheckSeverity.ERROR:
+                outcome.error_failed = True
+    if not result.success:
+        outcome.error_failed = True
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        message = failure.event_specific_data.error.message.strip().splitlines()[0] if failure else "run failed"
+        outcome.status = f"run failed: {message[:120]}"
+    return outcome
+
+
+def summary_table(outcomes: list[FileOutcome]) -> str:
+    headers = ["dataset", "file", "rows", "quarantined", "failed checks", "status"]
+    rows = [
+        [o.dataset, o.key, _num(o.rows), _num(o.quarantined), ", ".join(o.failed_checks) or "-", o.status]
+        for o in outcomes
+    ]
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
+    right = {2, 3}
+
+    def line(cells):
+        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _num(value) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+class Progress:
+    """A one-line progress bar on stderr (a line per file when stderr is not a terminal)."""
+
+    def __init__(self, total: int, width: int = 24):
+        self.total, self.width, self.count = total, width, 0
+        self.tty = sys.stderr.isatty()
+        self.started = time.perf_counter()
+        self.label = ""
+
+    def _bar(self) -> str:
+        filled = int(self.width * self.count / max(self.total, 1))
+        return "[" + "#" * filled + "." * (self.width - filled) + f"] {self.count}/{self.total}"
+
+    def start(self, label: str) -> None:
+        self.label = label
+        if self.tty:
+            sys.stderr.write(f"\r\033[K{self._bar()} {label} ...")
+            sys.stderr.flush()
+
+    def done(self, note: str) -> None:
+        self.count += 1
+        if self.tty:
+            sys.stderr.write(f"\r\033[K{self._bar()} {self.label}: {note}")
+        else:
+            sys.stderr.write(f"{self._bar()} {self.label}: {note}\n")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        elapsed = time.perf_counter() - self.started
+        if self.tty:
+            sys.stderr.write("\n")
+        sys.stderr.write(f"ran {self.total} file(s) in {elapsed:.1f}s\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

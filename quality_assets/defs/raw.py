@@ -1,0 +1,117 @@
+"""`<dataset>/raw`: one landed file loaded into the warehouse, with a parse check."""
+
+
+import json
+
+import dagster as dg
+
+from quality_assets.contract import Dataset
+from quality_assets.defs.resources import WarehouseResource
+from quality_assets.ingest import LoadAudit, load_file
+from quality_assets.landing import resolve_file
+
+FILE_PARSED_CHECK = "file_parsed"
+WAREHOUSE_POOL = "duckdb_warehouse"
+
+
+class RawLoadConfig(dg.Config):
+    force: bool = False
+    """Reload even when the partition already holds identical content."""
+
+
+def files_partitions(dataset: Dataset) -> dg.DynamicPartitionsDefinition:
+    return dg.DynamicPartitionsDefinition(name=f"{dataset.name}_files")
+
+
+def build_raw_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    key = dg.AssetKey([dataset.name, "raw"])
+
+    @dg.asset(
+        key=key,
+        partitions_def=partitions,
+        group_name=dataset.name,
+        kinds={"duckdb", "csv"},
+        pool=WAREHOUSE_POOL,
+        description=(
+            f"Files landed in {dataset.landing_dir} loaded row for row into raw.\"{dataset.name}\"; "
+            "rows that cannot be parsed go to qa.quarantine, every load is audited in qa.files."
+        ),
+        check_specs=[
+            dg.AssetCheckSpec(
+                FILE_PARSED_CHECK, asset=key, blocking=True,
+                description="The file was readable (error if rejected) and every row parsed (warn if rows were quarantined).",
+            )
+        ],
+        metadata={"dataset": dataset.name, "landing_dir": str(dataset.landing_dir), "glob": dataset.glob},
+    )
+    def raw(context: dg.AssetExecutionContext, config: RawLoadConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        path = resolve_file(dataset, context.partition_key)
+        audit = load_file(warehouse.get(), path, dataset, context.partition_key, context.run_id, force=config.force)
+        context.log.info(f"{dataset.name}/{context.partition_key}: {audit.status}: {audit.message}")
+        return dg.MaterializeResult(metadata=raw_metadata(audit), check_results=[file_parsed_result(audit)])
+
+    return raw
+
+
+def file_parsed_result(audit: LoadAudit) -> dg.AssetCheckResult:
+    failed_hard = audit.status == "rejected"
+    passed = audit.status in ("loaded", "unchanged") and audit.rows_quarantined == 0
+    return dg.AssetCheckResult(
+        check_name=FILE_PARSED_CHECK,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR if failed_hard else dg.AssetCheckSeverity.WARN,
+        metadata={
+            "status": audit.status,
+            "message": audit.message,
+            "rows_read": audit.rows_read,
+            "rows_quarantined": audit.rows_quarantined,
+            "quarantined_share": round(audit.rows_quarantined / audit.rows_read, 6) if audit.rows_read else 0.0,
+            "error_codes": dg.MetadataValue.json(audit.error_codes),
+        },
+    )
+
+
+def raw_metadata(audit: LoadAudit) -> dict:
+    metadata = {
+        "dagster/row_count": audit.rows_loaded,
+        "status": audit.status,
+        "message": audit.message,
+        "rows_read": audit.rows_read,
+        "rows_quarantined": audit.rows_quarantined,
+        "quarantined_by_code": dg.MetadataValue.json(audit.error_codes),
+        "sha256": audit.sha256 or "",
+        "bytes": audit.bytes,
+        "source_path": dg.MetadataValue.path(audit.source_path),
+        "format": audit.format or "",
+        "parser": audit.parser,
+        "delimiter": json.dumps(audit.delimiter) if audit.delimiter else "",
+        "encoding": audit.encoding or "",
+        "duration_s": audit.duration_s,
+    }
+    if audit.duplicate_of:
+        metadata["duplicate_of"] = audit.duplicate_of
+    if audit.column_types:
+        metadata["dagster/column_schema"] = dg.TableSchema(
+            columns=[dg.TableColumn(name, type_) for name, type_ in audit.column_types.items()]
+        )
+    if audit.preview:
+        metadata["preview"] = dg.MetadataValue.md(markdown_table(audit.preview))
+    return metadata
+
+
+def markdown_table(rows: list[dict], max_chars: int = 40) -> str:
+    """A small markdown table; cell text is escaped so data cannot inject markup."""
+    if not rows:
+        return "_no rows_"
+    names = list(rows[0])
+
+    def cell(value) -> str:
+        text = "" if value is None else str(value)
+        text = text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+        for char in "\\`*_{}[]<>()#+-.!|":
+            text = text.replace(char, "\\" + char)
+        return text.replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(n) for n in names) + " |", "|" + "---|" * len(names)]
+    lines += ["| " + " | ".join(cell(row[n]) for n in names) + " |" for row in rows]
+    return "\n".join(lines)

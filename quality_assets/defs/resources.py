@@ -1,0 +1,18 @@
+"""The warehouse as a Dagster resource; its settings resolve from the environment at launch."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from quality_assets.warehouse import Warehouse
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file; connections queue behind other processes using it."""
+
+    path: str
+    memory_limit: str = "1GB"
+    lock_timeout_s: float = 600.0
+
+    def get(self) -> Warehouse:
+        return Warehouse(self.path, lock_timeout_s=self.lock_timeout_s, memory_limit=self.memory_limit)
