@@ -150,9 +150,17 @@ def _select_work(contract: Contract, files: list[Path], only: str | None) -> lis
         for relative in unusable:
             print(f"skipping {ds.name}/{relative!r}: the name cannot be a partition key", file=sys.stderr)
         for item in landed:
-            if loaded.get((ds.name, item.key)) != (item.size, item.mtime_ns // 1000, ds.fingerprint()):
+            if not _same_version(loaded.get((ds.name, item.key)), item, ds.fingerprint()):
                 work.append((ds, item))
     return work
+
+
+def _same_version(previous: tuple | None, item: LandedFile, fingerprint: str) -> bool:
+    if previous is None:
+        return False
+    size, mtime_us, loaded_fingerprint = previous
+    # qa.files keeps mtime in microseconds (UTC); allow for float rounding.
+    return size == item.size and loaded_fingerprint == fingerprint and abs(mtime_us - item.mtime_ns / 1000) <= 2
 
 
 def _landed_for(datasets: list[Dataset], path: Path, only: str | None) -> tuple[Dataset, LandedFile]:
@@ -251,9 +259,32 @@ def _outcome(dataset: str, key: str, result) -> FileOutcome:
     if not result.success:
         outcome.error_failed = True
         failure = next((e for e in result.all_events if e.is_step_failure), None)
-        message = failure.event_specific_data.error.message.strip().splitlines()[0] if failure else "run failed"
-        outcome.status = f"run failed: {message[:120]}"
+        if _is_blocking_check_failure(failure) and outcome.status:
+            outcome.status += " (blocked by a failed check)"
+        else:
+            outcome.status = f"run failed: {_failure_message(failure)[:160]}"
     return outcome
+
+
+def _is_blocking_check_failure(event) -> bool:
+    if event is None or event.event_specific_data.error is None:
+        return False
+    error = event.event_specific_data.error
+    while error.cause is not None:
+        error = error.cause
+    return error.cls_name == "DagsterAssetCheckFailedError"
+
+
+def _failure_message(event) -> str:
+    if event is None:
+        return "run failed"
+    data = event.event_specific_data
+    if data.user_failure_data and data.user_failure_data.description:
+        return data.user_failure_data.description
+    error = data.error
+    while error.cause is not None:
+        error = error.cause  # the user's exception, not Dagster's wrapper
+    return error.message.strip().splitlines()[0]
 
 
 def summary_table(outcomes: list[FileOutcome]) -> str:

@@ -25,7 +25,6 @@ def build_definitions(contract: Contract, settings: Settings) -> dg.Definitions:
         job = dg.define_asset_job(
             dataset_job_name(dataset.name),
             selection=dg.AssetSelection.assets(raw).upstream().downstream(),
-            partitions_def=partitions,
             description=f"Everything for one landed file of {dataset.name}.",
         )
         assets.append(raw)

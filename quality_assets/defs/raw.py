@@ -45,8 +45,11 @@ def build_raw_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg
         metadata={"dataset": dataset.name, "landing_dir": str(dataset.landing_dir), "glob": dataset.glob},
     )
     def raw(context: dg.AssetExecutionContext, config: RawLoadConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        path = resolve_file(dataset, context.partition_key)
-        audit = load_file(warehouse.get(), path, dataset, context.partition_key, context.run_id, force=config.force)
+        try:
+            path = resolve_file(dataset, context.partition_key)
+        except FileNotFoundError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        audit = load_file(warehouse.get(), path, dataset, context.partition_key, context.run.run_id, force=config.force)
         context.log.info(f"{dataset.name}/{context.partition_key}: {audit.status}: {audit.message}")
         return dg.MaterializeResult(metadata=raw_metadata(audit), check_results=[file_parsed_result(audit)])
 
