@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,8 @@ RULE_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "references": (("column", "dataset"), ("to_column",)),
 }
 RULE_COMMON = ("name", "severity", "mostly", "description")
+# Rule parameters that must be text (a column name, a pattern, an SQL expression, a dataset name).
+TEXT_PARAMS = ("column", "pattern", "type", "predicate", "expression", "dataset", "to_column", "when", "then", "left")
 COMPARE_OPS = ("<", "<=", "=", "==", "!=", "<>", ">=", ">")
 
 DATASET_KEYS = {
@@ -204,9 +207,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
             )
         key = str(key)
         if key in mapping:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            continue  # reported by _duplicate_keys; the first one counts
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.lines[key] = key_node.start_mark.line + 1
     mapping.line = node.start_mark.line + 1
@@ -221,6 +222,37 @@ class _LinedDict(dict):
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _duplicate_keys(node: yaml.Node, path: tuple[str, ...] = (), seen: set | None = None) -> Iterator[tuple[int, str, str, int]]:
+    """(line, where, key, line of the first one) for every repeated key in the YAML node tree."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key is not None and key in first:
+                yield key_node.start_mark.line + 1, _where((*path, key)), key, first[key]
+            elif key is not None:
+                first[key] = key_node.start_mark.line + 1
+            yield from _duplicate_keys(value_node, (*path, str(key)), seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value, start=1):
+            yield from _duplicate_keys(item, (*path, f"[{index}]"), seen)
+
+
+def _where(path: tuple[str, ...]) -> str:
+    """('datasets', 'orders', 'rules', '[2]') -> "dataset 'orders', rules[2]", as the checks name places."""
+    head, rest = "", path
+    if len(path) >= 2 and path[0] == "datasets":
+        head, rest = f"dataset '{path[1]}'", path[2:]
+    tail = ""
+    for part in rest:
+        tail += part if part.startswith("[") or not tail else f".{part}"
+    return ", ".join(p for p in (head, tail) if p) or "contract"
 
 
 class _Problems:
@@ -260,14 +292,20 @@ def load_contract(path: str | Path) -> Contract:
 
 def parse_contract(text: str, path: Path, problems: _Problems | None = None) -> Contract:
     problems = problems or _Problems(path)
+    loader = _LineLoader(text)
     try:
-        doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        node = loader.get_single_node()
+        for line, where, key, first in _duplicate_keys(node) if node is not None else ():
+            problems.add(line, where, f"duplicate key {key!r} (first given on line {first})")
+        doc = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark else None
         reason = getattr(exc, "problem", None) or str(exc)
         problems.add(line, "YAML", f"cannot parse: {reason}")
         raise ContractError(path, problems.items) from None
+    finally:
+        loader.dispose()
     if not isinstance(doc, dict):
         problems.add(None, "contract", "expected a mapping with a 'datasets' key")
         raise ContractError(path, problems.items)
@@ -286,10 +324,11 @@ def parse_contract(text: str, path: Path, problems: _Problems | None = None) -> 
             ds = _parse_dataset(name, spec, _line(raw_datasets, name), path.parent, problems)
             if ds is not None:
                 datasets.append(ds)
-        names = {d.name for d in datasets}
+        names = {str(name) for name in raw_datasets}  # declared, even when invalid themselves
         for ds in datasets:
             for rule in ds.rules:
-                if rule.kind == "references" and rule.params.get("dataset") not in names:
+                target = rule.params.get("dataset")
+                if rule.kind == "references" and isinstance(target, str) and target not in names:
                     problems.add(
                         rule.line, f"dataset '{ds.name}', rule '{rule.name}'",
                         f"references unknown dataset {rule.params.get('dataset')!r}",
@@ -307,7 +346,6 @@ def _unknown_keys(spec: dict, allowed: set[str], where: str, problems: _Problems
 
 def _parse_dataset(name: str, spec: Any, line: int | None, base: Path, problems: _Problems) -> Dataset | None:
     where = f"dataset '{name}'"
-    count_before = len(problems.items)
     if not DATASET_NAME.match(str(name)):
         problems.add(line, where, "name must be lower-case letters, digits and underscores, starting with a letter (it becomes a Dagster asset key and a table name)")
     if not isinstance(spec, dict):
@@ -369,8 +407,8 @@ def _parse_dataset(name: str, spec: Any, line: int | None, base: Path, problems:
     if not isinstance(description, str):
         problems.add(_line(spec, "description"), f"{where}, description", "expected text")
         description = ""
-    if len(problems.items) > count_before:
-        return None
+    # Built even when this dataset had problems (the contract then fails as a whole), so that
+    # checks across datasets, such as references, still run and every problem is listed at once.
     return Dataset(
         name=str(name), landing_dir=landing_dir.resolve(), glob=glob, recursive=recursive,
         format=fmt, csv=csv, partitioning=partitioning, columns=tuple(columns),
@@ -533,6 +571,9 @@ def _parse_rules(spec: Any, line: int | None, where: str, column_names: set[str]
         if mostly is not None and (isinstance(mostly, bool) or not isinstance(mostly, (int, float)) or not 0 < mostly <= 1):
             problems.add(_line(item, "mostly"), rule_where, f"mostly must be a share between 0 and 1, got {mostly!r}")
         name = item.get("name") or _default_rule_name(kind, params)
+        if not isinstance(name, str):
+            problems.add(_line(item, "name"), rule_where, f"name: expected text, got {name!r}")
+            name = _default_rule_name(kind, params)
         if name in names_seen:
             name = f"{name}_{index}"
         names_seen.add(name)
@@ -545,16 +586,21 @@ def _parse_rules(spec: Any, line: int | None, where: str, column_names: set[str]
 
 
 def _check_rule_params(kind: str, params: dict, column_names: set[str], line: int | None, where: str, problems: _Problems) -> None:
+    for key in TEXT_PARAMS:
+        if key in params and not isinstance(params[key], str):
+            problems.add(line, where, f"{key}: expected text, got {params[key]!r}")
     columns = params.get("columns", params.get("column"))
     if kind == "unique" and isinstance(columns, str):
         params["columns"] = [columns]
         columns = [columns]
-    named = columns if isinstance(columns, list) else [columns] if isinstance(columns, str) else []
+    if "columns" in params and not (isinstance(columns, list) and all(isinstance(c, str) for c in columns)):
+        problems.add(line, where, f"columns: expected a column name or a list of them, got {columns!r}")
+    named = [c for c in columns if isinstance(c, str)] if isinstance(columns, list) else [columns] if isinstance(columns, str) else []
     if column_names:
         for col in named:
             if col not in column_names:
                 problems.add(line, where, f"unknown column {col!r}")
-    if kind == "accepted_values" and not isinstance(params.get("values"), list):
+    if kind == "accepted_values" and "values" in params and not isinstance(params["values"], list):
         problems.add(line, where, "values: expected a list")
     if kind == "regex" and isinstance(params.get("pattern"), str):
         try:
@@ -572,7 +618,7 @@ def _check_rule_params(kind: str, params: dict, column_names: set[str], line: in
 def _default_rule_name(kind: str, params: dict) -> str:
     subject = params.get("column") or params.get("columns") or ""
     if isinstance(subject, list):
-        subject = "_".join(subject)
+        subject = "_".join(map(str, subject))
     return re.sub(r"[^A-Za-z0-9_]+", "_", f"{kind}_{subject}".strip("_")).strip("_").lower() or kind
 
 

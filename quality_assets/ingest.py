@@ -23,6 +23,7 @@ import re
 import shutil
 import tempfile
 import time
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -151,8 +152,11 @@ def load_file(
             columns=list(previous["columns"] or []), format=previous["format"],
             message=f"identical content already loaded by run {previous['run_id']}; nothing to do",
             error_codes=dict(previous["error_codes"] or {}),
-            contract_fingerprint=dataset.fingerprint(),
+            contract_fingerprint=dataset.fingerprint(), started=dt.datetime.now(),
         )
+        audit.finished = audit.started
+        with warehouse.connect() as con:
+            insert_audit(con, audit)
         return audit
     workdir = Path(tempfile.mkdtemp(prefix="stage-", dir=_staging_root(warehouse)))
     try:
@@ -217,7 +221,7 @@ def stage_file(
     audit = LoadAudit(
         dataset=dataset.name, partition_key=partition_key, run_id=run_id,
         source_path=str(source), bytes=stat.st_size,
-        mtime=dt.datetime.fromtimestamp(stat.st_mtime), started=started,
+        mtime=dt.datetime.fromtimestamp(stat.st_mtime_ns / 1e9, tz=dt.timezone.utc).replace(tzinfo=None), started=started,
         contract_fingerprint=dataset.fingerprint(),
     )
     stage_path = workdir / "stage.duckdb"
@@ -250,16 +254,44 @@ def _stage_into(con, source: Path, dataset: Dataset, audit: LoadAudit, workdir: 
     audit.compression = compression
     fmt = dataset.format if dataset.format != "auto" else _detect_format(source, head)
     audit.format = fmt
-    if audit.bytes == 0 or not head.strip():
+    if audit.bytes == 0 or _is_blank(head):
         return _empty(con, audit, "E_EMPTY_FILE", FILE_ERRORS["E_EMPTY_FILE"], "empty")
     if fmt == "parquet":
         return _stage_parquet(con, source, dataset, audit)
     encoding = dataset.csv.encoding.lower()
     if b"\x00" in head and not encoding.startswith("utf-16") and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return _empty(con, audit, "E_BINARY", FILE_ERRORS["E_BINARY"] + " (NUL bytes in the first block)", "rejected")
-    if fmt == "json":
-        return _stage_json(con, source, dataset, audit)
-    return _stage_csv(con, source, dataset, audit, head, workdir)
+    try:
+        if fmt == "json":
+            return _stage_json(con, source, dataset, audit)
+        return _stage_csv(con, source, dataset, audit, head, workdir)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        if audit.compression != "gzip":
+            raise
+        # A corrupt or truncated gzip stream (a file still being written, say): reject it whole.
+        _reset_stage(con)
+        return _empty(con, audit, "E_UNREADABLE", f"not a readable gzip file: {exc}", "rejected")
+
+
+def _is_blank(head: bytes) -> bool:
+    """Nothing but a byte-order mark and whitespace."""
+    for bom in (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        if head.startswith(bom):
+            head = head[len(bom):]
+            if bom != codecs.BOM_UTF8:
+                head = head.replace(b"\x00", b"")
+            break
+    return not head.strip()
+
+
+def _reset_stage(con) -> None:
+    """Drop whatever a failed staging attempt left behind, keeping the empty quarantine."""
+    for name, kind in con.execute(
+        "SELECT table_name, table_type FROM information_schema.tables "
+        "WHERE table_schema = 'main' AND table_name <> 'quarantine'"
+    ).fetchall():
+        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} IF EXISTS {quote_ident(name)}")
+    con.execute("DELETE FROM quarantine")
 
 
 def _empty(con, audit: LoadAudit, code: str, message: str, status: str) -> dict[str, str]:
@@ -316,9 +348,10 @@ def _finish_counts(con, audit: LoadAudit) -> None:
             audit.message = audit.message or f"{audit.rows_loaded} rows loaded"
     if audit.encoding and audit.encoding.startswith("utf") and audit.utf8_valid is None:
         audit.utf8_valid = "E_ENCODING" not in audit.error_codes
-    preview = con.execute("SELECT * EXCLUDE (_source_row) FROM rows ORDER BY _source_row LIMIT 5")
-    names = [d[0] for d in preview.description]
-    audit.preview = [dict(zip(names, row, strict=True)) for row in preview.fetchall()]
+    if audit.columns:
+        preview = con.execute("SELECT * EXCLUDE (_source_row) FROM rows ORDER BY _source_row LIMIT 5")
+        names = [d[0] for d in preview.description]
+        audit.preview = [dict(zip(names, row, strict=True)) for row in preview.fetchall()]
 
 
 def _table_columns(con, table: str) -> list[str]:
@@ -407,7 +440,7 @@ def _dedupe(names: list[str]) -> list[str]:
 def _sample_records(text: str, delimiter: str, quote: str, limit: int) -> list[list[str]]:
     records = []
     try:
-        for record in csv.reader(io.StringIO(text), delimiter=delimiter, quotechar=quote):
+        for record in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote):
             if record:
                 records.append(record)
             if len(records) >= limit:
@@ -458,7 +491,7 @@ def _looks_like_header(records: list[list[str]], dataset: Dataset) -> bool:
         return False
     if not body:
         return True
-    for i, value in enumerate(first):
+    for i in range(len(first)):
         kinds = [_kind(r[i]) for r in body if i < len(r)]
         typed = [k for k in kinds if k in ("number", "date")]
         if kinds and len(typed) >= 0.8 * len([k for k in kinds if k != "empty"] or [1]):
@@ -500,9 +533,7 @@ def _stage_csv(con, source: Path, dataset: Dataset, audit: LoadAudit, head: byte
         return _stage_csv_duckdb(con, source, dataset, dialect, duck_encoding, compression)
     except duckdb.Error as exc:
         # DuckDB gave up on the file as a whole; parse it record by record instead.
-        for table in ("rows", "rejects", "rejects_scan"):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
-        con.execute("DELETE FROM quarantine")
+        _reset_stage(con)
         audit.parser = "python"
         audit.message = f"parsed by the record-by-record reader ({_first_line(exc)})"
         return _stage_csv_python(con, source, dataset, dialect, duck_encoding, compression)
@@ -592,6 +623,10 @@ def _stage_csv_duckdb(con, source: Path, dataset: Dataset, dialect: Dialect, enc
     declared = {c.name: c.type for c in dataset.columns if c.type}
     options["names"] = dialect.names
     types = {src: declared[tgt] for src, tgt in zip(dialect.names, targets, strict=True) if tgt in declared}
+    # DuckDB's integer cast rounds "1.5" to 2 and accepts "1_000"; declared integer columns are
+    # read as text and cast strictly below, so such values are quarantined instead.
+    integers = {tgt: declared[tgt] for tgt in targets if declared.get(tgt) in INTEGER_TYPES}
+    types.update({src: "VARCHAR" for src, tgt in zip(dialect.names, targets, strict=True) if tgt in integers})
     if types:
         options["types"] = types
     options.update(store_rejects=True, rejects_table="rejects", rejects_scan="rejects_scan")
@@ -609,13 +644,29 @@ def _stage_csv_duckdb(con, source: Path, dataset: Dataset, dialect: Dialect, enc
     column_types = {row[0]: row[1] for row in con.execute("DESCRIBE rows").fetchall()}
     rejected = con.execute(
         "SELECT line, list(error_type::VARCHAR ORDER BY column_idx), list(column_idx ORDER BY column_idx), "
-        "list(column_name ORDER BY column_idx), any_value(csv_line), list(error_message ORDER BY column_idx) "
-        "FROM rejects GROUP BY line ORDER BY line"
+        "list(column_name ORDER BY column_idx), any_value(csv_line), list(error_message ORDER BY column_idx), "
+        "max(line_byte_position) FROM rejects GROUP BY line ORDER BY line"
     ).fetchall()
-    if not rejected:
-        return column_types
+    if rejected:
+        _quarantine_rejects(con, source, compression, rejected, dialect, targets, column_types, header_lines)
+    if integers:
+        _cast_integers_strictly(con, integers)
+        column_types = {row[0]: row[1] for row in con.execute("DESCRIBE rows").fetchall()}
+    return column_types
+
+
+def _quarantine_rejects(con, source, compression, rejected, dialect, targets, column_types, header_lines) -> None:
+    if any("UNQUOTED VALUE" in kinds for _, kinds, *_ in rejected):
+        # An unterminated quote: DuckDB swallows every record after it into the one rejected
+        # line. The record-by-record reader quarantines that line and reads on.
+        raise duckdb.InvalidInputException("unterminated quote")
+    if _irregular_line_breaks(source, compression, max(r[6] for r in rejected)):
+        # DuckDB's reject line numbers count blank lines (and a CRLF in a LF file as two lines),
+        # its loaded rows do not: only the record-by-record reader numbers both the same way.
+        raise duckdb.InvalidInputException("blank lines or mixed line breaks before rejected records")
     rows = []
-    for line, kinds, indexes, names, csv_line, messages in rejected:
+    for line, kinds, indexes, names, csv_line, messages, _ in rejected:
+        csv_line = csv_line.strip("\r\n") if csv_line is not None else None
         # A record can fail several ways; report the structural fault first, else the first cast.
         pick = min(range(len(kinds)), key=lambda i: REJECT_PRIORITY.get(kinds[i], len(REJECT_PRIORITY)))
         target = _target_for(names[pick], dialect.names, targets)
@@ -628,7 +679,64 @@ def _stage_csv_duckdb(con, source: Path, dataset: Dataset, dialect: Dialect, enc
         ))
     _insert_quarantine(con, rows)
     _renumber(con)
-    return column_types
+
+
+INTEGER_TYPES = ("BIGINT", "INTEGER", "SMALLINT")
+STRICT_INTEGER = r"^\s*[-+]?[0-9]+\s*$"
+
+
+def _cast_integers_strictly(con, integers: dict[str, str]) -> None:
+    """Quarantine rows whose text in a declared integer column is not a whole number, then cast."""
+    failing = [
+        (name, f"({quote_ident(name)} IS NOT NULL AND NOT (regexp_full_match({quote_ident(name)}, "
+               f"{quote_literal(STRICT_INTEGER)}) AND TRY_CAST(trim({quote_ident(name)}) AS {kind}) IS NOT NULL))")
+        for name, kind in integers.items()
+    ]
+    any_failing = " OR ".join(cond for _, cond in failing)
+    first = "CASE " + " ".join(f"WHEN {cond} THEN {quote_literal(name)}" for name, cond in failing) + " END"
+    value = "CASE " + " ".join(f"WHEN {cond} THEN {quote_ident(name)}" for name, cond in failing) + " END"
+    kind = "CASE " + " ".join(f"WHEN {cond} THEN {quote_literal(integers[name])}" for name, cond in failing) + " END"
+    columns = [row[0] for row in con.execute("DESCRIBE rows").fetchall() if row[0] != "_source_row"]
+    delimiter_join = " || ',' || ".join(f"coalesce(CAST({quote_ident(c)} AS VARCHAR), '')" for c in columns)
+    con.execute(
+        f"INSERT INTO quarantine SELECT _source_row, NULL, {first}, 'E_NUMERIC_FORMAT', "
+        f"'cannot cast ' || left({value}, 200) || ' to ' || {kind} || ' (not a whole number)', "
+        f"left({value}, 1000), {delimiter_join}, NULL FROM rows WHERE {any_failing}"
+    )
+    con.execute(f"DELETE FROM rows WHERE {any_failing}")
+    for name, kind in integers.items():
+        # TRY_CAST: ALTER still visits the rows just deleted (they failed the cast by definition).
+        con.execute(f"ALTER TABLE rows ALTER COLUMN {quote_ident(name)} TYPE {kind} USING TRY_CAST(trim({quote_ident(name)}) AS {kind})")
+
+
+_EMPTY_LINE = re.compile(rb"\n\r?\n|\r\r")
+_LINE_BREAKS = {"lf": re.compile(rb"(?<!\r)\n"), "crlf": re.compile(rb"\r\n"), "cr": re.compile(rb"\r(?!\n)")}
+
+
+def _irregular_line_breaks(source: Path, compression: str | None, end: int) -> bool:
+    """Whether the first `end` bytes of the (decompressed) file hold an empty line or more than
+    one kind of line break (LF, CRLF, CR)."""
+    opener = gzip.open if compression == "gzip" else open
+    seen: set[str] = set()
+    carry = b""
+    with opener(source, "rb") as handle:
+        remaining = end + 2
+        while True:
+            block = handle.read(min(max(remaining, 0), 8 * 1024 * 1024))
+            remaining -= len(block)
+            at_end = not block or remaining <= 0
+            chunk = carry + block  # the carried bytes are judged again with what follows them
+            if _EMPTY_LINE.search(chunk):
+                return True
+            for kind, pattern in _LINE_BREAKS.items():
+                # a CR as the very last byte may be the first half of a CRLF in the next block
+                if any(m.start() < len(chunk) - 1 or at_end for m in pattern.finditer(chunk)):
+                    seen.add(kind)
+            if len(seen) > 1:
+                return True
+            if at_end:
+                return False
+            carry = chunk[-2:]
 
 
 def _target_for(source_name: str | None, sources: list[str], targets: list[str]) -> str | None:
@@ -745,13 +853,22 @@ class _LineFeed:
         self.current_bytes = 0
 
 
+_AFTER_LONE_CR = re.compile(rb"(?<=\r)(?!\n)")
+
+
 def _physical_lines(handle, encoding: str) -> Iterator[tuple[int, str, bool]]:
-    """(line number, text, decoded cleanly) for each line of a binary handle."""
-    for number, raw in enumerate(handle, start=1):
-        try:
-            yield number, raw.decode(encoding), True
-        except UnicodeDecodeError:
-            yield number, raw.decode(encoding, errors="replace"), False
+    """(line number, text, decoded cleanly) for each line of a binary handle; a lone CR ends a
+    line too (old Mac exports), as it does for DuckDB's reader."""
+    number = 0
+    for raw in handle:
+        for part in _AFTER_LONE_CR.split(raw) if b"\r" in raw else (raw,):
+            if not part:
+                continue
+            number += 1
+            try:
+                yield number, part.decode(encoding), True
+            except UnicodeDecodeError:
+                yield number, part.decode(encoding, errors="replace"), False
 
 
 def _stage_csv_python(con, source: Path, dataset: Dataset, dialect: Dialect, encoding: str, compression: str | None) -> dict[str, str]:
@@ -774,10 +891,13 @@ def _stage_csv_python(con, source: Path, dataset: Dataset, dialect: Dialect, enc
         feed = _LineFeed(_physical_lines(handle, encoding), limit)
         for _ in range(header_lines):
             next(feed, None)
-        reader = csv.reader(feed, delimiter=dialect.delimiter, quotechar=dialect.quote,
-                            doublequote=dialect.escape == dialect.quote,
-                            escapechar=None if dialect.escape == dialect.quote else dialect.escape,
-                            strict=True)
+        def new_reader():
+            return csv.reader(feed, delimiter=dialect.delimiter, quotechar=dialect.quote,
+                              doublequote=dialect.escape == dialect.quote,
+                              escapechar=None if dialect.escape == dialect.quote else dialect.escape,
+                              strict=True)
+
+        reader = new_reader()
         while True:
             feed.start_record()
             try:
@@ -787,11 +907,15 @@ def _stage_csv_python(con, source: Path, dataset: Dataset, dialect: Dialect, enc
             except (csv.Error, _RecordTooLong) as exc:
                 first, rest = feed.current[0], feed.current[1:]
                 record_no += 1
-                code = "E_LINE_SIZE" if isinstance(exc, _RecordTooLong) else "E_QUOTE"
-                message = ERROR_CODES[code] if code == "E_LINE_SIZE" else f"{ERROR_CODES[code]}: {exc}"
+                if isinstance(exc, _RecordTooLong) and not rest:
+                    code, message = "E_LINE_SIZE", ERROR_CODES["E_LINE_SIZE"]
+                elif isinstance(exc, _RecordTooLong):  # a quote left open swallowed the lines after it
+                    code, message = "E_QUOTE", f"{ERROR_CODES['E_QUOTE']}: still open after {feed.limit} bytes"
+                else:
+                    code, message = "E_QUOTE", f"{ERROR_CODES['E_QUOTE']}: {exc}"
                 quarantine.append(_quarantine_row(record_no, first[0], None, code, message, None, first[1].rstrip("\r\n")))
                 feed.replay.extendleft(reversed(rest))
-                reader = csv.reader(feed, delimiter=dialect.delimiter, quotechar=dialect.quote, strict=True)
+                reader = new_reader()
                 continue
             if not fields:
                 continue  # blank line: not a record
@@ -811,7 +935,7 @@ def _stage_csv_python(con, source: Path, dataset: Dataset, dialect: Dialect, enc
                     batch = []
     _append_text_rows(con, batch, targets)
     _insert_quarantine(con, quarantine)
-    return _cast_text_rows(con, dataset, targets)
+    return _cast_text_rows(con, dataset, targets, date_format=dialect.date_format)
 
 
 def _append_text_rows(con, batch: list[list], targets: list[str]) -> None:
@@ -836,18 +960,22 @@ def _append_text_rows(con, batch: list[list], targets: list[str]) -> None:
 INFER_ORDER = ("BIGINT", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP")
 
 
-def _cast_text_rows(con, dataset: Dataset, targets: list[str], table: str = "text_rows") -> dict[str, str]:
-    """Cast text columns to their declared (or inferred) types; failing rows go to quarantine."""
+def _cast_text_rows(con, dataset: Dataset, targets: list[str], table: str = "text_rows",
+                    date_format: str | None = None) -> dict[str, str]:
+    """Cast text columns to their declared (or inferred) types; failing rows go to quarantine.
+
+    `date_format` is the file's sniffed date format, used when the contract names none.
+    """
     declared = {c.name: c.type for c in dataset.columns if c.type}
     source_types = {row[0]: row[1] for row in con.execute(f"DESCRIBE {table}").fetchall()}
     types = {}
     to_infer = [t for t in targets if t not in declared and source_types.get(t) == "VARCHAR"]
-    inferred = _infer_types(con, table, to_infer, dataset)
+    inferred = _infer_types(con, table, to_infer, dataset, date_format)
     for name in targets:
         types[name] = declared.get(name) or inferred.get(name) or source_types[name]
     casts, failures = [], []
     for name in targets:
-        expr = _cast_expr(quote_ident(name), source_types[name], types[name], dataset)
+        expr = _cast_expr(quote_ident(name), source_types[name], types[name], dataset, date_format)
         casts.append(f"{expr} AS {quote_ident(name)}")
         if expr != quote_ident(name):
             failures.append((name, f"({quote_ident(name)} IS NOT NULL AND {expr} IS NULL)"))
@@ -880,18 +1008,27 @@ def _cast_text_rows(con, dataset: Dataset, targets: list[str], table: str = "tex
     return {row[0]: row[1] for row in con.execute("DESCRIBE rows").fetchall()}
 
 
-def _cast_expr(column_sql: str, source_type: str, target_type: str, dataset: Dataset) -> str:
+def _cast_expr(column_sql: str, source_type: str, target_type: str, dataset: Dataset,
+               date_format: str | None = None) -> str:
     if source_type == target_type:
         return column_sql
     text = f"trim(CAST({column_sql} AS VARCHAR))" if source_type == "VARCHAR" else column_sql
-    if source_type == "VARCHAR" and target_type == "DATE" and dataset.csv.date_format:
-        return f"CAST(try_strptime({text}, {quote_literal(dataset.csv.date_format)}) AS DATE)"
+    date_format = dataset.csv.date_format or (date_format if date_format != "%Y-%m-%d" else None)
+    if source_type == "VARCHAR" and target_type == "DATE" and date_format:
+        return f"CAST(try_strptime({text}, {quote_literal(date_format)}) AS DATE)"
     if source_type == "VARCHAR" and target_type.startswith("TIMESTAMP") and dataset.csv.timestamp_format:
         return f"try_strptime({text}, {quote_literal(dataset.csv.timestamp_format)})"
+    if source_type == "VARCHAR" and target_type in INTEGER_TYPES:
+        # TRY_CAST would round '1.5' to 2: only whole-number text becomes an integer.
+        return f"CASE WHEN regexp_full_match({text}, {quote_literal(INTEGER_TEXT)}) THEN TRY_CAST({text} AS {target_type}) END"
     return f"TRY_CAST({text} AS {target_type})"
 
 
-def _infer_types(con, table: str, columns: list[str], dataset: Dataset) -> dict[str, str]:
+INTEGER_TEXT = r"[+-]?[0-9]+"
+LEADING_ZERO = r"^[+-]?0[0-9]"  # '01234' is a code (zip, account), not the number 1234
+
+
+def _infer_types(con, table: str, columns: list[str], dataset: Dataset, date_format: str | None = None) -> dict[str, str]:
     if not columns:
         return {}
     probes = []
@@ -899,7 +1036,12 @@ def _infer_types(con, table: str, columns: list[str], dataset: Dataset) -> dict[
         col = quote_ident(name)
         probes.append(f"count({col})")
         for candidate in INFER_ORDER:
-            probes.append(f"count({_cast_expr(col, 'VARCHAR', candidate, dataset)})")
+            expr = _cast_expr(col, "VARCHAR", candidate, dataset, date_format)
+            if candidate == "BIGINT":  # TRY_CAST rounds '1.5' to 2: only whole numbers are integers
+                expr = f"CASE WHEN regexp_full_match(trim({col}), {quote_literal(INTEGER_TEXT)}) THEN {expr} END"
+            if candidate in ("BIGINT", "DOUBLE"):  # as DuckDB's sniffer, keep leading zeros as text
+                expr = f"CASE WHEN NOT regexp_matches(trim({col}), {quote_literal(LEADING_ZERO)}) THEN {expr} END"
+            probes.append(f"count({expr})")
     counts = con.execute(f"SELECT {', '.join(probes)} FROM {table}").fetchone()
     result = {}
     step = len(INFER_ORDER) + 1
@@ -922,8 +1064,8 @@ def _infer_types(con, table: str, columns: list[str], dataset: Dataset) -> dict[
 def _stage_json(con, source: Path, dataset: Dataset, audit: LoadAudit) -> dict[str, str]:
     audit.parser = "python-json"
     audit.encoding = "utf-8"
-    aliases = dataset.alias_map()
     targets: list[str] = []
+    columns: dict[str, str] = {}  # JSON key -> column (DuckDB names ignore case, JSON keys do not)
     con.execute("CREATE TABLE text_rows (_source_row BIGINT, _line BIGINT, _raw_line VARCHAR)")
     batch: list[dict] = []
     quarantine: list[tuple] = []
@@ -948,12 +1090,12 @@ def _stage_json(con, source: Path, dataset: Dataset, audit: LoadAudit) -> dict[s
                 continue
             row = {"_source_row": record_no, "_line": line_no, "_raw_line": stripped}
             for key, item in value.items():
-                name = aliases.get(str(key).lower(), str(key))
-                if name in META_COLUMNS:
-                    name = f"{name}_source"
-                if name not in targets:
-                    targets.append(name)
-                    con.execute(f"ALTER TABLE text_rows ADD COLUMN {quote_ident(name)} VARCHAR")
+                name = columns.get(key)
+                if name is None:
+                    name = columns[key] = _json_column(dataset, str(key), targets)
+                    if name not in targets:
+                        targets.append(name)
+                        con.execute(f"ALTER TABLE text_rows ADD COLUMN {quote_ident(name)} VARCHAR")
                 row[name] = _json_text(item)
             batch.append(row)
             if len(batch) >= BATCH_ROWS:
@@ -963,6 +1105,20 @@ def _stage_json(con, source: Path, dataset: Dataset, audit: LoadAudit) -> dict[s
     _insert_quarantine(con, quarantine)
     audit.utf8_valid = "E_ENCODING" not in {q[3] for q in quarantine}
     return _cast_text_rows(con, dataset, targets)
+
+
+def _json_column(dataset: Dataset, key: str, targets: list[str]) -> str:
+    """The column for a JSON key seen for the first time: its contract column (aliases and case
+    ignored), else the key itself, suffixed when it differs from a taken name only in case."""
+    name = _target_names(dataset, [key])[0]
+    if dataset.column(name) is not None:
+        return name
+    taken = {t.lower() for t in targets}
+    candidate, suffix = name, 0
+    while candidate.lower() in taken:
+        suffix += 1
+        candidate = f"{name}_{suffix}"
+    return candidate
 
 
 def _json_text(value) -> str | None:
@@ -1004,7 +1160,11 @@ def _stage_parquet(con, source: Path, dataset: Dataset, audit: LoadAudit) -> dic
     targets = _target_names(dataset, sources)
     select = ", ".join(f"{quote_ident(s)} AS {quote_ident(t)}" for s, t in zip(sources, targets, strict=True))
     con.execute(f"CREATE VIEW parquet_rows AS SELECT file_row_number + 1 AS _source_row, {select} FROM {reader}")
-    return _cast_text_rows(con, dataset, targets, table="parquet_rows")
+    try:
+        return _cast_text_rows(con, dataset, targets, table="parquet_rows")
+    except duckdb.Error as exc:  # the footer reads but a data page does not
+        _reset_stage(con)
+        return _empty(con, audit, "E_UNREADABLE", f"not a readable Parquet file: {_first_line(exc)}", "rejected")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1059,8 +1219,7 @@ def publish_stage(con: duckdb.DuckDBPyConnection, staged: Staged) -> LoadAudit:
                     audit.message += f"; same content as partition {dup[0]!r}"
             if changes:
                 audit.message += "; schema: " + ", ".join(changes)
-            placeholders = ", ".join("?" for _ in LoadAudit.AUDIT_COLUMNS)
-            con.execute(f"INSERT INTO qa.files VALUES ({placeholders})", audit.as_row())
+            insert_audit(con, audit)
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
@@ -1069,6 +1228,11 @@ def publish_stage(con: duckdb.DuckDBPyConnection, staged: Staged) -> LoadAudit:
         con.execute("DETACH stage")
     audit.column_types = {c: t for c, t in staged.column_types.items() if c != "_source_row"}
     return audit
+
+
+def insert_audit(con: duckdb.DuckDBPyConnection, audit: LoadAudit) -> None:
+    placeholders = ", ".join("?" for _ in LoadAudit.AUDIT_COLUMNS)
+    con.execute(f"INSERT INTO qa.files VALUES ({placeholders})", audit.as_row())
 
 
 def _evolve_raw_table(con, table: str, staged: Staged) -> list[str]:
