@@ -27,17 +27,30 @@ def build_landing_sensor(
         ),
     )
     def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        known = set(context.instance.get_dynamic_partitions(partitions.name))
         plan = plan_tick(
-            dataset, context.cursor, time.time_ns(), known,
+            dataset, context.cursor, time.time_ns(), set(),
             settle_s=settings.sensor_settle_s,
             hash_max_bytes=settings.sensor_hash_max_bytes,
             max_runs=settings.sensor_max_runs_per_tick,
         )
+        if plan.cursor_reset:
+            context.log.warning(
+                "the cursor was unreadable (corrupt or from another version): state rebuilt from the folder; "
+                "files that already ran keep their run keys, so Dagster does not launch them again"
+            )
         for relative in plan.unusable:
-            context.log.warning(f"skipping {relative!r}: the name cannot be a Dagster partition key")
+            context.log.warning(
+                f"skipping {relative!r}: the name cannot be a Dagster partition key "
+                "(it contains '...' or a control character, is not UTF-8, or is too long); rename the file"
+            )
         if plan.waiting:
             context.log.info(f"waiting for {len(plan.waiting)} file(s) still being written: {plan.waiting[:5]}")
+        if plan.unchanged_touched:
+            context.log.info(f"{len(plan.unchanged_touched)} file(s) touched with identical content, not run again: "
+                             f"{plan.unchanged_touched[:5]}")
+        if plan.deferred:
+            context.log.info(f"{plan.deferred} complete file(s) left for the next tick "
+                             f"(at most {settings.sensor_max_runs_per_tick} runs per tick)")
         requests = [
             dg.RunRequest(
                 run_key=run_key(dataset.name, landed),
@@ -46,8 +59,14 @@ def build_landing_sensor(
             )
             for landed in plan.to_run
         ]
-        partition_requests = [partitions.build_add_request(plan.new_keys)] if plan.new_keys else []
-        skip = None if requests else f"no new or changed complete files ({len(plan.waiting)} still being written)"
+        # Partitions are read only on ticks that run something: a quiet tick stays a folder listing.
+        known = set(context.instance.get_dynamic_partitions(partitions.name)) if plan.new_keys else set()
+        new_keys = [key for key in plan.new_keys if key not in known]
+        partition_requests = [partitions.build_add_request(new_keys)] if new_keys else []
+        skip = None if requests else (
+            f"no new or changed complete files ({len(plan.waiting)} still being written, "
+            f"{len(plan.unchanged_touched)} touched without changes, {len(plan.unusable)} with unusable names)"
+        )
         return dg.SensorResult(
             run_requests=requests,
             dynamic_partitions_requests=partition_requests,
