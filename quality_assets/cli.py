@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="write a sample landing folder with typical faults and run the pipeline on it")
     demo.add_argument("--dir", type=Path, default=Path("quality_demo"), help="where to write it (default ./quality_demo)")
     demo.set_defaults(handler=cmd_demo)
+
+    from quality_assets.cli_ops import add_operations_commands
+    from quality_assets.suggest import add_suggest_command
+
+    add_operations_commands(sub)
+    add_suggest_command(sub)
     return parser
 
 
@@ -91,7 +97,8 @@ def cmd_validate(args) -> int:
     for ds in contract.datasets:
         print(
             f"  {ds.name}: {ds.format} files '{ds.glob}' in {ds.landing_dir}, "
-            f"{len(ds.columns)} column(s), {len(ds.rules)} rule(s), partitioned per {ds.partitioning}"
+            f"{len(ds.columns)} column(s), {len(ds.rules)} rule(s), "
+            + (f"partitioned daily from {ds.daily.start}" if ds.daily else f"partitioned per {ds.partitioning}")
         )
     return EXIT_OK
 
@@ -114,10 +121,15 @@ def cmd_demo(args) -> int:
     print()
     print("Where to look:")
     print(f"  contract:   {settings.contracts}")
-    print(f"  warehouse:  {settings.duckdb_path}  (tables raw.*, qa.files, qa.quarantine)")
+    print(f"  warehouse:  {settings.duckdb_path}  (tables raw.*, published.*, qa.files, qa.quarantine, "
+          "qa.check_results, qa.failing_rows)")
     print(f"  outputs:    {settings.output_dir}")
     print(f"  quarantine: duckdb {settings.duckdb_path} -c \"SELECT * FROM qa.quarantine\"")
     print(f"  the UI:     QA_CONTRACTS={settings.contracts} dagster dev -m quality_assets.defs")
+    if status == EXIT_CHECK_FAILED:  # the demo's last orders file breaks an error rule on purpose
+        print("  blocked:    a file failed an error rule, as the demo intends: its rows stay out of published.*;"
+              f" see duckdb {settings.duckdb_path} -c \"SELECT * FROM qa.failing_rows\"")
+        return EXIT_OK
     return status
 
 
@@ -142,7 +154,7 @@ def _select_work(contract: Contract, files: list[Path], only: str | None) -> lis
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
     if files:
-        return [_landed_for(datasets, path.resolve(), only) for path in files]
+        return _by_day([_landed_for(datasets, path.resolve(), only) for path in files])
     work = []
     loaded = _loaded_versions(contract)
     for ds in datasets:
@@ -150,9 +162,9 @@ def _select_work(contract: Contract, files: list[Path], only: str | None) -> lis
         for relative in unusable:
             print(f"skipping {ds.name}/{relative!r}: the name cannot be a partition key", file=sys.stderr)
         for item in landed:
-            if not _same_version(loaded.get((ds.name, item.key)), item, ds.fingerprint()):
+            if not _same_version(loaded.get((ds.name, str((ds.landing_dir / item.key).resolve()))), item, ds.fingerprint()):
                 work.append((ds, item))
-    return work
+    return _by_day(work)
 
 
 def _same_version(previous: tuple | None, item: LandedFile, fingerprint: str) -> bool:
@@ -190,19 +202,48 @@ def _landed(relative: str, path: Path) -> LandedFile:
 
 
 def _loaded_versions(contract: Contract) -> dict[tuple[str, str], tuple]:
-    """(dataset, partition) -> (bytes, mtime in µs, contract fingerprint) of the last load."""
+    """(dataset, source path) -> (bytes, mtime in µs, contract fingerprint) of the last load, or of
+    the file's last load before retention removed its partition."""
     settings = settings_from_env()
     if not settings.duckdb_path.exists():
         return {}
     from quality_assets.warehouse import Warehouse
 
     warehouse = Warehouse(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s, memory_limit=settings.memory_limit)
+    from quality_assets.retention import removed_versions
+
     with warehouse.connect() as con:
         rows = con.execute(
-            "SELECT dataset, partition_key, bytes, epoch_us(mtime), contract_fingerprint FROM qa.files "
-            "WHERE status <> 'unchanged' QUALIFY row_number() OVER (PARTITION BY dataset, partition_key ORDER BY finished DESC) = 1"
+            "SELECT dataset, source_path, bytes, epoch_us(mtime), contract_fingerprint FROM qa.files "
+            "WHERE status <> 'unchanged' QUALIFY row_number() OVER (PARTITION BY dataset, source_path ORDER BY finished DESC) = 1"
         ).fetchall()
-    return {(d, k): (b, m, f) for d, k, b, m, f in rows}
+        removed = removed_versions(con)
+    versions = {(d, path): (b, m, f) for d, _key, path, b, m, f in removed}
+    versions.update({(d, path): (b, m, f) for d, path, b, m, f in rows})
+    return versions
+
+
+def _by_day(work: list[tuple[Dataset, LandedFile]]) -> list[tuple[Dataset, LandedFile]]:
+    """Daily datasets run per day: their files become one work item per closed day."""
+    from quality_assets.daily import file_day, is_partition_day
+
+    result: list[tuple[Dataset, LandedFile]] = []
+    days: dict[tuple[str, str], tuple[Dataset, list[LandedFile]]] = {}
+    for ds, item in work:
+        if ds.partitioning != "daily":
+            result.append((ds, item))
+        elif ds.daily.column:
+            print(f"skipping {ds.name}/{item.key}: {ds.name} takes its days from column {ds.daily.column!r}; "
+                  "its days run on its schedule or as a backfill", file=sys.stderr)
+        elif (day := file_day(ds, item.key)) is None:
+            print(f"skipping {ds.name}/{item.key}: no date matching {ds.daily.file_pattern!r} in the name", file=sys.stderr)
+        elif not is_partition_day(ds, day):
+            print(f"skipping {ds.name}/{item.key}: day {day} is before {ds.daily.start} or has not closed yet", file=sys.stderr)
+        else:
+            days.setdefault((ds.name, day), (ds, []))[1].append(item)
+    for (_, day), (ds, items) in sorted(days.items()):
+        result.append((ds, LandedFile(day, items[0].path, sum(i.size for i in items), max(i.mtime_ns for i in items))))
+    return result
 
 
 def _execute(contract: Contract, settings, work: list[tuple[Dataset, LandedFile]], force: bool) -> list[FileOutcome]:
@@ -217,7 +258,7 @@ def _execute(contract: Contract, settings, work: list[tuple[Dataset, LandedFile]
     progress = Progress(len(work))
     for ds, landed in work:
         partitions = files_partitions(ds)
-        if not instance.has_dynamic_partition(partitions.name, landed.key):
+        if ds.partitioning == "file" and not instance.has_dynamic_partition(partitions.name, landed.key):
             instance.add_dynamic_partitions(partitions.name, [landed.key])
         progress.start(f"{ds.name}/{landed.key}")
         started = time.perf_counter()
@@ -244,6 +285,7 @@ def _outcome(dataset: str, key: str, result) -> FileOutcome:
     import dagster as dg
 
     outcome = FileOutcome(dataset, key)
+    published = False
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         if materialization.asset_key == dg.AssetKey([dataset, "raw"]):
@@ -251,16 +293,23 @@ def _outcome(dataset: str, key: str, result) -> FileOutcome:
             outcome.rows = meta["dagster/row_count"].value
             outcome.quarantined = meta["rows_quarantined"].value
             outcome.status = meta["status"].value
+        published = published or materialization.asset_key == dg.AssetKey([dataset, "published"])
+    blockers: list[str] = []  # the rules (or file_parsed) that kept the partition out of published
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             outcome.failed_checks.append(f"{evaluation.check_name}({evaluation.severity.value.lower()})")
             if evaluation.severity == dg.AssetCheckSeverity.ERROR:
                 outcome.error_failed = True
+                rules = evaluation.metadata.get("failed_rules")
+                if evaluation.blocking:
+                    blockers.append(str(rules.value) if rules is not None and rules.value else evaluation.check_name)
+    if published and outcome.status:
+        outcome.status += ", published"
     if not result.success:
         outcome.error_failed = True
         failure = next((e for e in result.all_events if e.is_step_failure), None)
         if _is_blocking_check_failure(failure) and outcome.status:
-            outcome.status += " (blocked by a failed check)"
+            outcome.status += f" (not published: blocked by {', '.join(dict.fromkeys(blockers)) or 'a failed check'})"
         else:
             outcome.status = f"run failed: {_failure_message(failure)[:160]}"
     return outcome

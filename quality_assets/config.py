@@ -18,6 +18,10 @@ VARIABLES = {
     "QA_SENSOR_SETTLE_SECONDS": ("60", "a file unchanged for this long counts as completely written"),
     "QA_SENSOR_HASH_MAX_BYTES": ("8388608", "files up to this size are hashed by the sensor to ignore touches"),
     "QA_SENSOR_MAX_RUNS_PER_TICK": ("500", "run requests per sensor tick; the rest follow next tick"),
+    "QA_SCORECARD_START": ("<earliest daily start, else 2026-01-01>", "first day of the daily scorecard"),
+    "QA_ALERT_WEBHOOK_URL": ("(none)", "URL that alerts are POSTed to as JSON; alerts are always logged"),
+    "QA_ALERT_WEBHOOK_TIMEOUT": ("5", "seconds per webhook attempt"),
+    "QA_ALERT_WEBHOOK_RETRIES": ("3", "webhook attempts per alert (retried on timeouts, 429 and 5xx)"),
 }
 
 
@@ -32,6 +36,10 @@ class Settings:
     sensor_settle_s: float
     sensor_hash_max_bytes: int
     sensor_max_runs_per_tick: int
+    scorecard_start: str | None = None
+    alert_webhook_url: str | None = None
+    alert_webhook_timeout_s: float = 5.0
+    alert_webhook_retries: int = 3
 
 
 class SettingsError(ValueError):
@@ -52,6 +60,10 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         sensor_settle_s=_number(env, "QA_SENSOR_SETTLE_SECONDS", 60.0, float),
         sensor_hash_max_bytes=_number(env, "QA_SENSOR_HASH_MAX_BYTES", 8 * 1024 * 1024, int),
         sensor_max_runs_per_tick=_number(env, "QA_SENSOR_MAX_RUNS_PER_TICK", 500, int),
+        scorecard_start=env.get("QA_SCORECARD_START") or None,
+        alert_webhook_url=env.get("QA_ALERT_WEBHOOK_URL") or None,
+        alert_webhook_timeout_s=_number(env, "QA_ALERT_WEBHOOK_TIMEOUT", 5.0, float),
+        alert_webhook_retries=max(1, _number(env, "QA_ALERT_WEBHOOK_RETRIES", 3, int)),
     )
 
 

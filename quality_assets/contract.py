@@ -6,9 +6,11 @@ and the field, so a user's typo never surfaces as a Python traceback.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
+import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +43,7 @@ COLUMN_TYPES = {
 DECIMAL_TYPE = re.compile(r"^decimal\((\d{1,2}),\s*(\d{1,2})\)$")
 
 FORMATS = ("auto", "csv", "parquet", "json")
-PARTITIONINGS = ("file",)
+PARTITIONINGS = ("file", "daily")
 SEVERITIES = ("warn", "error")
 ENCODINGS_NATIVE = ("utf-8", "utf8", "latin-1", "latin1", "utf-16")
 DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -72,8 +74,9 @@ COMPARE_OPS = ("<", "<=", "=", "==", "!=", "<>", ">=", ">")
 
 DATASET_KEYS = {
     "description", "landing", "format", "csv", "partitioning", "columns", "primary_key",
-    "rules", "anomalies", "allow_extra_columns",
+    "rules", "anomalies", "allow_extra_columns", "daily",
 }
+DAILY_KEYS = {"start", "file_pattern", "date_format", "column", "timezone", "schedule"}
 LANDING_KEYS = {"path", "glob", "recursive"}
 CSV_KEYS = {
     "delimiter", "quote", "escape", "header", "encoding", "null_values", "max_line_bytes",
@@ -128,6 +131,18 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class DailySpec:
+    """`partitioning: daily`: one partition per day, the day taken from the file name or a column."""
+
+    start: str  # first partition, YYYY-MM-DD
+    file_pattern: str | None = None  # regex searched in the file's relative path; group 'date' or 1
+    date_format: str | None = None  # how the file name writes the date; None: %Y%m%d or %Y-%m-%d
+    column: str | None = None  # or: the date/timestamp column that assigns rows to days
+    timezone: str = "UTC"
+    schedule: str = "01:00"  # time of day the schedule processes the previous day
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str
     landing_dir: Path
@@ -142,6 +157,7 @@ class Dataset:
     anomalies: dict[str, Any] = field(default_factory=dict)
     allow_extra_columns: bool = True
     description: str = ""
+    daily: DailySpec | None = None
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -384,6 +400,7 @@ def _parse_dataset(name: str, spec: Any, line: int | None, base: Path, problems:
     csv = _parse_csv_options(spec.get("csv"), _line(spec, "csv"), where, problems)
     columns = _parse_columns(spec.get("columns"), _line(spec, "columns"), where, problems)
     column_names = {c.name for c in columns}
+    daily = _parse_daily(spec, partitioning, columns, where, problems)
 
     primary_key = spec.get("primary_key", [])
     if isinstance(primary_key, str):
@@ -413,7 +430,7 @@ def _parse_dataset(name: str, spec: Any, line: int | None, base: Path, problems:
         name=str(name), landing_dir=landing_dir.resolve(), glob=glob, recursive=recursive,
         format=fmt, csv=csv, partitioning=partitioning, columns=tuple(columns),
         primary_key=tuple(primary_key), rules=tuple(rules), anomalies=dict(anomalies),
-        allow_extra_columns=bool(allow_extra), description=description.strip(),
+        allow_extra_columns=bool(allow_extra), description=description.strip(), daily=daily,
     )
 
 
@@ -570,6 +587,8 @@ def _parse_rules(spec: Any, line: int | None, where: str, column_names: set[str]
         mostly = item.get("mostly")
         if mostly is not None and (isinstance(mostly, bool) or not isinstance(mostly, (int, float)) or not 0 < mostly <= 1):
             problems.add(_line(item, "mostly"), rule_where, f"mostly must be a share between 0 and 1, got {mostly!r}")
+        elif mostly is not None and kind in ("row_count", "freshness", "schema", "assert"):
+            problems.add(_line(item, "mostly"), rule_where, f"mostly does not apply to {kind} rules (they do not judge rows)")
         name = item.get("name") or _default_rule_name(kind, params)
         if not isinstance(name, str):
             problems.add(_line(item, "name"), rule_where, f"name: expected text, got {name!r}")
@@ -613,6 +632,54 @@ def _check_rule_params(kind: str, params: dict, column_names: set[str], line: in
         problems.add(line, where, f"unknown type {params['type']!r}")
     if kind == "freshness" and params.get("max_age") is not None and parse_duration(str(params["max_age"])) is None:
         problems.add(line, where, f"max_age: expected a duration such as '36h', '2d' or '90m', got {params['max_age']!r}")
+    _check_rule_values(kind, params, column_names, line, where, problems)
+
+
+SCALARS = (str, int, float, bool, dt.date, type(None))
+
+
+def _check_rule_values(kind: str, params: dict, column_names: set[str], line: int | None, where: str, problems: _Problems) -> None:
+    """What the rules stage needs to turn a rule into SQL (quality_assets/rules.py)."""
+    if kind in ("range", "length", "row_count"):
+        bounds = {k: params[k] for k in ("min", "max") if params.get(k) is not None}
+        if not bounds and all(key in sum(RULE_KINDS[kind], ()) for key in params):  # else a typo was reported
+            problems.add(line, where, "give min, max or both")
+        for key, value in bounds.items():
+            if kind != "range" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                problems.add(line, where, f"{key}: expected a whole number >= 0, got {value!r}")
+            elif isinstance(value, (bool, list, dict)) or not isinstance(value, SCALARS):
+                problems.add(line, where, f"{key}: expected a number, a date or a text value, got {value!r}")
+        if "inclusive" in params and not isinstance(params["inclusive"], bool):
+            problems.add(line, where, "inclusive: expected true or false")
+    if kind == "accepted_values" and isinstance(params.get("values"), list):
+        for value in params["values"]:
+            if not isinstance(value, SCALARS):
+                problems.add(line, where, f"values: expected plain values, got {value!r}")
+    if kind == "compare":
+        if isinstance(params.get("left"), str) and column_names and params["left"] not in column_names:
+            problems.add(line, where, f"unknown column {params['left']!r}")
+        if not isinstance(params.get("right"), SCALARS) or params.get("right") is None:
+            problems.add(line, where, f"right: expected a column name or a value, got {params.get('right')!r}")
+    if kind == "schema":
+        required, types = params.get("required", []), params.get("types", {})
+        if not isinstance(required, list) or not all(isinstance(c, str) for c in required):
+            problems.add(line, where, "required: expected a list of column names")
+        if not isinstance(params.get("allow_extra", True), bool):
+            problems.add(line, where, "allow_extra: expected true or false")
+        if not isinstance(types, dict):
+            problems.add(line, where, "types: expected a mapping of column name to type")
+        else:
+            for name, type_name in types.items():
+                if duckdb_type(str(type_name)) is None:
+                    problems.add(line, where, f"types.{name}: unknown type {type_name!r}")
+    for key in ("predicate", "expression", "when", "then"):
+        if isinstance(params.get(key), str):
+            # DuckDB's tokenizer, imported only for SQL rules
+            from quality_assets.rules import user_sql_problem
+
+            problem = user_sql_problem(params[key])
+            if problem:
+                problems.add(line, where, f"{key}: {problem}")
 
 
 def _default_rule_name(kind: str, params: dict) -> str:
@@ -632,3 +699,63 @@ def parse_duration(text: str) -> float | None:
         return None
     scale = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
     return float(match.group(1)) * scale
+
+
+def _parse_daily(spec: dict, partitioning: Any, columns: list[Column], where: str, problems: _Problems) -> DailySpec | None:
+    """The `daily:` block of a `partitioning: daily` dataset."""
+    block = spec.get("daily")
+    line = _line(spec, "daily") or _line(spec, "partitioning")
+    if partitioning != "daily":
+        if block is not None:
+            problems.add(line, f"{where}, daily", "only used with 'partitioning: daily'")
+        return None
+    if not isinstance(block, dict):
+        problems.add(line, f"{where}, daily", "required with 'partitioning: daily': a mapping with 'start' and 'file_pattern' or 'column'")
+        return None
+    where = f"{where}, daily"
+    _unknown_keys(block, DAILY_KEYS, where, problems)
+    values: dict[str, Any] = {}
+    start = block.get("start")
+    try:
+        values["start"] = dt.date.fromisoformat(str(start)).isoformat()
+    except ValueError:
+        problems.add(_line(block, "start") or line, f"{where}.start", f"expected the first day as YYYY-MM-DD, got {start!r}")
+        values["start"] = "1970-01-01"
+    pattern, column = block.get("file_pattern"), block.get("column")
+    if (pattern is None) == (column is None):
+        problems.add(line, where, "give exactly one of 'file_pattern' (the date in the file name) or 'column' (a date or timestamp column)")
+    if pattern is not None:
+        try:
+            compiled = re.compile(str(pattern))
+            if compiled.groups == 0:
+                problems.add(_line(block, "file_pattern"), f"{where}.file_pattern", "needs a group around the date, e.g. 'orders_(?P<date>\\d{8})'")
+            values["file_pattern"] = str(pattern)
+        except re.error as exc:
+            problems.add(_line(block, "file_pattern"), f"{where}.file_pattern", f"invalid regular expression: {exc}")
+    if "date_format" in block:
+        if not isinstance(block["date_format"], str) or "%" not in block["date_format"]:
+            problems.add(_line(block, "date_format"), f"{where}.date_format", "expected a strftime pattern such as '%Y%m%d'")
+        else:
+            values["date_format"] = block["date_format"]
+    if column is not None:
+        declared = {c.name: c for c in columns}
+        if not isinstance(column, str):
+            problems.add(_line(block, "column"), f"{where}.column", f"expected a column name, got {column!r}")
+        elif declared and column not in declared:
+            problems.add(_line(block, "column"), f"{where}.column", f"unknown column {column!r}")
+        elif column in declared and declared[column].type not in (None, "DATE", "TIMESTAMP", "TIMESTAMPTZ"):
+            problems.add(_line(block, "column"), f"{where}.column", f"column {column!r} is {declared[column].type}, expected a date or timestamp")
+        else:
+            values["column"] = column
+    timezone = block.get("timezone", "UTC")
+    try:
+        zoneinfo.ZoneInfo(str(timezone))
+        values["timezone"] = str(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        problems.add(_line(block, "timezone"), f"{where}.timezone", f"unknown time zone {timezone!r}")
+    schedule = str(block.get("schedule", "01:00"))
+    if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", schedule):
+        problems.add(_line(block, "schedule"), f"{where}.schedule", f"expected a time of day HH:MM, got {schedule!r}")
+    else:
+        values["schedule"] = schedule
+    return DailySpec(**values)

@@ -46,10 +46,13 @@ def settings_for(project: Path):
 def test_definitions_graph_snapshot(project):
     defs = build_definitions(load_contract(project / "quality.yaml"), settings_for(project))
     repo = defs.get_repository_def()
-    assert sorted(k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()) == ["events/raw", "orders/raw"]
-    assert sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")) == ["events_job", "orders_job"]
+    assert sorted(k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()) == [
+        "events/published", "events/raw", "events/validation", "orders/published", "orders/raw", "orders/validation",
+        "scorecard"]
+    assert sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")) == ["events_job", "orders_job", "scorecard_job"]
     sensors = {s.name: s for s in repo.sensor_defs}
-    assert sorted(sensors) == ["events_landing_sensor", "orders_landing_sensor"]
+    assert sorted(sensors) == ["events_landing_sensor", "orders_landing_sensor", "qa_check_failure_alerts", "qa_run_failure_alerts"]
+    assert [s.name for s in repo.schedule_defs] == ["scorecard_schedule"]
     assert sensors["orders_landing_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
     checks = sorted(k.to_user_string() for k in repo.asset_graph.asset_check_keys)
     assert checks == ["events/raw:file_parsed", "orders/raw:file_parsed"]

@@ -8,8 +8,18 @@ import dagster as dg
 
 from quality_assets.config import Settings, settings_from_env
 from quality_assets.contract import Contract, load_contract
+from quality_assets.defs.alerts import build_alert_sensors
+from quality_assets.defs.checks import build_validation_asset
+from quality_assets.defs.daily import (
+    build_daily_landing_sensor,
+    build_daily_raw_asset,
+    build_daily_schedule,
+    daily_partitions,
+)
+from quality_assets.defs.published import build_published_asset
 from quality_assets.defs.raw import build_raw_asset, files_partitions
 from quality_assets.defs.resources import WarehouseResource
+from quality_assets.defs.scorecard import build_scorecard
 from quality_assets.defs.sensors import build_landing_sensor
 
 
@@ -18,23 +28,39 @@ def dataset_job_name(dataset: str) -> str:
 
 
 def build_definitions(contract: Contract, settings: Settings) -> dg.Definitions:
-    assets, jobs, sensors = [], [], []
+    assets, jobs, sensors, schedules = [], [], [], []
     for dataset in contract.datasets:
-        partitions = files_partitions(dataset)
-        raw = build_raw_asset(dataset, partitions)
+        daily = dataset.partitioning == "daily"
+        partitions = daily_partitions(dataset) if daily else files_partitions(dataset)
+        raw = build_daily_raw_asset(dataset, partitions) if daily else build_raw_asset(dataset, partitions)
         job = dg.define_asset_job(
             dataset_job_name(dataset.name),
             selection=dg.AssetSelection.assets(raw).upstream().downstream(),
             description=f"Everything for one landed file of {dataset.name}.",
         )
         assets.append(raw)
+        assets += [build_validation_asset(dataset, partitions), build_published_asset(dataset, partitions)]
         jobs.append(job)
-        sensors.append(build_landing_sensor(dataset, job, partitions, settings))
+        if not daily:
+            sensors.append(build_landing_sensor(dataset, job, partitions, settings))
+        else:  # a day's files run once the day has closed, and the schedule runs the previous day
+            if dataset.daily.file_pattern:
+                sensors.append(build_daily_landing_sensor(dataset, job, settings))
+            schedules.append(build_daily_schedule(dataset, job))
+    scorecard, scorecard_job, scorecard_schedule = build_scorecard(contract, settings)
+    assets.append(scorecard)
+    jobs.append(scorecard_job)
+    schedules.append(scorecard_schedule)
+    sensors.extend(build_alert_sensors([ds.name for ds in contract.datasets], settings))
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
         sensors=sensors,
+        schedules=schedules,
         resources={"warehouse": warehouse_resource(settings)},
+        # A run's stages follow each other: one process per run instead of one per step halves
+        # the start-up cost that dominates small files (benchmarks/deployment.py).
+        executor=dg.in_process_executor,
     )
 
 

@@ -1,0 +1,146 @@
+"""Operations commands: `cleanup` (retention), `backup` and `restore` of the warehouse."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+from quality_assets.config import settings_from_env
+from quality_assets.contract import load_contract
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_operations_commands(sub) -> None:
+    cleanup = sub.add_parser(
+        "cleanup",
+        help="remove partitions older than a cut-off from Dagster, the warehouse and the output folder",
+        description=(
+            "Removes partitions whose last load is older than --older-than (daily datasets: whose day is) "
+            "from the warehouse (raw and qa tables), the output folder and Dagster (dynamic partition keys "
+            "and materialization history). Landed source files stay unless --delete-landing is given."
+        ),
+    )
+    cleanup.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h, 2w")
+    cleanup.add_argument("--dry-run", action="store_true", help="report what would be removed, remove nothing")
+    cleanup.add_argument("--dataset", help="only this dataset")
+    cleanup.add_argument("--delete-landing", action="store_true", help="also delete the old partitions' landed files")
+    cleanup.set_defaults(handler=cmd_cleanup)
+
+    backup = sub.add_parser("backup", help="export the DuckDB warehouse (EXPORT DATABASE, Parquet) into a new folder")
+    backup.add_argument("target", type=Path, help="folder to create (must be new or empty)")
+    backup.set_defaults(handler=cmd_backup)
+
+    restore = sub.add_parser("restore", help="rebuild the DuckDB warehouse from a backup folder (IMPORT DATABASE)")
+    restore.add_argument("source", type=Path, help="a folder written by `quality-assets backup`")
+    restore.add_argument("--force", action="store_true", help="replace an existing warehouse file")
+    restore.set_defaults(handler=cmd_restore)
+
+
+def _warehouse(settings):
+    from quality_assets.warehouse import Warehouse
+
+    return Warehouse(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s, memory_limit=settings.memory_limit)
+
+
+def cmd_cleanup(args) -> int:
+    from quality_assets.cli import UsageError
+    from quality_assets.retention import find_old_partitions, parse_age, remove_partitions
+
+    try:
+        age = parse_age(args.older_than)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    settings = settings_from_env()
+    contract = load_contract(settings.contracts)
+    if args.dataset:
+        try:
+            contract.dataset(args.dataset)
+        except KeyError as exc:
+            raise UsageError(exc.args[0]) from None
+    cutoff = dt.datetime.now() - age
+    instance = _instance()
+    dagster_keys = {}
+    if instance is not None:
+        from quality_assets.defs.maintenance import dynamic_partition_keys
+
+        dagster_keys = dynamic_partition_keys(instance, contract)
+    with _warehouse(settings).connect() as con:
+        old = find_old_partitions(con, contract, cutoff, dagster_keys, only=args.dataset)
+        removal = remove_partitions(con, old, settings.output_dir, dry_run=args.dry_run,
+                                    delete_landing=args.delete_landing)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"cleanup: partitions older than {args.older_than} (before {cutoff:%Y-%m-%d %H:%M}){' — dry run' if args.dry_run else ''}")
+    if not old:
+        print("nothing to remove")
+    by_dataset: dict[str, list] = {}
+    for part in old:
+        by_dataset.setdefault(part.dataset, []).append(part)
+    for name, parts in by_dataset.items():
+        keys = [p.partition_key for p in parts]
+        shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+        print(f"  {name}: {verb} {len(keys)} partition(s): {shown}")
+    for table, rows in sorted(removal.rows.items()):
+        if rows:
+            print(f"  {verb} {rows:,} row(s) from {table}")
+    print(f"  {verb} {len(removal.output_dirs)} output folder(s) under {settings.output_dir}")
+    if args.delete_landing:
+        print(f"  {verb} {len(removal.landing_files)} landed file(s)")
+    else:
+        kept = sum(len(p.landing_files) for p in old)
+        print(f"  kept {kept} landed file(s) (pass --delete-landing to delete them)")
+    if instance is None:
+        print("  Dagster: DAGSTER_HOME is not set, no instance to clean (partition keys are kept by `dagster dev`'s own instance)")
+        return EXIT_OK
+    keys_by_dataset = {name: [p.partition_key for p in parts] for name, parts in by_dataset.items()}
+    if args.dry_run:
+        dynamic = sum(len(set(keys) & dagster_keys.get(name, set())) for name, keys in keys_by_dataset.items())
+        print(f"  Dagster: {verb} {dynamic} dynamic partition key(s)")
+        return EXIT_OK
+    from quality_assets.defs.definitions import build_definitions
+    from quality_assets.defs.maintenance import remove_from_dagster
+
+    deleted, wiped = remove_from_dagster(instance, build_definitions(contract, settings), contract, keys_by_dataset)
+    history = (f"wiped the materialization history of {wiped} partition(s)" if wiped else
+               "materialization history kept (this Dagster storage cannot wipe single partitions)")
+    print(f"  Dagster: {verb} {deleted} dynamic partition key(s); {history}")
+    return EXIT_OK
+
+
+def _instance():
+    if not os.environ.get("DAGSTER_HOME"):
+        return None
+    import dagster as dg
+
+    return dg.DagsterInstance.get()
+
+
+def cmd_backup(args) -> int:
+    from quality_assets.backup import export_warehouse
+    from quality_assets.cli import UsageError
+
+    settings = settings_from_env()
+    if not settings.duckdb_path.exists():
+        raise UsageError(f"no warehouse at {settings.duckdb_path} (QA_DUCKDB_PATH)")
+    try:
+        manifest = export_warehouse(_warehouse(settings), args.target)
+    except FileExistsError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"exported {settings.duckdb_path} to {args.target.resolve()} ({len(manifest['tables'])} tables)")
+    return EXIT_OK
+
+
+def cmd_restore(args) -> int:
+    from quality_assets.backup import import_warehouse
+    from quality_assets.cli import UsageError
+
+    settings = settings_from_env()
+    try:
+        result = import_warehouse(_warehouse(settings), args.source, force=args.force)
+    except (FileExistsError, FileNotFoundError) as exc:
+        raise UsageError(str(exc)) from None
+    rows = sum(result["tables"].values())
+    print(f"restored {settings.duckdb_path} from {args.source.resolve()} ({len(result['tables'])} tables, {rows:,} rows)")
+    return EXIT_OK
+

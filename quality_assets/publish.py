@@ -1,0 +1,117 @@
+"""Write-audit-publish: `published."<dataset>"`, the consumers' table, fed only by validated partitions.
+
+A partition is promoted when its raw load was not rejected and its latest validation (qa.validations)
+covers the load raw holds now, under the rules the contract has now, with no error-severity rule
+failing. Dagster's blocking checks already keep `<dataset>/published` from running after a failed
+validation in the same run; the gate here holds the same line when `published` is launched on its
+own. Promotion replaces the partition in one transaction, so consumers see the old rows or the
+new ones, never a mix. Quarantined rows are never in raw, so they never reach published; a
+blocked partition keeps its previously published rows (the last good version), if any.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+
+from quality_assets.contract import Dataset
+from quality_assets.rules import META_COLUMNS, ensure_tables, rules_fingerprint
+from quality_assets.warehouse import quote_ident
+
+PUBLISHED_SCHEMA = "published"
+
+
+def published_table(dataset: str) -> str:
+    return f"{PUBLISHED_SCHEMA}.{quote_ident(dataset)}"
+
+
+@dataclass
+class Gate:
+    """Whether a partition may be published, and if not, what holds it back."""
+
+    ok: bool
+    reasons: list[str] = field(default_factory=list)
+    blocked_by: list[str] = field(default_factory=list)  # rule names (or file_parsed)
+
+    def summary(self) -> str:
+        return "; ".join(self.reasons) or "all blocking checks passed"
+
+
+@dataclass
+class Published:
+    dataset: str
+    partition_key: str
+    rows: int
+    replaced: int  # rows of the partition published before
+    columns: dict[str, str] = field(default_factory=dict)
+
+
+def gate(con: duckdb.DuckDBPyConnection, dataset: Dataset, partition_key: str) -> Gate:
+    ensure_tables(con)
+    loads = con.execute(
+        """SELECT run_id, status, message FROM qa.files
+           WHERE dataset = ? AND partition_key = ? AND status <> 'unchanged'
+             AND run_id = (SELECT run_id FROM qa.files WHERE dataset = ? AND partition_key = ?
+                           AND status <> 'unchanged' ORDER BY finished DESC LIMIT 1)""",
+        [dataset.name, partition_key, dataset.name, partition_key],
+    ).fetchall()
+    rejected = [message for _, status, message in loads if status == "rejected"]
+    if rejected:
+        return Gate(False, [f"file_parsed: the file was rejected ({rejected[0]})"], ["file_parsed"])
+    raw_run = loads[0][0] if loads else None  # None: a day without files, published as raw has it
+    validation = con.execute(
+        "SELECT raw_run_id, rules_fingerprint, blocking_failed, run_id FROM qa.validations "
+        "WHERE dataset = ? AND partition_key = ? ORDER BY evaluated_at DESC LIMIT 1",
+        [dataset.name, partition_key],
+    ).fetchone()
+    if validation is None:
+        return Gate(False, [f"partition {partition_key!r} has not been validated: materialize {dataset.name}/validation first"])
+    validated_raw, fingerprint, blocking, validation_run = validation
+    if validated_raw != raw_run:
+        return Gate(False, [f"the validation (run {validation_run}) is of an older load of the partition than raw "
+                            f"holds now (run {raw_run}): materialize {dataset.name}/validation again"])
+    if fingerprint != rules_fingerprint(dataset):
+        return Gate(False, [f"the contract's rules changed since the validation (run {validation_run}): "
+                            f"materialize {dataset.name}/validation again"])
+    if blocking:
+        return Gate(False, [f"blocked by error rule(s) {', '.join(blocking)} (run {validation_run})"], list(blocking))
+    return Gate(True)
+
+
+def publish_partition(con: duckdb.DuckDBPyConnection, dataset: Dataset, partition_key: str) -> Published:
+    """Replace the partition in published."<dataset>" with raw's rows, in one transaction."""
+    raw = f"raw.{quote_ident(dataset.name)}"
+    target = published_table(dataset.name)
+    raw_types = _types(con, "raw", dataset.name)
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {PUBLISHED_SCHEMA}")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if raw_types:
+            con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM {raw} LIMIT 0")
+            current = _types(con, PUBLISHED_SCHEMA, dataset.name)
+            for name, type_ in raw_types.items():
+                if name not in current:
+                    con.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(name)} {type_}")
+                elif current[name] != type_:
+                    con.execute(f"ALTER TABLE {target} ALTER COLUMN {quote_ident(name)} TYPE {type_}")
+        replaced = 0
+        if raw_types or _types(con, PUBLISHED_SCHEMA, dataset.name):
+            replaced = con.execute(f"DELETE FROM {target} WHERE _partition_key = ?", [partition_key]).fetchone()[0]
+        rows = 0
+        if raw_types:
+            rows = con.execute(
+                f"INSERT INTO {target} BY NAME SELECT * FROM {raw} WHERE _partition_key = ?", [partition_key]
+            ).fetchone()[0]
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    columns = {k: v for k, v in _types(con, PUBLISHED_SCHEMA, dataset.name).items() if k not in META_COLUMNS}
+    return Published(dataset.name, partition_key, rows, replaced, columns)
+
+
+def _types(con, schema: str, table: str) -> dict[str, str]:
+    return dict(con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "ORDER BY ordinal_position", [schema, table]).fetchall())

@@ -1,0 +1,458 @@
+"""`quality-assets suggest`: draft a contract from the data itself.
+
+A file is loaded exactly as the pipeline would load it (into a throw-away warehouse), or a
+dataset's rows are read from the warehouse; one profile of the columns then gives the draft:
+declared types, `not_null` where there are no nulls, a key from a unique column, ranges with a
+margin, accepted values for low cardinality, a regex from the dominant character shape. The
+draft validates and passes on the data it came from; rules that one sample cannot settle come
+out as `warn`.
+
+The profile here is deliberately small (one aggregate query plus a top-values and a shape query
+per column that needs them); the profiling stage's `quality_assets.profile` computes far more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+
+from quality_assets.contract import (
+    DATASET_NAME,
+    ContractError,
+    Dataset,
+    load_contract,
+    parse_contract,
+)
+from quality_assets.warehouse import Warehouse, quote_ident
+
+SURE_ROWS = 1000  # below this many rows, even a clean-looking rule is only a warning
+ACCEPTED_MAX = 12  # at most this many distinct text values make an accepted-values rule
+SHAPE_SHARE = 0.9  # a character shape this common becomes a regex rule
+MARGIN = 0.1  # ranges widen the observed span by this share on each side
+KEY_NAME = re.compile(r"(^|_)(id|key|code|uuid|number|no)$", re.IGNORECASE)
+
+CONTRACT_TYPES = {
+    "BIGINT": "bigint", "INTEGER": "bigint", "SMALLINT": "smallint", "TINYINT": "smallint",
+    "DOUBLE": "double", "FLOAT": "double", "REAL": "double", "BOOLEAN": "boolean", "DATE": "date",
+    "TIMESTAMP": "timestamp", "TIMESTAMP WITH TIME ZONE": "timestamptz", "TIME": "time", "VARCHAR": "string",
+}
+NUMERIC = ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "DOUBLE", "FLOAT", "REAL")
+TEMPORAL = ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE")
+
+
+@dataclass
+class ColumnProfile:
+    name: str
+    type: str
+    rows: int
+    nulls: int
+    distinct: int
+    min: Any = None
+    max: Any = None
+    values: list[Any] = field(default_factory=list)  # every distinct value, when there are few
+    shape: tuple[str, float] | None = None  # dominant exact character shape and its share
+    loose_shape: tuple[str, float] | None = None  # the same with runs collapsed
+
+    @property
+    def unique(self) -> bool:
+        return self.rows > 1 and self.nulls == 0 and self.distinct == self.rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Profile
+
+
+SHAPE_SQL = ("regexp_replace(regexp_replace(regexp_replace(CAST({col} AS VARCHAR), '[A-Z]', 'A', 'g'), "
+             "'[a-z]', 'a', 'g'), '[0-9]', '9', 'g')")
+LOOSE_SQL = "regexp_replace(regexp_replace(regexp_replace({shape}, 'A+', 'A', 'g'), 'a+', 'a', 'g'), '9+', '9', 'g')"
+
+
+def profile_table(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str]) -> tuple[int, list[ColumnProfile]]:
+    """Rows and per-column statistics of `table` (SQL name) with `columns` (name -> DuckDB type)."""
+    items = ["count(*)"]
+    for name, type_ in columns.items():
+        col = quote_ident(name)
+        items += [f"count({col})", f"count(DISTINCT {col})"]
+        items += [f"min({col})", f"max({col})"] if type_ in NUMERIC or type_ in TEMPORAL or type_.startswith("DECIMAL") \
+            else ["NULL", "NULL"]
+    row = con.execute(f"SELECT {', '.join(items)} FROM {table}").fetchone()
+    rows = row[0]
+    profiles = []
+    for i, (name, type_) in enumerate(columns.items()):
+        present, distinct, low, high = row[1 + 4 * i: 5 + 4 * i]
+        profile = ColumnProfile(name, type_, rows, rows - present, distinct, low, high)
+        col = quote_ident(name)
+        if type_ == "VARCHAR" and 0 < distinct <= ACCEPTED_MAX:
+            profile.values = sorted(v for (v,) in con.execute(
+                f"SELECT DISTINCT {col} FROM {table} WHERE {col} IS NOT NULL").fetchall())
+        elif type_ == "VARCHAR" and distinct:
+            shape = SHAPE_SQL.format(col=col)
+            for attr, expr in (("shape", shape), ("loose_shape", LOOSE_SQL.format(shape=shape))):
+                top = con.execute(
+                    f"SELECT {expr} AS s, count(*) FROM {table} WHERE {col} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
+                ).fetchone()
+                setattr(profile, attr, (top[0], top[1] / present))
+        profiles.append(profile)
+    return rows, profiles
+
+
+# ---------------------------------------------------------------------------------------------
+# Draft
+
+
+def contract_type(duckdb_type: str) -> str | None:
+    if duckdb_type in CONTRACT_TYPES:
+        return CONTRACT_TYPES[duckdb_type]
+    match = re.fullmatch(r"DECIMAL\((\d+),(\d+)\)", duckdb_type.replace(" ", ""))
+    return f"decimal({match.group(1)},{match.group(2)})" if match else None
+
+
+def draft_rules(rows: int, profiles: list[ColumnProfile]) -> tuple[list[str], list[dict]]:
+    """(primary key, rules) for the profiled data; every rule passes on it."""
+    sure = rows >= SURE_ROWS
+    key = _key_candidate(profiles)
+    rules: list[dict] = []
+    for p in profiles:
+        if rows and p.nulls == 0:
+            rules.append(_rule({"not_null": p.name}, "error" if sure else "warn"))
+    if key:
+        rules.append(_rule({"unique": key[0] if len(key) == 1 else key}, "error" if sure else "warn"))
+    for p in profiles:
+        if p.min is None or p.max is None or p.name in key:  # keys grow: a range would not last
+            continue
+        bounds = _range_bounds(p)
+        if bounds:
+            rules.append(_rule({"range": {"column": p.name, **bounds}}, "warn"))
+    for p in profiles:
+        if p.values and p.distinct <= ACCEPTED_MAX and rows >= 2 * p.distinct and not p.unique:
+            rules.append(_rule({"accepted_values": {"column": p.name, "values": p.values}}, "warn"))
+        elif p.type == "VARCHAR" and not p.values:
+            regex = _shape_rule(p)
+            if regex:
+                rules.append(regex)
+    rules.append(_rule({"schema": {}}, "warn"))
+    return key, rules
+
+
+def _rule(body: dict, severity: str, mostly: float | None = None) -> dict:
+    rule = dict(body)
+    if severity != "error":
+        rule["severity"] = severity
+    if mostly is not None:
+        rule["mostly"] = mostly
+    return rule
+
+
+def _key_candidate(profiles: list[ColumnProfile]) -> list[str]:
+    candidates = [p for p in profiles if p.unique and p.type in ("BIGINT", "INTEGER", "SMALLINT", "VARCHAR")]
+    if not candidates:
+        return []
+    named = [p for p in candidates if KEY_NAME.search(p.name)]
+    return [(named or candidates)[0].name]
+
+
+def _range_bounds(p: ColumnProfile) -> dict | None:
+    low, high = p.min, p.max
+    if isinstance(low, bool):
+        return None
+    if isinstance(low, Decimal):
+        low, high = float(low), float(high)
+    if isinstance(low, (int, float)) and not isinstance(low, bool):
+        if isinstance(low, float) and not (math.isfinite(low) and math.isfinite(high)):
+            return None
+        span = float(high - low)
+        margin = span * MARGIN or abs(float(high)) * MARGIN or 1.0
+        lo = 0 if low >= 0 else _round_down(low - margin)
+        hi = _round_up(high + margin)
+        if isinstance(low, int) and isinstance(high, int):
+            lo, hi = math.floor(lo), math.ceil(hi)
+        return {"min": lo, "max": hi}
+    if isinstance(low, dt.datetime) and isinstance(high, dt.datetime):
+        if low.tzinfo is not None or high.tzinfo is not None:
+            return None
+        # only a floor: the newest value of one file says nothing about tomorrow's
+        margin = max((high - low) * MARGIN, dt.timedelta(days=1))
+        return {"min": (low - margin).replace(hour=0, minute=0, second=0, microsecond=0).isoformat(sep=" ")}
+    if isinstance(low, dt.date) and isinstance(high, dt.date):
+        margin = max((high - low) * MARGIN, dt.timedelta(days=1))
+        return {"min": low - dt.timedelta(days=math.ceil(margin.total_seconds() / 86400))}
+    return None
+
+
+def _step(value: float) -> float:
+    return 10.0 ** math.floor(math.log10(abs(value))) if value else 1.0
+
+
+def _round_down(value: float) -> float:
+    step = _step(value) / 10
+    result = math.floor(value / step) * step
+    result = round(result, max(0, -math.floor(math.log10(step)))) if step < 1 else result
+    return result if result <= value else value
+
+
+def _round_up(value: float) -> float:
+    step = _step(value) / 10
+    result = math.ceil(value / step) * step
+    result = round(result, max(0, -math.floor(math.log10(step)))) if step < 1 else result
+    result = int(result) if float(result).is_integer() else result
+    return result if result >= value else value
+
+
+REGEX_SPECIAL = set(".^$*+?()[]{}|\\")
+
+
+def shape_regex(shape: str, loose: bool) -> str:
+    """A character shape ('AAA-9999', or 'A-9' loose) as an anchored regex that RE2 and Python share."""
+    classes = {"A": "[A-Z]", "a": "[a-z]", "9": "[0-9]"}
+    parts = []
+    for match in re.finditer(r"(.)\1*", shape, re.DOTALL):
+        char, count = match.group(1), len(match.group(0))
+        if char in classes:
+            parts.append(classes[char] + ("+" if loose else f"{{{count}}}" if count > 1 else ""))
+        else:
+            text = ("\\" + char) if char in REGEX_SPECIAL else char
+            parts.append(text * count if count <= 3 else f"{'(?:' + text + ')' if len(text) > 1 else text}{{{count}}}")
+    return "^" + "".join(parts) + "$"
+
+
+def _shape_rule(p: ColumnProfile) -> dict | None:
+    for attr, loose in (("shape", False), ("loose_shape", True)):
+        found = getattr(p, attr)
+        if found and found[1] >= SHAPE_SHARE and found[0]:
+            mostly = None if found[1] >= 1.0 else math.floor(found[1] * 100) / 100
+            return _rule({"regex": {"column": p.name, "pattern": shape_regex(found[0], loose)}}, "warn", mostly)
+    return None
+
+
+def draft_dataset(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str]) -> tuple[int, dict]:
+    """Rows, and the `columns`/`primary_key`/`rules` part of a dataset's contract for the table."""
+    rows, profiles = profile_table(con, table, columns)
+    key, rules = draft_rules(rows, profiles)
+    declared: dict[str, Any] = {}
+    for p in profiles:
+        kind = contract_type(p.type)
+        declared[p.name] = kind if kind else {}
+    block: dict[str, Any] = {"columns": declared}
+    if key:
+        block["primary_key"] = key
+    block["rules"] = rules
+    return rows, block
+
+
+# ---------------------------------------------------------------------------------------------
+# From a file or from a dataset
+
+
+META = ("_partition_key", "_source_row", "_run_id", "_source_file")
+
+
+def _table_columns(con, schema: str, table: str) -> dict[str, str]:
+    return {name: type_ for name, type_ in con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "ORDER BY ordinal_position", [schema, table]).fetchall() if name not in META}
+
+
+def dataset_name_for(path: Path) -> str:
+    stem = path.name.split(".")[0].lower()
+    name = re.sub(r"[^a-z0-9_]+", "_", stem).strip("_") or "data"
+    if not name[0].isalpha():
+        name = f"ds_{name}"
+    return name[:63]
+
+
+def suggest_for_file(path: Path, template: Dataset | None = None, name: str | None = None,
+                     base: Path | None = None) -> tuple[str, int]:
+    """A contract (YAML text) for one file, and the rows it was drafted from. `template` gives the
+    dataset's format and CSV options when the file belongs to one; `base` is the folder the
+    contract will live in (landing paths are relative to it)."""
+    from quality_assets.ingest import load_file
+
+    path = path.resolve()
+    name = name or (template.name if template else dataset_name_for(path))
+    # read as the dataset reads it (format, dialect, column names and aliases), every type inferred afresh
+    loading = _template_spec(template, columns="names") if template else {"landing": str(path.parent)}
+    source = parse_contract(_dump({"datasets": {name: loading}}), path.parent / "quality.yaml").dataset(name)
+    work = Path(tempfile.mkdtemp(prefix="qa-suggest-"))
+    try:
+        warehouse = Warehouse(work / "draft.duckdb", lock_timeout_s=30)
+        audit = load_file(warehouse, path, source, path.name, f"suggest-{uuid.uuid4().hex[:8]}", force=True)
+        if audit.status == "rejected":
+            raise ValueError(f"{path}: {audit.message}")
+        with warehouse.connect() as con:
+            columns = _table_columns(con, "raw", name)
+            if not columns:
+                raise ValueError(f"{path}: no columns to draft from ({audit.status}: {audit.message})")
+            rows, block = draft_dataset(con, f"raw.{quote_ident(name)}", columns)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    base = (base or Path.cwd()).resolve()
+    if template is not None:
+        spec = _template_spec(template, base=base)
+    else:
+        spec = {
+            "description": f"Drafted from {path.name} ({rows:,} rows) by quality-assets suggest; review before use.",
+            "landing": {"path": os.path.relpath(path.parent, base), "glob": "*" + "".join(path.suffixes[-2:])},
+        }
+    spec.update(_merge_columns(block, template))
+    header = (f"# Drafted by `quality-assets suggest {path.name}` from {rows:,} rows on {dt.date.today()}.\n"
+              f"# Rules with severity: warn are guesses from one sample: confirm them, or make them errors.\n")
+    return header + _dump({"version": 1, "datasets": {name: spec}}), rows
+
+
+def suggest_for_dataset(dataset: Dataset, warehouse: Warehouse, base: Path | None = None) -> tuple[str, int]:
+    """A contract (YAML text) for a dataset from every row of it in the warehouse."""
+    with warehouse.connect() as con:
+        columns = _table_columns(con, "raw", dataset.name)
+        if not columns:
+            raise ValueError(f"dataset {dataset.name!r} has no rows in the warehouse yet: run it first, "
+                             "or give one of its files")
+        rows, block = draft_dataset(con, f"raw.{quote_ident(dataset.name)}", columns)
+    spec = _template_spec(dataset, base=base)
+    spec.update(_merge_columns(block, dataset))
+    header = (f"# Drafted by `quality-assets suggest {dataset.name}` from {rows:,} rows in the warehouse on "
+              f"{dt.date.today()}.\n# Rules with severity: warn are guesses: confirm them, or make them errors.\n")
+    return header + _dump({"version": 1, "datasets": {dataset.name: spec}}), rows
+
+
+def _template_spec(dataset: Dataset, columns: str | None = None, base: Path | None = None) -> dict:
+    """The loading part of an existing dataset's contract (landing, format, csv, partitioning); with
+    `columns="names"` also its columns' names and aliases (so headers map as they do now), no types."""
+    base = (base or Path.cwd()).resolve()
+    csv = {k: v for k, v in dataset.csv.__dict__.items()
+           if v is not None and v != getattr(type(dataset.csv)(), k)}
+    if "null_values" in csv:
+        csv["null_values"] = list(csv["null_values"])
+    spec: dict[str, Any] = {}
+    if dataset.description:
+        spec["description"] = dataset.description
+    spec["landing"] = {"path": os.path.relpath(dataset.landing_dir, base), "glob": dataset.glob}
+    if dataset.recursive:
+        spec["landing"]["recursive"] = True
+    if dataset.format != "auto":
+        spec["format"] = dataset.format
+    if csv:
+        spec["csv"] = csv
+    if dataset.partitioning != "file":
+        spec["partitioning"] = dataset.partitioning
+        spec["daily"] = {k: v for k, v in dataset.daily.__dict__.items() if v is not None}
+    if columns == "names" and dataset.columns:
+        spec["columns"] = {c.name: {"aliases": list(c.aliases)} if c.aliases else {} for c in dataset.columns}
+    return spec
+
+
+def _merge_columns(block: dict, template: Dataset | None) -> dict:
+    """Drafted columns, keeping an existing dataset's aliases, descriptions and formats."""
+    if template is None:
+        return block
+    columns = {}
+    for name, kind in block["columns"].items():
+        existing = template.column(name)
+        spec: dict[str, Any] = {"type": kind} if isinstance(kind, str) else {}
+        if existing is not None:
+            if existing.aliases:
+                spec["aliases"] = list(existing.aliases)
+            if existing.description:
+                spec["description"] = existing.description
+            if existing.format:
+                spec["format"] = existing.format
+        columns[name] = spec if set(spec) != {"type"} else kind
+    return {**block, "columns": columns}
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _dump(document: dict) -> str:
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=120)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def add_suggest_command(sub: argparse._SubParsersAction) -> None:
+    suggest = sub.add_parser(
+        "suggest", help="draft a contract from a file's (or a loaded dataset's) profile",
+        description="Profile a file (loaded as the pipeline would) or a dataset's rows in the warehouse and print "
+                    "a draft contract: types, not_null, a key, ranges, accepted values, regexes.",
+    )
+    suggest.add_argument("source", help="a file, or the name of a dataset in the contract")
+    suggest.add_argument("--dataset", help="the dataset whose format and CSV options to read the file with")
+    suggest.add_argument("--name", help="the drafted dataset's name (default: from the file name)")
+    suggest.add_argument("--output", "-o", type=Path, help="write the draft here instead of to stdout")
+    suggest.set_defaults(handler=cmd_suggest)
+
+
+def cmd_suggest(args) -> int:
+    from quality_assets.cli import EXIT_OK, EXIT_USAGE, UsageError
+    from quality_assets.config import settings_from_env
+
+    settings = settings_from_env()
+    base = args.output.resolve().parent if args.output else Path.cwd()
+    if args.name is not None and not DATASET_NAME.match(args.name):
+        raise UsageError(f"--name {args.name!r}: lower-case letters, digits and underscores, starting with a letter")
+    contract = _contract_if_any(settings.contracts)
+    path = Path(args.source).expanduser()
+    try:
+        if path.is_file():
+            template = _dataset_of(contract, path, args.dataset)
+            text, rows = suggest_for_file(path, template, args.name, base)
+        elif contract is not None and args.source in {d.name for d in contract.datasets}:
+            warehouse = Warehouse(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s,
+                                  memory_limit=settings.memory_limit)
+            text, rows = suggest_for_dataset(contract.dataset(args.source), warehouse, base)
+        else:
+            known = ", ".join(d.name for d in contract.datasets) if contract else "no contract found"
+            raise UsageError(f"{args.source!r} is neither a file nor a dataset (datasets: {known})")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"wrote a contract drafted from {rows:,} rows to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _contract_if_any(path: Path):
+    if not path.is_file():
+        return None
+    try:
+        return load_contract(path)
+    except ContractError:
+        return None  # a draft is often how a broken contract gets fixed
+
+
+def _dataset_of(contract, path: Path, name: str | None) -> Dataset | None:
+    from quality_assets.cli import UsageError
+
+    if contract is None:
+        if name:
+            raise UsageError(f"--dataset {name}: no contract found")
+        return None
+    if name:
+        try:
+            return contract.dataset(name)
+        except KeyError as exc:
+            raise UsageError(exc.args[0]) from None
+    resolved = path.resolve()
+    for dataset in contract.datasets:
+        if dataset.landing_dir.resolve() in resolved.parents:
+            return dataset
+    return None
