@@ -417,6 +417,10 @@ def _parse_dataset(name: str, spec: Any, line: int | None, base: Path, problems:
     if not isinstance(anomalies, dict):
         problems.add(_line(spec, "anomalies"), f"{where}, anomalies", "expected a mapping of settings")
         anomalies = {}
+    from quality_assets.anomalies.settings import parse_anomaly_settings
+
+    for key, message in parse_anomaly_settings(anomalies, column_names)[1]:
+        problems.add(_line(anomalies, key) or _line(spec, "anomalies"), f"{where}, anomalies.{key}", message)
     allow_extra = spec.get("allow_extra_columns", True)
     if not isinstance(allow_extra, bool):
         problems.add(_line(spec, "allow_extra_columns"), f"{where}, allow_extra_columns", "expected true or false")
