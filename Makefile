@@ -20,7 +20,11 @@ ui: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/pytest
 
+# the report's browser tests drive Debian's Chromium (root: apt-get; CI runs this through .ci/run)
+browser:
+	test -x /usr/bin/chromium || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check quality_assets quality_assets_tests benchmarks
 
-.PHONY: install demo ui test lint
+.PHONY: install demo ui test lint browser

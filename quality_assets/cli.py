@@ -80,10 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo)
 
     from quality_assets.cli_ops import add_operations_commands
+    from quality_assets.report.compare import add_compare_command
     from quality_assets.suggest import add_suggest_command
 
     add_operations_commands(sub)
     add_suggest_command(sub)
+    add_compare_command(sub)
     return parser
 
 

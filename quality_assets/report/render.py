@@ -1,0 +1,508 @@
+"""The partition report as one self-contained HTML page.
+
+Everything is inline (style, one small script allowed by its hash in the page's
+Content-Security-Policy, charts as SVG drawn here), so the page loads offline and makes no
+request. Every value from the data, column names included, goes through `esc`; the script reads
+no data, so nothing from a file can run. Per-column sections are collapsed `<details>`, which the
+browser does not lay out until opened: a 1,000-column page stays quick.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import html
+import json
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from quality_assets.report.gather import ReportData, short
+
+SHARE_METRICS = {"null_share", "uniqueness", "top_value_share", "future_share", "before_floor_share", "max_null_share"}
+COUNT_METRICS = {"row_count", "null_count", "blank_count", "nan_count", "inf_count", "distinct_count", "zeros",
+                 "negatives", "column_count", "duplicate_rows", "bytes", "alert_count"}
+TIME_METRICS = {"min", "max", "mean", "p1", "p5", "p25", "p50", "p75", "p95", "p99"}
+STAT_ORDER = ("row_count", "null_count", "null_share", "blank_count", "distinct_count", "uniqueness", "min", "p1",
+              "p5", "p25", "p50", "p75", "p95", "p99", "max", "mean", "std", "mad", "iqr", "sum", "zeros",
+              "negatives", "nan_count", "inf_count", "skewness", "kurtosis", "top_value_share", "length_min",
+              "length_mean", "length_max", "future_share", "before_floor_share")
+TOP_VALUES_SHOWN = 10
+ROWS_SHOWN = 20
+CORRELATION_PAIRS = 30
+HEATMAP_MAX_COLUMNS = 40
+
+CSS = """
+:root{--fail:#b3261e;--warn:#9a6700;--pass:#1a7f37;--muted:#57606a;--line:#d0d7de;--bg:#f6f8fa}
+*{box-sizing:border-box}body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2328}
+header,main,footer{max-width:1200px;margin:0 auto;padding:0 20px}header{padding-top:16px}
+h1{font-size:22px;margin:8px 0}h2{font-size:18px;border-bottom:1px solid var(--line);padding-bottom:4px;margin-top:28px}
+h3{font-size:15px;margin:18px 0 6px}.muted{color:var(--muted)}code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px}
+.verdict{border-radius:8px;padding:12px 16px;margin:12px 0;border:2px solid}.verdict h2{border:0;margin:0;font-size:20px}
+.v-fail{border-color:var(--fail);background:#ffebe9}.v-warn{border-color:var(--warn);background:#fff8c5}
+.v-pass{border-color:var(--pass);background:#dafbe1}.v-no_data{border-color:var(--muted);background:var(--bg)}
+nav a{margin-right:14px}table{border-collapse:collapse;margin:6px 0 12px;max-width:100%}
+th,td{border:1px solid var(--line);padding:3px 8px;text-align:left;vertical-align:top;word-break:break-word;max-width:520px}
+th{background:var(--bg);font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.bad{color:var(--fail);font-weight:600}.warn{color:var(--warn);font-weight:600}.ok{color:var(--pass)}
+details{border:1px solid var(--line);border-radius:6px;margin:6px 0;padding:0 10px}
+details[open]{padding-bottom:8px}summary{cursor:pointer;padding:6px 0}details.col>summary b{font-size:15px}
+.badge{display:inline-block;border-radius:10px;padding:0 7px;font-size:12px;margin-left:6px;background:var(--bg);border:1px solid var(--line)}
+.badge.bad{background:#ffebe9;border-color:var(--fail)}.badge.warn{background:#fff8c5;border-color:var(--warn)}
+.grid{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}.bar{background:#8c959f;height:10px;display:inline-block}
+svg{display:block}svg text{font:10px system-ui,sans-serif;fill:#57606a}.tools{margin:8px 0}
+.tools input{padding:4px 8px;width:260px}.tools button{margin-left:6px}pre{white-space:pre-wrap;background:var(--bg);padding:6px;margin:4px 0}
+"""
+
+SCRIPT = """
+(function(){
+  var cols=document.querySelectorAll('details.col');
+  var filter=document.getElementById('column-filter');
+  filter.addEventListener('input',function(){
+    var q=filter.value.toLowerCase();
+    cols.forEach(function(d){d.hidden=q!==''&&d.getAttribute('data-name').toLowerCase().indexOf(q)<0;});
+  });
+  document.getElementById('expand-all').addEventListener('click',function(){cols.forEach(function(d){if(!d.hidden)d.open=true;});});
+  document.getElementById('collapse-all').addEventListener('click',function(){cols.forEach(function(d){d.open=false;});});
+})();
+"""
+
+
+def esc(value: Any) -> str:
+    """Text for HTML (element content and quoted attributes)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def script_hash(script: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+
+
+def page(title: str, body: str, script: str | None = None) -> str:
+    csp = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+           + (f"; script-src '{script_hash(script)}'" if script else ""))
+    return "".join([
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        f'<meta http-equiv="Content-Security-Policy" content="{esc(csp)}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<link rel="icon" href="data:,">',
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>",
+        body,
+        f"<script>{script}</script>" if script else "",
+        "</body></html>\n",
+    ])
+
+
+def fmt_number(value: Any, metric: str = "", temporal: bool = False) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if not isinstance(value, (int, float)):
+        return str(value)
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    if temporal and metric in TIME_METRICS:
+        return fmt_epoch(value)
+    if metric in SHARE_METRICS or metric.endswith("_share"):
+        return f"{value * 100:.2f}%" if value < 0.9999 or value == 1 else f"{value * 100:.4f}%"
+    if metric in COUNT_METRICS or (value.is_integer() and abs(value) < 1e15):
+        return f"{int(value):,}"
+    if abs(value) >= 1e6 or (abs(value) < 1e-3 and value != 0):
+        return f"{value:.4g}"
+    return f"{value:,.4f}".rstrip("0").rstrip(".")
+
+
+def fmt_epoch(seconds: float) -> str:
+    try:
+        moment = dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds:.0f}"
+    return moment.strftime("%Y-%m-%d") if moment.time() == dt.time(0) else moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cell(value: Any) -> str:
+    """A table cell for an arbitrary value: numbers right-aligned, structures as compact JSON."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f'<td class="n">{esc(fmt_number(value))}</td>'
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False, default=str)
+    return f"<td>{esc(short(value) if value is not None else '')}</td>"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], raw_cells: bool = False) -> str:
+    """A table; with raw_cells the row items are already rendered `<td>` strings."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(c if raw_cells else cell(c) for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def records_table(records: Sequence[dict], cap: int = ROWS_SHOWN, columns: Sequence[str] | None = None) -> str:
+    """A table of dict records (the keys of the first ones as headers), at most `cap` rows."""
+    if not records:
+        return ""
+    names = list(columns or dict.fromkeys(k for r in records[:cap] for k in r))[:14]
+    more = f'<p class="muted">{len(records) - cap:,} more not shown.</p>' if len(records) > cap else ""
+    return table(names, ([r.get(n) for n in names] for r in records[:cap])) + more
+
+
+def svg_histogram(edges: Sequence[float], counts: Sequence[int], temporal: bool = False,
+                  width: int = 340, height: int = 96) -> str:
+    if not counts or len(edges) != len(counts) + 1:
+        return ""
+    top = max(counts) or 1
+    plot_h = height - 16
+    step = width / len(counts)
+    bars = []
+    for i, count in enumerate(counts):
+        h = 0 if count == 0 else max(1.0, plot_h * count / top)
+        lo, hi = fmt_number(edges[i], "min", temporal), fmt_number(edges[i + 1], "max", temporal)
+        bars.append(f'<rect x="{i * step:.1f}" y="{plot_h - h:.1f}" width="{max(step - 1, 0.5):.1f}" '
+                    f'height="{h:.1f}" fill="#54aeff"><title>{esc(lo)} – {esc(hi)}: {count:,}</title></rect>')
+    labels = (f'<text x="0" y="{height - 3}">{esc(fmt_number(edges[0], "min", temporal))}</text>'
+              f'<text x="{width}" y="{height - 3}" text-anchor="end">{esc(fmt_number(edges[-1], "max", temporal))}</text>')
+    return (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="histogram">{"".join(bars)}{labels}</svg>')
+
+
+def svg_sparkline(points: Sequence[tuple[str, float | None]], current: str, metric: str,
+                  width: int = 200, height: int = 44) -> str:
+    values = [(key, v) for key, v in points if v is not None and math.isfinite(v)]
+    if len(values) < 2:
+        return ""
+    lo, hi = min(v for _, v in values), max(v for _, v in values)
+    span = (hi - lo) or 1.0
+    n = len(values)
+    coords = [(4 + (width - 8) * i / (n - 1), 4 + (height - 18) * (1 - (v - lo) / span)) for i, (_, v) in enumerate(values)]
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+    dots = "".join(
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{3 if key == current else 1.6}" fill="{"#cf222e" if key == current else "#0969da"}">'
+        f"<title>{esc(key)}: {esc(fmt_number(v, metric))}</title></circle>"
+        for (x, y), (key, v) in zip(coords, values, strict=True))
+    return (f'<svg width="{width}" height="{height}" role="img" aria-label="trend of {esc(metric)}">'
+            f'<polyline points="{line}" fill="none" stroke="#0969da" stroke-width="1.2"/>{dots}'
+            f'<text x="2" y="{height - 2}">{esc(metric)}: {esc(fmt_number(lo, metric))} … {esc(fmt_number(hi, metric))}</text></svg>')
+
+
+def share_bar(share: float | None, width: int = 80) -> str:
+    if share is None or not math.isfinite(share):
+        return "<td></td>"
+    return f'<td><span class="bar" style="width:{max(1, round(width * min(share, 1.0)))}px"></span> {share * 100:.1f}%</td>'
+
+
+def render_report(data: ReportData) -> str:
+    verdict = data.verdict
+    title = f"{data.dataset} / {data.partition_key} — data quality report"
+    parts = [
+        "<header>",
+        f'<p class="muted">quality_assets report · dataset <b>{esc(data.dataset)}</b> · partition '
+        f"<code>{esc(data.partition_key)}</code> · generated {esc(data.generated_at)}</p>",
+        f"<h1>{esc(data.dataset)} / {esc(data.partition_key)}</h1>",
+        f'<section id="verdict" class="verdict v-{esc(verdict.level)}"><h2>{esc(verdict.headline)}</h2>',
+        ("<ul>" + "".join(f"<li>{esc(r)}</li>" for r in verdict.reasons) + "</ul>") if verdict.reasons else "",
+        "</section>",
+        '<nav><a href="#failures">What is wrong</a><a href="#overview">Overview</a><a href="#columns">Columns</a>'
+        '<a href="#correlations">Correlations</a></nav></header><main>',
+        _failures(data),
+        _overview(data),
+        _columns(data),
+        _correlations(data),
+        "</main>",
+        '<footer><p class="muted">Written by quality_assets from the warehouse tables qa.files, qa.quarantine, '
+        "qa.check_results, qa.failing_rows, qa.column_profiles and the anomaly tables. Samples are capped; "
+        "the tables hold every row. Machine-readable: profile.json, metrics.csv, audit.log.json, metrics.prom.</p></footer>",
+    ]
+    return page(title, "".join(parts), SCRIPT)
+
+
+def _failures(data: ReportData) -> str:
+    out = ['<section id="failures"><h2>What is wrong</h2>']
+    failed = data.failed_checks
+    out.append('<h3 id="failed-checks">Failed rules</h3>')
+    if not data.checks:
+        out.append('<p class="muted">No rule results for this partition (no rules in the contract, or validation has not run).</p>')
+    elif not failed:
+        out.append(f'<p class="ok">All {len(data.checks)} rule(s) passed.</p>')
+    else:
+        if not data.validation_is_current:
+            out.append('<p class="warn">These results are from a validation of an earlier load of this file.</p>')
+        out.append(table(["rule", "severity", "failing rows", "failing share", "message"], (
+            [f"<td><b>{esc(c['rule'])}</b></td>",
+             f'<td class="{"bad" if c["severity"] == "error" else "warn"}">{esc(c["severity"])}'
+             f'{" (blocks publishing)" if c["severity"] == "error" else ""}</td>',
+             cell(c["failing_rows"]), cell(None) if c["failing_share"] is None else share_bar(c["failing_share"]),
+             cell(c["error"] or c["message"])] for c in failed), raw_cells=True))
+        for check in failed:
+            sample = data.failing_samples.get(check["rule"], [])
+            rows = [{"source row": s["source_row"], **({"file": s["source_file"]} if s.get("source_file") else {}),
+                     **{f"key {k}": v for k, v in (s["key"] or {}).items()},
+                     **(s["values"] if isinstance(s["values"], dict) else {"values": s["values"]})} for s in sample]
+            body = records_table(rows) if rows else '<p class="muted">No failing rows to show (the rule judges the whole partition).</p>'
+            stored = check.get("failing_rows_stored")
+            note = (f'<p class="muted">First {len(rows)} of {check["failing_rows"]:,} failing row(s); {stored:,} kept in '
+                    f"qa.failing_rows.</p>") if rows and check.get("failing_rows") else ""
+            sql = f"<pre><code>{esc(check['sql'])}</code></pre>" if check.get("sql") else ""
+            out.append(f"<details><summary>{esc(check['rule'])}: failing rows and SQL</summary>{note}{body}{sql}</details>")
+
+    out.append('<h3 id="quarantine">Quarantined rows</h3>')
+    if not data.quarantine_by_code:
+        out.append('<p class="muted">No rows were quarantined.</p>' if data.load else '<p class="muted">No load recorded.</p>')
+    else:
+        total = sum(n for _, n in data.quarantine_by_code)
+        out.append(table(["error code", "rows", "share of quarantined"],
+                         ([cell(code), cell(n), share_bar(n / total)] for code, n in data.quarantine_by_code), raw_cells=True))
+        out.append(records_table(data.quarantine_sample))
+
+    out.append(_anomaly_sections(data))
+    out.append("</section>")
+    return "".join(out)
+
+
+def _anomaly_sections(data: ReportData) -> str:
+    out = []
+    missing = '<p class="muted">No anomaly results for this partition (the anomalies stage has not run on it).</p>'
+    ran = data.anomalies_ran
+    out.append('<h3 id="anomalous-rows">Anomalous rows</h3>')
+    rows = data.row_anomalies()
+    if not ran:
+        out.append(missing)
+    elif not rows:
+        summary = (data.anomalies or {}).get("summary") or {}
+        scored = summary.get("rows_scored")
+        out.append(f'<p class="ok">No row was flagged as anomalous{f" ({scored:,} scored)" if scored else ""}.</p>')
+    else:
+        summary = (data.anomalies or {}).get("summary") or {}
+        out.append(f"<p>{data.rows_flagged():,} row(s) flagged of {summary.get('rows_scored') or 0:,} scored "
+                   f"(fitted on {esc(summary.get('fitted_on') or '?')}); the highest ranked first, with the columns "
+                   "that explain each score.</p>")
+        out.append(table(["rank", "source row", "score", "p-value", "why"], (
+            [cell(r.get("rank")), cell(r.get("_source_row")), cell(r.get("score")), cell(r.get("p_value")),
+             f"<td>{_explanation(r.get('explanation'))}</td>"] for r in rows[:ROWS_SHOWN]), raw_cells=True))
+        if len(rows) > ROWS_SHOWN:
+            out.append(f'<p class="muted">{data.rows_flagged() - ROWS_SHOWN:,} more in qa.row_anomalies.</p>')
+    out.append('<h3 id="drift">Drifted columns</h3>')
+    drift = data.drift()
+    if not ran:
+        out.append(missing)
+    elif not drift:
+        out.append('<p class="muted">No drift results (no reference partition yet).</p>')
+    elif not data.drifted():
+        reference = drift[0].get("reference_partition")
+        out.append(f'<p class="ok">No column drifted ({len(drift)} tested against {esc(reference or "the reference")}).</p>')
+    else:
+        out.append(table(["column", "test", "statistic", "adjusted p", "PSI", "effect size", "reference", "why"], (
+            [cell(d.get("column_name")), cell(d.get("test")), cell(d.get("statistic")), cell(d.get("adjusted_p")),
+             cell(d.get("psi")), cell(f"{fmt_number(d.get('effect_size'))} ({d.get('effect_measure') or ''})"),
+             cell(d.get("reference_partition")), cell(d.get("reason"))] for d in data.drifted()), raw_cells=True))
+    out.append('<h3 id="metric-anomalies">Metric anomalies</h3>')
+    anomalies = data.metric_anomalies()
+    if not ran:
+        out.append(missing)
+    elif not anomalies:
+        out.append(f'<p class="ok">No metric departed from its history ({len((data.anomalies or {}).get("metrics") or [])} compared).</p>')
+    else:
+        out.append(table(["column", "metric", "value", "expected", "range", "robust z", "why"], (
+            [cell(m.get("column_name") or "(dataset)"), cell(m.get("metric")), cell(m.get("value")), cell(m.get("expected")),
+             cell(f"{fmt_number(m.get('lower'))} … {fmt_number(m.get('upper'))}"), cell(m.get("robust_z")),
+             cell(m.get("reason"))] for m in anomalies[:50]), raw_cells=True))
+    return "".join(out)
+
+
+def _explanation(explanation: Any) -> str:
+    if not isinstance(explanation, dict):
+        return esc(short(explanation))
+    items = []
+    for c in (explanation.get("contributions") or [])[:4]:
+        value = c.get("value")
+        items.append(f"<li><b>{esc(c.get('column'))}</b> = <code>{esc(short(value, 80))}</code>: "
+                     f"{esc(short(c.get('why') or c.get('signal'), 160))}</li>")
+    return f"<ul>{''.join(items)}</ul>" if items else ""
+
+
+def _overview(data: ReportData) -> str:
+    out = ['<section id="overview"><h2>Overview</h2>']
+    load = data.load
+    if load is None:
+        out.append('<p class="muted">No load recorded for this partition.</p>')
+    else:
+        codes = ", ".join(f"{k}: {v:,}" for k, v in sorted((load.get("error_codes") or {}).items())) or "none"
+        audit = [
+            ("status", load.get("status")), ("message", load.get("message")), ("source", load.get("source_path")),
+            ("sha256", load.get("sha256")), ("bytes", load.get("bytes")), ("format", load.get("format")),
+            ("compression", load.get("compression") or "none"),
+            ("delimiter", json.dumps(load["delimiter"]) if load.get("delimiter") else None),
+            ("encoding", load.get("encoding")), ("valid UTF-8", load.get("utf8_valid")), ("parser", load.get("parser")),
+            ("rows read", load.get("rows_read")), ("rows loaded", load.get("rows_loaded")),
+            ("rows quarantined", load.get("rows_quarantined")), ("error codes", codes),
+            ("columns", len(load.get("columns") or [])), ("loaded", load.get("finished")),
+            ("duration (s)", load.get("duration_s")), ("run", load.get("run_id")),
+        ]
+        if load.get("duplicate_of"):
+            audit.append(("same content as", load["duplicate_of"]))
+        if data.last_attempt and data.last_attempt["run_id"] != load.get("run_id"):
+            audit.append(("last attempt", f"{data.last_attempt['status']} ({data.last_attempt['message'] or ''})"))
+        out.append('<h3 id="file-audit">File audit</h3><div class="grid"><div>')
+        out.append(table(["", ""], ([cell(k), cell(v)] for k, v in audit), raw_cells=True))
+        out.append("</div><div>")
+        for metric, key in (("rows_loaded", "rows loaded"), ("rows_quarantined", "rows quarantined")):
+            out.append(svg_sparkline([(h["partition_key"], h[metric]) for h in data.load_history], data.partition_key, key))
+        out.append("</div></div>")
+    profile = data.profile
+    out.append('<h3 id="dataset-profile">Rows and columns</h3>')
+    if profile is None:
+        out.append('<p class="muted">No profile for this partition (the profile stage has not run on it).</p>')
+    else:
+        metrics = profile.get("metrics") or {}
+        out.append('<div class="grid"><div>')
+        out.append(table(["metric", "value"], ([cell(m), f'<td class="n">{esc(fmt_number(v, m))}</td>']
+                                               for m, v in metrics.items()), raw_cells=True))
+        out.append("</div><div>")
+        for metric in ("row_count", "duplicate_rows", "max_null_share"):
+            out.append(svg_sparkline(data.history.get((None, metric), []), data.partition_key, metric))
+        out.append("</div></div>")
+        alerts = data.profile_alerts()
+        out.append('<h3 id="alerts">Profile alerts</h3>')
+        out.append(records_table(alerts, cap=100) if alerts else '<p class="ok">No profile alerts.</p>')
+    if data.checks:
+        out.append('<h3 id="all-rules">All rules</h3>')
+        out.append(table(["rule", "kind", "severity", "result", "failing rows", "message"], (
+            [cell(c["rule"]), cell(c["kind"]), cell(c["severity"]),
+             f'<td class="{"ok" if c["passed"] else ("bad" if c["severity"] == "error" else "warn")}">'
+             f'{"passed" if c["passed"] else "failed"}</td>', cell(c["failing_rows"]), cell(c["error"] or c["message"])]
+            for c in data.checks), raw_cells=True))
+    out.append("</section>")
+    return "".join(out)
+
+
+def _column_flags(data: ReportData) -> dict[str, list[str]]:
+    """Per column name, the problems other stages found (drift, metric anomalies)."""
+    flags: dict[str, list[str]] = {}
+    for label, records in (("drift", data.drifted()), ("metric anomaly", data.metric_anomalies())):
+        for record in records:
+            name = record.get("column_name")
+            if name:
+                flags.setdefault(str(name), []).append(label)
+    return flags
+
+
+def _columns(data: ReportData) -> str:
+    out = ['<section id="columns"><h2>Columns</h2>']
+    profile = data.profile
+    if profile is None:
+        names = (data.load or {}).get("columns") or []
+        out.append('<p class="muted">No profile for this partition (the profile stage has not run on it)'
+                   + (": the file's columns are " + ", ".join(f"<code>{esc(n)}</code>" for n in names) if names else "")
+                   + ".</p></section>")
+        return "".join(out)
+    columns = profile.get("columns") or []
+    out.append('<div class="tools"><input id="column-filter" type="search" placeholder="Filter columns by name" '
+               'aria-label="Filter columns by name"><button id="expand-all" type="button">Expand all</button>'
+               '<button id="collapse-all" type="button">Collapse all</button></div>')
+    flags = _column_flags(data)
+    out.extend(_column_section(column, data, flags.get(column["name"], [])) for column in columns)
+    out.append("</section>")
+    return "".join(out)
+
+
+def _column_section(column: dict, data: ReportData, flags: list[str]) -> str:
+    name = column["name"]
+    metrics = column.get("metrics") or {}
+    semantic = column.get("semantic_type") or {}
+    kind = semantic.get("type", "?") if isinstance(semantic, dict) else str(semantic)
+    storage = semantic.get("storage_type", "") if isinstance(semantic, dict) else ""
+    temporal = kind == "datetime"
+    alerts = column.get("alerts") or []
+    badges = [f'<span class="badge">{esc(kind)}{" · " + esc(storage) if storage else ""}</span>',
+              f'<span class="badge">nulls {esc(fmt_number(metrics.get("null_share"), "null_share"))}</span>',
+              f'<span class="badge">distinct {esc(fmt_number(metrics.get("distinct_count"), "distinct_count"))}</span>']
+    if alerts:
+        badges.append(f'<span class="badge warn">{len(alerts)} alert(s)</span>')
+    badges += [f'<span class="badge bad">{esc(flag)}</span>' for flag in dict.fromkeys(flags)]
+    stats = [(m, metrics[m]) for m in STAT_ORDER if metrics.get(m) is not None]
+    parts = [
+        f'<details class="col" id="col-{int(column["index"])}" data-name="{esc(name)}">',
+        f'<summary><b>{esc(name)}</b> <span class="muted">#{int(column["index"]) + 1}</span>{"".join(badges)}</summary>',
+        '<div class="grid"><div>',
+        table(["statistic", "value"], ([cell(m), f'<td class="n">{esc(fmt_number(v, m, temporal))}</td>'] for m, v in stats),
+              raw_cells=True) if stats else '<p class="muted">No statistics.</p>',
+        "</div><div>",
+    ]
+    histogram = column.get("histogram")
+    if isinstance(histogram, dict) and histogram.get("counts"):
+        parts.append("<h3>Histogram</h3>" + svg_histogram(histogram.get("edges") or [], histogram["counts"], temporal))
+    top = column.get("top_values") or []
+    if top:
+        rows = metrics.get("row_count") or sum(t.get("count") or 0 for t in top) or 1
+        parts.append("<h3>Top values</h3>" + table(["value", "count", "share"], (
+            [cell(t.get("value")), cell(t.get("count")), share_bar((t.get("count") or 0) / rows)]
+            for t in top[:TOP_VALUES_SHOWN]), raw_cells=True))
+    shapes = column.get("shapes") or []
+    if shapes:
+        parts.append("<h3>Patterns</h3>" + table(["shape", "share"], (
+            [f'<td class="mono">{esc(short(s.get("shape"), 80))}</td>', share_bar(s.get("share"))]
+            for s in shapes[:TOP_VALUES_SHOWN]), raw_cells=True))
+    parts.append("</div><div>")
+    trends = [svg_sparkline(data.history.get((name, m), []), data.partition_key, m) for m in
+              ("null_share", "distinct_count", "mean", "p50", "std", "length_mean", "top_value_share")]
+    trends = [t for t in trends if t]
+    if trends:
+        parts.append("<h3>Trend over past partitions</h3>" + "".join(trends))
+    parts.append("</div></div>")
+    extra = {k: column.get(k) for k in ("normality", "monotonicity", "distinct_method") if column.get(k) not in (None, {}, [])}
+    if extra:
+        parts.append("<h3>More</h3>" + table(["", ""], ([cell(k), cell(v)] for k, v in extra.items()), raw_cells=True))
+    if alerts:
+        parts.append("<h3>Alerts</h3>" + records_table(alerts))
+    parts.append("</details>")
+    return "".join(parts)
+
+
+def _correlations(data: ReportData) -> str:
+    out = ['<section id="correlations"><h2>Correlations</h2>']
+    correlations = (data.profile or {}).get("correlations") or {}
+    if data.profile is None:
+        out.append('<p class="muted">No profile for this partition.</p></section>')
+        return "".join(out)
+    shown = False
+    for method in ("pearson", "spearman"):
+        matrix = correlations.get(method) or {}
+        if not isinstance(matrix, dict) or not matrix:
+            continue
+        shown = True
+        pairs = {}
+        for a, row in matrix.items():
+            for b, r in (row or {}).items():
+                if a != b and r is not None and math.isfinite(r):
+                    pairs[tuple(sorted((a, b)))] = r
+        strongest = sorted(pairs.items(), key=lambda item: -abs(item[1]))[:CORRELATION_PAIRS]
+        out.append(f"<h3>{esc(method.capitalize())}</h3>")
+        out.append(table(["column", "column", "r"], ([a, b, round(r, 4)] for (a, b), r in strongest)))
+        if len(matrix) <= HEATMAP_MAX_COLUMNS:
+            out.append(_heatmap(matrix))
+    capped = correlations.get("columns_capped_at")
+    if capped:
+        out.append(f'<p class="muted">Computed over at most {int(capped)} numeric columns.</p>')
+    if not shown:
+        out.append('<p class="muted">No correlations (fewer than two numeric columns).</p>')
+    out.append("</section>")
+    return "".join(out)
+
+
+def _heatmap(matrix: dict[str, dict[str, float]], cell_px: int = 14) -> str:
+    names = list(matrix)
+    label_w = 120
+    size = label_w + cell_px * len(names)
+    rects = []
+    for i, a in enumerate(names):
+        rects.append(f'<text x="{label_w - 4}" y="{label_w + i * cell_px + 11}" text-anchor="end">{esc(short(a, 18))}</text>')
+        for j, b in enumerate(names):
+            r = (matrix.get(a) or {}).get(b)
+            if r is None or not math.isfinite(r):
+                continue
+            color = f"rgb({255 - int(max(r, 0) * 200)},{255 - int(abs(r) * 200)},{255 - int(max(-r, 0) * 200)})"
+            rects.append(f'<rect x="{label_w + j * cell_px}" y="{label_w + i * cell_px}" width="{cell_px}" height="{cell_px}" '
+                         f'fill="{color}"><title>{esc(a)} × {esc(b)}: {r:.3f}</title></rect>')
+    return f'<svg width="{size}" height="{size}" role="img" aria-label="correlation heatmap">{"".join(rects)}</svg>'
