@@ -4,7 +4,8 @@ Starts the gRPC code server, dagster-webserver and dagster-daemon as plain proce
 PostgreSQL database (as the deployment test does), with the sensor interval at 1 s, then:
 
 - latency: files land one at a time; from the moment a file is complete in the landing folder to
-  its `<dataset>/raw` materialization event (and to the end of its run), per file;
+  its `<dataset>/raw` materialization event, to its report being written (the `<dataset>/report`
+  materialization, with report.html on disk) and to the end of its run, per file;
 - throughput: N small files land at once; files per minute from the landing to the last run's
   end, and a check that every file was processed exactly once (one run, one audit row, its rows).
 
@@ -15,6 +16,7 @@ Needs PostgreSQL (QA_TEST_PG_HOST/PORT/USER, default 127.0.0.1:5432 postgres).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -45,10 +47,10 @@ def land(folder: Path, name: str, first_id: int) -> None:
     os.replace(tmp, folder / name)
 
 
-def materialized_at(deployment: Deployment, partition: str) -> float | None:
+def materialized_at(deployment: Deployment, partition: str, stage: str) -> float | None:
     rows = deployment.sql(
         "SELECT extract(epoch from timestamp) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION' "
-        "AND partition = %s ORDER BY id LIMIT 1", [partition])
+        "AND partition = %s AND asset_key = %s ORDER BY id LIMIT 1", [partition, json.dumps(["events", stage])])
     return float(rows[0][0]) if rows else None
 
 
@@ -76,16 +78,21 @@ def main() -> int:
             deployment.wait_ready()
             startup = time.monotonic() - started
 
-            latencies, run_ends = [], []
+            latencies, report_latencies, run_ends = [], [], []
             for i in range(args.latency_files):
                 name = f"latency_{i:03d}.csv"
                 landed = time.time()
                 land(landing, name, i * 1000)
-                at = wait_for(lambda n=name: materialized_at(deployment, n), 120, f"{name} materialized",
+                at = wait_for(lambda n=name: materialized_at(deployment, n, "raw"), 120, f"{name} materialized",
                               interval=0.1, on_timeout=deployment.diagnostics)
+                reported = wait_for(lambda n=name: materialized_at(deployment, n, "report"), 120, f"{name} report",
+                                    interval=0.1, on_timeout=deployment.diagnostics)
+                if not (deployment.output / "events" / name / "report.html").is_file():
+                    raise SystemExit(f"{name}: the report materialized but report.html is missing")
                 run = wait_for(lambda n=name: (r := run_of(deployment, n)) and r["end"] and r, 60, f"{name} run end",
                                interval=0.1)
                 latencies.append(at - landed)
+                report_latencies.append(reported - landed)
                 run_ends.append(run["end"] - landed)
 
             names = [f"bulk_{i:04d}.csv" for i in range(args.files)]
@@ -133,6 +140,9 @@ def main() -> int:
     print(f"{'-' * 44} {'-' * 12}")
     print(f"{'latency landing -> raw materialized, median':<44} {statistics.median(latencies):>10.1f} s")
     print(f"{'latency landing -> raw materialized, min/max':<44} {min(latencies):>5.1f}/{max(latencies):<4.1f} s")
+    print(f"{'latency landing -> report written, median':<44} {statistics.median(report_latencies):>10.1f} s")
+    print(f"{'latency landing -> report written, min/max':<44} "
+          f"{min(report_latencies):>5.1f}/{max(report_latencies):<4.1f} s")
     print(f"{'latency landing -> run finished, median':<44} {statistics.median(run_ends):>10.1f} s")
     print(f"{f'throughput, {args.files} files landing at once':<44} {args.files / elapsed * 60:>6.1f} files/min")
     print(f"{'  time from landing to the last run end':<44} {elapsed:>10.1f} s")

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from quality_assets.report.outputs import REPORT_FILE, OutputPathError, partition_output_dir
+
 ALERT_LOG = Path("alerts") / "alerts.jsonl"
 LOG_PREFIX = "QA_ALERT"
 
@@ -49,12 +51,13 @@ class Alert:
 
 
 def report_path(output_dir: Path, dataset: str | None, partition: str | None) -> str | None:
-    """Where the partition's report is (or will be) written: `<output>/<dataset>/<partition>/report.html`."""
+    """Where the partition's report is (or will be) written, as the report stage names its folder."""
     if not dataset or not partition:
         return None
-    root = output_dir.resolve()
-    path = (root / dataset / partition / "report.html").resolve()
-    return str(path) if root in path.parents else None
+    try:
+        return str(partition_output_dir(output_dir, dataset, partition) / REPORT_FILE)
+    except OutputPathError:
+        return None
 
 
 @dataclass

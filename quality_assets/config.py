@@ -22,6 +22,11 @@ VARIABLES = {
     "QA_ALERT_WEBHOOK_URL": ("(none)", "URL that alerts are POSTed to as JSON; alerts are always logged"),
     "QA_ALERT_WEBHOOK_TIMEOUT": ("5", "seconds per webhook attempt"),
     "QA_ALERT_WEBHOOK_RETRIES": ("3", "webhook attempts per alert (retried on timeouts, 429 and 5xx)"),
+    "QA_TOP_VALUES": ("10", "most frequent values (and character shapes) kept per column by the profile"),
+    "QA_GAUSSIAN_TEST": ("dagostino", "the profile's normality test: dagostino, shapiro, anderson or ks"),
+    "QA_ANOMALY_BATCH_ROWS": ("100000", "rows the anomaly stage scores at a time (bounds its memory)"),
+    "QA_ANOMALY_REFERENCE_ROWS": ("200000", "history rows (a deterministic sample) the row detector is fitted on"),
+    "QA_ANOMALY_MAX_ROWS": ("1000", "flagged rows stored in qa.row_anomalies per partition, best ranked first"),
 }
 
 
@@ -40,6 +45,11 @@ class Settings:
     alert_webhook_url: str | None = None
     alert_webhook_timeout_s: float = 5.0
     alert_webhook_retries: int = 3
+    top_values: int = 10
+    gaussian_test: str = "dagostino"
+    anomaly_batch_rows: int = 100_000
+    anomaly_reference_rows: int = 200_000
+    anomaly_max_rows: int = 1000
 
 
 class SettingsError(ValueError):
@@ -64,7 +74,19 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         alert_webhook_url=env.get("QA_ALERT_WEBHOOK_URL") or None,
         alert_webhook_timeout_s=_number(env, "QA_ALERT_WEBHOOK_TIMEOUT", 5.0, float),
         alert_webhook_retries=max(1, _number(env, "QA_ALERT_WEBHOOK_RETRIES", 3, int)),
+        top_values=max(1, _number(env, "QA_TOP_VALUES", 10, int)),
+        gaussian_test=_choice(env, "QA_GAUSSIAN_TEST", "dagostino", ("dagostino", "shapiro", "anderson", "ks")),
+        anomaly_batch_rows=max(1, _number(env, "QA_ANOMALY_BATCH_ROWS", 100_000, int)),
+        anomaly_reference_rows=max(100, _number(env, "QA_ANOMALY_REFERENCE_ROWS", 200_000, int)),
+        anomaly_max_rows=_number(env, "QA_ANOMALY_MAX_ROWS", 1000, int),
     )
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    text = (env.get(name) or default).strip().lower()
+    if text not in allowed:
+        raise SettingsError(f"{name}={env.get(name)!r} must be one of {', '.join(allowed)}")
+    return text
 
 
 def _number(env: Mapping[str, str], name: str, default, kind):

@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from quality_assets.contract import Contract, Dataset, parse_duration
+from quality_assets.report.outputs import OutputPathError, partition_output_dir
 from quality_assets.warehouse import quote_ident
 
 RETENTION_DDL = """CREATE TABLE IF NOT EXISTS qa.retention (
@@ -167,10 +168,12 @@ def remove_partitions(
         except Exception:
             con.execute("ROLLBACK")
             raise
-    root = output_dir.resolve()
     for part in partitions:
-        folder = (root / part.dataset / part.partition_key).resolve()
-        if root in folder.parents and folder.is_dir():
+        try:
+            folder = partition_output_dir(output_dir, part.dataset, part.partition_key)
+        except OutputPathError:
+            folder = None
+        if folder is not None and folder.is_dir():
             removal.output_dirs.append(folder)
             if not dry_run:
                 shutil.rmtree(folder)

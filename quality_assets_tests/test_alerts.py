@@ -4,6 +4,7 @@ import http.server
 import json
 import threading
 import time
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -13,6 +14,7 @@ from quality_assets.config import settings_from_env
 from quality_assets.contract import load_contract
 from quality_assets.defs.alerts import CHECK_FAILURE_SENSOR, RUN_FAILURE_SENSOR
 from quality_assets.defs.definitions import build_definitions
+from quality_assets.report.outputs import partition_output_dir
 
 ALERT = Alert(kind="check_failure", dataset="orders", partition="a.csv", rule="file_parsed", severity="warn",
               message="1 of 2 rows quarantined", run_id="r1", job="orders_job", report_path="/out/orders/a.csv/report.html")
@@ -71,7 +73,9 @@ def test_alert_is_one_json_object_naming_dataset_partition_rule_and_report():
 
 def test_report_path_stays_inside_the_output_folder(tmp_path):
     assert report_path(tmp_path, "orders", "sub/a.csv") == str(tmp_path / "orders" / "sub" / "a.csv" / "report.html")
-    assert report_path(tmp_path, "orders", "../../etc") is None
+    escaped = report_path(tmp_path, "orders", "../../etc")  # the report stage's encoded folder name
+    assert escaped == str(partition_output_dir(tmp_path, "orders", "../../etc") / "report.html")
+    assert (tmp_path / "orders") in Path(escaped).parents
     assert report_path(tmp_path, None, "a.csv") is None
 
 

@@ -118,7 +118,9 @@ def test_an_error_rule_blocks_published_until_the_data_is_fixed(project):
     with dg.instance_for_test() as instance:
         result = run_file(project, instance, "a.csv", BAD)
         assert not result.success
-        assert materialized(result) == ["orders/raw", "orders/validation"]  # published did not run
+        # published did not run; the stages that describe the data did, the report included
+        assert sorted(materialized(result)) == ["orders/anomalies", "orders/profile", "orders/raw", "orders/report",
+                                                "orders/validation"]
         found = checks(result)
         failed = found["orders/validation:accepted_values_currency"]
         assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR and failed.blocking
@@ -142,7 +144,7 @@ def test_an_error_rule_blocks_published_until_the_data_is_fixed(project):
 
         fixed = run_file(project, instance, "a.csv", FIXED)
         assert fixed.success
-        assert materialized(fixed) == ["orders/raw", "orders/validation", "orders/published"]
+        assert "orders/published" in materialized(fixed)
         [published] = fixed.asset_materializations_for_node("orders__published")
         assert published.partition == "a.csv" and published.metadata["dagster/row_count"].value == 3
         assert _outcome("orders", "a.csv", fixed).status == "loaded_with_errors, published"

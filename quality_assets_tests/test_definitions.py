@@ -46,16 +46,22 @@ def settings_for(project: Path):
 def test_definitions_graph_snapshot(project):
     defs = build_definitions(load_contract(project / "quality.yaml"), settings_for(project))
     repo = defs.get_repository_def()
+    stages = ["anomalies", "profile", "published", "raw", "report", "validation"]
     assert sorted(k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()) == [
-        "events/published", "events/raw", "events/validation", "orders/published", "orders/raw", "orders/validation",
-        "scorecard"]
+        f"{ds}/{stage}" for ds in ("events", "orders") for stage in stages] + ["scorecard"]
+    upstream = {stage: sorted(k.path[1] for k in repo.asset_graph.get(dg.AssetKey(["orders", stage])).parent_keys)
+                for stage in stages}
+    assert upstream == {"raw": [], "validation": ["raw"], "published": ["raw", "validation"], "profile": ["raw"],
+                        "anomalies": ["profile"], "report": ["anomalies"]}  # the report never waits on rules
     assert sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")) == ["events_job", "orders_job", "scorecard_job"]
     sensors = {s.name: s for s in repo.sensor_defs}
     assert sorted(sensors) == ["events_landing_sensor", "orders_landing_sensor", "qa_check_failure_alerts", "qa_run_failure_alerts"]
     assert [s.name for s in repo.schedule_defs] == ["scorecard_schedule"]
     assert sensors["orders_landing_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
     checks = sorted(k.to_user_string() for k in repo.asset_graph.asset_check_keys)
-    assert checks == ["events/raw:file_parsed", "orders/raw:file_parsed"]
+    anomaly_checks = ["anomaly_rate_within_bounds", "no_drift", "no_metric_anomalies"]
+    assert checks == [f"{ds}/{check}" for ds in ("events", "orders")
+                      for check in [f"anomalies:{name}" for name in anomaly_checks] + ["raw:file_parsed"]]
     raw = repo.assets_defs_by_key[dg.AssetKey(["orders", "raw"])]
     assert raw.group_names_by_key[dg.AssetKey(["orders", "raw"])] == "orders"
     assert raw.partitions_def == files_partitions(load_contract(project / "quality.yaml").dataset("orders"))

@@ -9,6 +9,7 @@ import dagster as dg
 from quality_assets.config import Settings, settings_from_env
 from quality_assets.contract import Contract, load_contract
 from quality_assets.defs.alerts import build_alert_sensors
+from quality_assets.defs.anomalies import build_anomalies_asset
 from quality_assets.defs.checks import build_validation_asset
 from quality_assets.defs.daily import (
     build_daily_landing_sensor,
@@ -16,9 +17,11 @@ from quality_assets.defs.daily import (
     build_daily_schedule,
     daily_partitions,
 )
+from quality_assets.defs.profile import build_profile_asset
 from quality_assets.defs.published import build_published_asset
 from quality_assets.defs.raw import build_raw_asset, files_partitions
-from quality_assets.defs.resources import WarehouseResource
+from quality_assets.defs.report import build_report_asset
+from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
 from quality_assets.defs.scorecard import build_scorecard
 from quality_assets.defs.sensors import build_landing_sensor
 
@@ -38,8 +41,14 @@ def build_definitions(contract: Contract, settings: Settings) -> dg.Definitions:
             selection=dg.AssetSelection.assets(raw).upstream().downstream(),
             description=f"Everything for one landed file of {dataset.name}.",
         )
-        assets.append(raw)
-        assets += [build_validation_asset(dataset, partitions), build_published_asset(dataset, partitions)]
+        assets += [
+            raw,
+            build_validation_asset(dataset, partitions),
+            build_published_asset(dataset, partitions),
+            build_profile_asset(dataset, partitions),
+            build_anomalies_asset(dataset, partitions),
+            build_report_asset(dataset, partitions),
+        ]
         jobs.append(job)
         if not daily:
             sensors.append(build_landing_sensor(dataset, job, partitions, settings))
@@ -57,18 +66,23 @@ def build_definitions(contract: Contract, settings: Settings) -> dg.Definitions:
         jobs=jobs,
         sensors=sensors,
         schedules=schedules,
-        resources={"warehouse": warehouse_resource(settings)},
+        resources={"warehouse": warehouse_resource(settings), "output_folder": output_folder_resource(settings)},
         # A run's stages follow each other: one process per run instead of one per step halves
         # the start-up cost that dominates small files (benchmarks/deployment.py).
         executor=dg.in_process_executor,
     )
 
 
-def warehouse_resource(settings: Settings) -> WarehouseResource:
-    """Paths given by environment variables stay EnvVars, resolved when a run launches."""
-    def env_or(name: str, default: str):
-        return dg.EnvVar(name) if os.environ.get(name) else default
+def env_or(name: str, default: str):
+    """Settings given by environment variables stay EnvVars, resolved when a run launches."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
 
+
+def output_folder_resource(settings: Settings) -> OutputFolderResource:
+    return OutputFolderResource(path=env_or("QA_OUTPUT_DIR", str(settings.output_dir)))
+
+
+def warehouse_resource(settings: Settings) -> WarehouseResource:
     return WarehouseResource(
         path=env_or("QA_DUCKDB_PATH", str(settings.duckdb_path)),
         memory_limit=env_or("QA_DUCKDB_MEMORY_LIMIT", settings.memory_limit),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 
 from quality_assets.warehouse import Warehouse
@@ -16,3 +18,12 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def get(self) -> Warehouse:
         return Warehouse(self.path, lock_timeout_s=self.lock_timeout_s, memory_limit=self.memory_limit)
+
+
+class OutputFolderResource(dg.ConfigurableResource):
+    """QA_OUTPUT_DIR: where reports and metrics files are written, one folder per dataset and partition."""
+
+    path: str
+
+    def get(self) -> Path:
+        return Path(self.path).expanduser().resolve()

@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from quality_assets.config import Settings, settings_from_env
+from quality_assets.config import Settings
 from quality_assets.contract import Contract
 from quality_assets.defs.raw import WAREHOUSE_POOL
-from quality_assets.defs.resources import WarehouseResource
+from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
 from quality_assets.scorecard import compute_scorecard, markdown, write_files, write_scorecard
 
 SCORECARD_KEY = dg.AssetKey(["scorecard"])
@@ -37,12 +37,14 @@ def build_scorecard(contract: Contract, settings: Settings) -> tuple:
             "drift and freshness, in qa.scorecard and <QA_OUTPUT_DIR>/scorecard/<day>/."
         ),
     )
-    def scorecard(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    def scorecard(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, output_folder: OutputFolderResource
+    ) -> dg.MaterializeResult:
         day = context.partition_key
         with warehouse.get().connect() as con:
             rows = compute_scorecard(con, datasets, day)
             write_scorecard(con, rows, day, context.run.run_id)
-        folder = write_files(rows, day, settings_from_env().output_dir)
+        folder = write_files(rows, day, output_folder.get())
         statuses = [r.status for r in rows]
         return dg.MaterializeResult(metadata={
             "scorecard": dg.MetadataValue.md(markdown(rows, day)),
