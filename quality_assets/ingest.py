@@ -1,12 +1,14 @@
 """Load one landed file into the warehouse: typed rows, quarantined rows, and an audit row.
 
-Two steps. `stage_file` parses the file into a private staging database with no warehouse lock
-held: DuckDB's CSV reader does the work (rejected rows captured with `store_rejects`), and a
-streaming Python parser takes over for files DuckDB cannot sniff or read (an unterminated quote
-swallowing the rest of the file, say). `publish_stage` then copies the staged rows into
-`raw."<dataset>"`, `qa.quarantine` and `qa.files` in one short transaction, replacing the
-partition. Every data record ends up either loaded or quarantined:
-rows_read = rows_loaded + rows_quarantined.
+A CSV file that DuckDB's reader can take is loaded straight into `raw."<dataset>"` in one
+transaction under the warehouse lock (`load_file`): one parallel parse, no copy, rejected records
+captured with `store_rejects`. Everything else takes two steps: `stage_file` parses the file into
+a private staging database with no lock held (Parquet, JSON lines, transcoded encodings, and a
+streaming Python parser for files DuckDB's reader gives up on, such as an unterminated quote
+swallowing the rest of the file), then `publish_stage` copies the staged rows into
+`raw."<dataset>"`, `qa.quarantine` and `qa.files` in one short transaction. Either way the
+partition is replaced in one transaction and every data record ends up either loaded or
+quarantined: rows_read = rows_loaded + rows_quarantined.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import re
 import shutil
 import tempfile
 import time
+import uuid
 import zlib
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -97,6 +100,7 @@ class LoadAudit:
     contract_fingerprint: str = ""
     column_types: dict[str, str] = field(default_factory=dict)
     preview: list[dict] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step, for benchmarks and logs
 
     AUDIT_COLUMNS = (
         "dataset", "partition_key", "run_id", "source_path", "format", "compression", "sha256",
@@ -110,7 +114,7 @@ class LoadAudit:
         return [values[name] for name in self.AUDIT_COLUMNS]
 
     def summary(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in ("preview",)}
+        return {k: v for k, v in asdict(self).items() if k not in ("preview", "phases")}
 
 
 @dataclass
@@ -138,14 +142,17 @@ def load_file(
     run_id: str,
     force: bool = False,
 ) -> LoadAudit:
-    """Stage and publish one file; a no-op when this partition already holds identical content."""
+    """Load one file into its partition (a CSV straight into raw when DuckDB's reader can take
+    it, anything else staged then published); a no-op when this partition already holds
+    identical content."""
     source = Path(source)
     previous = None
     if not force:
         with warehouse.connect() as con:
             previous = last_load(con, dataset.name, partition_key)
     stat = source.stat()
-    if previous and _unchanged(previous, source, stat, dataset):
+    digest = _unchanged(previous, source, stat, dataset) if previous else None
+    if digest and digest == previous["sha256"]:
         audit = LoadAudit(
             dataset=dataset.name, partition_key=partition_key, run_id=run_id,
             source_path=str(source), status="unchanged", bytes=stat.st_size,
@@ -160,13 +167,25 @@ def load_file(
         with warehouse.connect() as con:
             insert_audit(con, audit)
         return audit
-    workdir = Path(tempfile.mkdtemp(prefix="stage-", dir=_staging_root(warehouse)))
-    try:
-        staged = stage_file(warehouse, source, dataset, partition_key, run_id, workdir)
-        with warehouse.connect() as con:
-            return publish_stage(con, staged)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # One read of the file, beside DuckDB's parse: its sha256 and where its line breaks stop
+        # being regular (see _LineBreaks).
+        scan = pool.submit(scan_file, source, digest)
+        audit = _new_audit(source, stat, dataset, partition_key, run_id)
+        plan = _plan_direct_csv(warehouse, source, dataset, audit)
+        hand_over = None
+        if plan is not None:
+            try:
+                return _load_csv_direct(warehouse, plan, scan)
+            except _HandOver as exc:
+                hand_over = str(exc)
+        workdir = Path(tempfile.mkdtemp(prefix="stage-", dir=_staging_root(warehouse)))
+        try:
+            staged = _stage(warehouse, source, dataset, partition_key, run_id, workdir, scan, hand_over)
+            with warehouse.connect() as con:
+                return publish_stage(con, staged)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _staging_root(warehouse: Warehouse) -> Path:
@@ -175,12 +194,13 @@ def _staging_root(warehouse: Warehouse) -> Path:
     return root
 
 
-def _unchanged(previous: dict, source: Path, stat: os.stat_result, dataset: Dataset) -> bool:
+def _unchanged(previous: dict, source: Path, stat: os.stat_result, dataset: Dataset) -> str | None:
+    """The file's sha256 when it may be the previous load's content again (compare it), else None."""
     if previous["contract_fingerprint"] != dataset.fingerprint() or previous["status"] == "rejected":
-        return False
+        return None
     if previous["bytes"] != stat.st_size:
-        return False
-    return previous["sha256"] == sha256_file(source)
+        return None
+    return sha256_file(source)
 
 
 def last_load(con: duckdb.DuckDBPyConnection, dataset: str, partition_key: str) -> dict | None:
@@ -204,6 +224,364 @@ def sha256_file(path: Path, chunk: int = 8 * 1024 * 1024) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class FileScan:
+    sha256: str
+    irregular_from: int | None  # first byte offset with irregular line breaks (None: none)
+    line_breaks_known: bool  # False for compressed files: their text was not scanned
+
+
+def scan_file(path: Path, sha256: str | None = None, chunk: int = 8 * 1024 * 1024) -> FileScan:
+    """The file's sha256 (unless given) and, for uncompressed files, where its line breaks stop
+    being regular, from one read."""
+    digest = hashlib.sha256()
+    breaks = _LineBreaks()
+    with open(path, "rb") as handle:
+        block = handle.read(chunk)
+        compressed = block[:2] == b"\x1f\x8b"
+        while block:
+            if sha256 is None:
+                digest.update(block)
+            if not compressed:
+                breaks.feed(block)
+            block = handle.read(chunk)
+    breaks.feed(b"", final=True)
+    return FileScan(sha256 or digest.hexdigest(), breaks.first if not compressed else None, not compressed)
+
+
+class _LineBreaks:
+    """Finds the first byte offset where a text's line breaks stop being regular: an empty line,
+    or a line break of another kind (LF, CRLF, CR) than the first one. Searches in C (find,
+    count); a regular expression only inside a CRLF block whose counts disagree."""
+
+    _STRAY_IN_CRLF = re.compile(rb"(?<!\r)\n|\r(?!\n)")
+
+    def __init__(self) -> None:
+        self.kind: bytes | None = None
+        self.offset = 0  # file offset of the next byte fed, minus the held bytes
+        self.held = b""
+        self.first: int | None = None
+
+    def feed(self, block: bytes, final: bool = False) -> None:
+        if self.first is not None:
+            return
+        chunk = self.held + block
+        start = self.offset
+        if final:
+            self.held = b""
+        else:
+            # A trailing run of CR/LF may continue in the next block: judge it with that.
+            body = chunk.rstrip(b"\r\n")
+            chunk, self.held = body, chunk[len(body):]
+        self.offset = start + len(chunk)
+        found = self._find(chunk)
+        if found is not None:
+            self.first = start + found
+
+    def _find(self, chunk: bytes) -> int | None:
+        has_cr = b"\r" in chunk
+        hits = [chunk.find(b"\n\n")]
+        if has_cr:
+            hits += [chunk.find(b"\r\r"), chunk.find(b"\n\r\n")]
+        if self.kind is None:
+            lf, cr = chunk.find(b"\n"), chunk.find(b"\r")
+            if lf >= 0 or cr >= 0:
+                i = min(p for p in (lf, cr) if p >= 0)
+                self.kind = b"\r\n" if chunk[i:i + 2] == b"\r\n" else chunk[i:i + 1]
+        if self.kind == b"\n" and has_cr:
+            hits.append(chunk.find(b"\r"))
+        elif self.kind == b"\r":
+            hits.append(chunk.find(b"\n"))
+        elif self.kind == b"\r\n":
+            crlf = chunk.count(b"\r\n")
+            if not (crlf == chunk.count(b"\n") == chunk.count(b"\r")):
+                stray = self._STRAY_IN_CRLF.search(chunk)
+                hits.append(stray.start() if stray else -1)
+        hits = [h for h in hits if h >= 0]
+        return min(hits) if hits else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Straight load of a CSV file
+
+
+class _HandOver(Exception):
+    """DuckDB's reader cannot load the file as it is: stage it with the record-by-record reader."""
+
+
+@dataclass
+class _DirectCsv:
+    """A CSV file DuckDB's reader can load straight into raw, and how to read it."""
+
+    source: Path
+    dataset: Dataset
+    audit: LoadAudit
+    dialect: Dialect
+    options: dict  # read_csv options, every column's type given (nothing left to sniff under the lock)
+    targets: list[str]  # contract names of the file's columns, in file order
+    column_types: dict[str, str]  # the types the rows get
+    integers: dict[str, str]  # declared integer columns: read as text, cast strictly in the insert
+    clock: float
+
+
+def _plan_direct_csv(warehouse: Warehouse, source: Path, dataset: Dataset, audit: LoadAudit) -> _DirectCsv | None:
+    """Prepare a straight load (no lock held), or None when the file must be staged: not CSV,
+    empty or binary, an encoding DuckDB cannot read, or a file DuckDB's reader cannot describe."""
+    clock = time.perf_counter()
+    head, compression = _peek(source)
+    fmt = dataset.format if dataset.format != "auto" else _detect_format(source, head)
+    if fmt != "csv" or audit.bytes == 0 or _is_blank(head) or b"\x00" in head:
+        return None
+    encoding = _csv_encoding(dataset, head)
+    if encoding not in DUCKDB_ENCODINGS:
+        return None
+    audit.format, audit.compression, audit.encoding = fmt, compression, encoding
+    duck_encoding = DUCKDB_ENCODINGS[encoding]
+    try:
+        if duck_encoding != "utf-8":
+            audit.utf8_valid = _is_utf8(source, compression)
+        dialect = _sniff_csv(source, dataset, audit, duck_encoding, compression)
+    except (EOFError, gzip.BadGzipFile, zlib.error):
+        return None  # a corrupt gzip stream: the staged path rejects the file
+    options = _csv_options(dataset, dialect, duck_encoding, compression)
+    targets = _target_names(dataset, dialect.names)
+    declared = {c.name: c.type for c in dataset.columns if c.type}
+    # DuckDB's integer cast rounds "1.5" to 2 and accepts "1_000": declared integer columns are
+    # read as text and cast strictly in the insert; rows that fail go to quarantine.
+    integers = {tgt: declared[tgt] for tgt in targets if declared.get(tgt) in INTEGER_TYPES}
+    types = {src: "VARCHAR" if tgt in integers else declared[tgt]
+             for src, tgt in zip(dialect.names, targets, strict=True) if tgt in declared}
+    options["names"] = dialect.names
+    if types:
+        options["types"] = types
+    try:
+        with warehouse.scratch() as con:
+            described = con.execute(f"DESCRIBE SELECT * FROM {_reader_sql(source, options)}").fetchall()
+    except duckdb.Error:
+        return None  # the staged path tries again and hands over to the record-by-record reader
+    if len(described) != len(dialect.names):
+        return None
+    options["types"] = {row[0]: row[1] for row in described}
+    column_types = {tgt: integers.get(tgt, row[1]) for tgt, row in zip(targets, described, strict=True)}
+    audit.phases["prepare_s"] = round(time.perf_counter() - clock, 3)
+    return _DirectCsv(source, dataset, audit, dialect, options, targets, column_types, integers, clock)
+
+
+def _reader_sql(source: Path, options: dict) -> str:
+    return f"read_csv({quote_literal(str(source))}, {_sql_options(options)})"
+
+
+def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> LoadAudit:
+    """Replace the partition with the file's rows, parsed by DuckDB straight into raw in one
+    transaction under the warehouse lock. Raises _HandOver (having rolled back) when the
+    record-by-record reader must take over.
+
+    DuckDB's parallel reader keeps the file's order, so a new row's rowid among the inserted rows
+    is its ordinal among the loaded records; one UPDATE turns that into its record number, adding
+    the rejected records before it. Rows whose integer column is not a whole number are inserted
+    under a pending partition key (`<key>\\0pending ...`: no partition key holds a NUL) and
+    deleted after the commit, because deleting rows in the transaction that appended them makes
+    DuckDB rewrite every appended row at commit. The next load of the partition removes pending
+    rows a crash may have left behind.
+    """
+    audit, dataset, dialect = plan.audit, plan.dataset, plan.dialect
+    audit.parser = "duckdb"
+    phases = audit.phases
+    table = raw_table(dataset.name)
+    key = audit.partition_key
+    pending = f"{key}\0pending {uuid.uuid4().hex}"
+    rejects = f"rejects_{uuid.uuid4().hex}"
+    options = {**plan.options, "store_rejects": True, "rejects_table": rejects, "rejects_scan": f"{rejects}_scan"}
+    header_lines = (1 if dialect.header else 0) + dataset.csv.skip_rows
+    waiting = time.perf_counter()
+    with warehouse.connect() as con:
+        phases["lock_wait_s"] = _since(waiting)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            changes = _evolve_columns(con, table, plan.column_types)
+            con.execute(f"DELETE FROM {table} WHERE _partition_key = ? OR (_partition_key >= ? AND _partition_key < ?)",
+                        [key, f"{key}\0", f"{key}\1"])
+            step = time.perf_counter()
+            insert, params = _direct_insert_sql(table, plan, options, pending)
+            try:
+                inserted = con.execute(insert, params).fetchone()[0]
+            except (duckdb.ConstraintException, duckdb.OutOfMemoryException):
+                raise  # the warehouse cannot take the rows: no other reader would help
+            except duckdb.Error as exc:
+                raise _HandOver(_first_line(exc)) from None
+            phases["insert_s"] = _since(step)
+            step = time.perf_counter()
+            rejected = con.execute(
+                "SELECT line, list(error_type::VARCHAR ORDER BY column_idx), list(column_idx ORDER BY column_idx), "
+                "list(column_name ORDER BY column_idx), any_value(csv_line), list(error_message ORDER BY column_idx), "
+                f"max(line_byte_position) FROM temp.{quote_ident(rejects)} GROUP BY line ORDER BY line"
+            ).fetchall()
+            quarantine: list[tuple] = []
+            if rejected:
+                try:
+                    quarantine = _quarantine_rejects(plan.source, audit.compression, scan, rejected, dialect,
+                                                     plan.targets, plan.column_types, header_lines)
+                except duckdb.Error as exc:
+                    raise _HandOver(_first_line(exc)) from None
+            _number_rows(con, table, [key, pending], [row[0] for row in quarantine])
+            phases["number_s"] = _since(step)
+            step = time.perf_counter()
+            con.execute("DELETE FROM qa.quarantine WHERE dataset = ? AND partition_key = ?", [audit.dataset, key])
+            if quarantine:
+                con.executemany(
+                    "INSERT INTO qa.quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(audit.dataset, key, audit.run_id, *row) for row in quarantine],
+                )
+            codes: dict[str, int] = {}
+            for row in quarantine:
+                codes[row[3]] = codes.get(row[3], 0) + 1
+            not_whole = _quarantine_marked_rows(con, table, plan, pending) if plan.integers else 0
+            if not_whole:
+                codes["E_NUMERIC_FORMAT"] = codes.get("E_NUMERIC_FORMAT", 0) + not_whole
+            _set_outcome(audit, inserted - not_whole, codes)
+            audit.columns = list(plan.targets)
+            keep = ", ".join(quote_ident(c) for c in audit.columns)
+            preview = con.execute(
+                f"SELECT {keep} FROM {table} WHERE _partition_key = ? AND _source_row <= ? ORDER BY _source_row LIMIT 5",
+                [key, 5 + audit.rows_quarantined])
+            names = [d[0] for d in preview.description]
+            audit.preview = [dict(zip(names, row, strict=True)) for row in preview.fetchall()]
+            phases["quarantine_s"] = _since(step)
+            step = time.perf_counter()
+            audit.sha256 = scan.result().sha256
+            phases["sha256_wait_s"] = _since(step)
+            audit.finished = dt.datetime.now()
+            audit.duration_s = round(time.perf_counter() - plan.clock, 3)
+            _finish_publish(con, audit, changes)
+            step = time.perf_counter()
+            con.execute("COMMIT")
+            phases["commit_s"] = _since(step)
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        if not_whole:
+            con.execute(f"DELETE FROM {table} WHERE _partition_key = ?", [pending])
+    audit.column_types = dict(plan.column_types)
+    return audit
+
+
+def _since(start: float) -> float:
+    return round(time.perf_counter() - start, 3)
+
+
+def _direct_insert_sql(table: str, plan: _DirectCsv, options: dict, pending: str) -> tuple[str, list]:
+    """INSERT of the file's rows, with no record numbers yet. A row whose declared integer column
+    is not a whole number goes under the `pending` key, a JSON array of its integer columns' text
+    in `_run_id` (for _quarantine_marked_rows)."""
+    audit = plan.audit
+    names = ", ".join(quote_ident(t) for t in plan.targets)
+    if not plan.integers:
+        sql = (f"INSERT INTO {table} (_partition_key, _source_row, _run_id, {names}) "
+               f"SELECT ?, NULL, ?, * FROM {_reader_sql(plan.source, options)}")
+        return sql, [audit.partition_key, audit.run_id]
+    inner, outer, texts, checks = [], [], [], []
+    for i, (src, tgt) in enumerate(zip(plan.dialect.names, plan.targets, strict=True)):
+        column = quote_ident(src)
+        if tgt not in plan.integers:
+            inner.append(f"{column} AS c{i}")
+            outer.append(f"c{i}")
+            continue
+        # In a subquery so the regular expression runs once per value.
+        inner.append(f"{column} AS t{i}, TRY_CAST(CASE WHEN regexp_full_match({column}, "
+                     f"{quote_literal(STRICT_INTEGER)}) THEN {column} END AS {plan.integers[tgt]}) AS c{i}")
+        outer.append(f"c{i}")
+        texts.append(f"t{i}")
+        checks.append(f"(t{i} IS NULL OR c{i} IS NOT NULL)")
+    whole = " AND ".join(checks)
+    sql = (f"INSERT INTO {table} (_partition_key, _source_row, _run_id, {names}) "
+           f"SELECT CASE WHEN {whole} THEN ? ELSE ? END, NULL, "
+           f"CASE WHEN {whole} THEN ? ELSE CAST(json_array({', '.join(texts)}) AS VARCHAR) END, {', '.join(outer)} "
+           f"FROM (SELECT {', '.join(inner)} FROM {_reader_sql(plan.source, options)})")
+    return sql, [audit.partition_key, pending, audit.run_id]
+
+
+MAX_SHIFT_BRANCHES = 1024
+
+
+def _number_rows(con, table: str, keys: list[str], quarantined: list[int]) -> None:
+    """Set `_source_row` of the rows just inserted under `keys`: ordinal + rejected records before it.
+
+    Loaded row k sits after j rejected records when t_j = r_j - j < k (r_j the j-th rejected
+    record number), so its record number is k + max{j : t_j < k}.
+    """
+    where = f"_partition_key IN ({', '.join('?' for _ in keys)})"
+    base = con.execute(f"SELECT min(rowid) FROM {table} WHERE {where}", keys).fetchone()[0]
+    if base is None:
+        return
+    ordinal = f"(rowid - {int(base)} + 1)"
+    shifts: dict[int, int] = {}
+    for j, record in enumerate(sorted(quarantined), start=1):
+        shifts[record - j] = j
+    steps = sorted(shifts.items())
+    if len(steps) <= MAX_SHIFT_BRANCHES:
+        con.execute(
+            f"UPDATE {table} SET _source_row = {ordinal} + {_shift_tree(ordinal, steps, 0, len(steps), 0)} "
+            f"WHERE {where} AND rowid >= {int(base)}",
+            keys,
+        )
+        return
+    shift_table = f"shifts_{uuid.uuid4().hex}"
+    con.execute(f"CREATE TEMP TABLE {shift_table} (t BIGINT, j BIGINT)")
+    con.register("shift_steps", pa.table({"t": [t for t, _ in steps], "j": [j for _, j in steps]}))
+    try:
+        con.execute(f"INSERT INTO {shift_table} SELECT t, j FROM shift_steps")
+    finally:
+        con.unregister("shift_steps")
+    con.execute(
+        f"UPDATE {table} SET _source_row = numbered.record FROM ("
+        f"  SELECT n.row_id, n.k + coalesce(s.j, 0) AS record FROM ("
+        f"    SELECT rowid AS row_id, {ordinal} AS k FROM {table} WHERE {where} AND rowid >= {int(base)}"
+        f"  ) n ASOF LEFT JOIN {shift_table} s ON n.k > s.t"
+        f") numbered WHERE {table}.rowid = numbered.row_id",
+        keys,
+    )
+    con.execute(f"DROP TABLE {shift_table}")
+
+
+def _shift_tree(ordinal: str, steps: list[tuple[int, int]], lo: int, hi: int, below: int) -> str:
+    """SQL for max{j : t_j < ordinal} over steps[lo:hi] (sorted by t), `below` when none: a
+    balanced CASE tree, so each row takes log2(len(steps)) comparisons."""
+    if lo >= hi:
+        return str(int(below))
+    mid = (lo + hi) // 2
+    t, j = steps[mid]
+    return (f"CASE WHEN {ordinal} > {int(t)} THEN {_shift_tree(ordinal, steps, mid + 1, hi, j)} "
+            f"ELSE {_shift_tree(ordinal, steps, lo, mid, below)} END")
+
+
+def _quarantine_marked_rows(con, table: str, plan: _DirectCsv, pending: str) -> int:
+    """Quarantine the rows _direct_insert_sql put under `pending` (an integer column that is not
+    a whole number); returns how many."""
+    audit = plan.audit
+    texts = {name: f"json_extract_string(_run_id, '$[{i}]')" for i, name in enumerate(plan.integers)}
+    failing = [
+        (name, f"NOT ({text} IS NULL OR TRY_CAST(CASE WHEN regexp_full_match({text}, {quote_literal(STRICT_INTEGER)}) "
+               f"THEN {text} END AS {plan.integers[name]}) IS NOT NULL)")
+        for name, text in texts.items()
+    ]
+    first = "CASE " + " ".join(f"WHEN {cond} THEN {quote_literal(name)}" for name, cond in failing) + " END"
+    value = "CASE " + " ".join(f"WHEN {cond} THEN {texts[name]}" for name, cond in failing) + " END"
+    kind = "CASE " + " ".join(f"WHEN {cond} THEN {quote_literal(plan.integers[name])}" for name, cond in failing) + " END"
+    fields = " || ',' || ".join(
+        f"coalesce({texts[c]}, '')" if c in texts else f"coalesce(CAST({quote_ident(c)} AS VARCHAR), '')"
+        for c in plan.targets
+    )
+    moved = con.execute(
+        f"INSERT INTO qa.quarantine SELECT ?, ?, ?, _source_row, NULL, column_name, 'E_NUMERIC_FORMAT', "
+        f"'cannot cast ' || left(raw_value, 200) || ' to ' || type || ' (not a whole number)', "
+        f"left(raw_value, 1000), left(raw_line, {QUARANTINE_LINE_CAP}), strlen(raw_line) FROM ("
+        f"  SELECT _source_row, {first} AS column_name, {value} AS raw_value, {kind} AS type, {fields} AS raw_line "
+        f"  FROM {table} WHERE _partition_key = ?) ORDER BY _source_row",
+        [audit.dataset, audit.partition_key, audit.run_id, pending],
+    ).fetchone()[0]
+    return moved
+
+
 # ---------------------------------------------------------------------------------------------
 # Staging
 
@@ -217,28 +595,37 @@ def stage_file(
     workdir: Path,
 ) -> Staged:
     """Parse `source` into `workdir/stage.duckdb` (tables `rows`, `quarantine`)."""
-    started = dt.datetime.now()
-    clock = time.perf_counter()
-    stat = source.stat()
-    audit = LoadAudit(
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        scan = pool.submit(scan_file, source)
+        return _stage(warehouse, source, dataset, partition_key, run_id, workdir, scan)
+
+
+def _new_audit(source: Path, stat: os.stat_result, dataset: Dataset, partition_key: str, run_id: str) -> LoadAudit:
+    return LoadAudit(
         dataset=dataset.name, partition_key=partition_key, run_id=run_id,
         source_path=str(source), bytes=stat.st_size,
-        mtime=dt.datetime.fromtimestamp(stat.st_mtime_ns / 1e9, tz=dt.timezone.utc).replace(tzinfo=None), started=started,
-        contract_fingerprint=dataset.fingerprint(),
+        mtime=dt.datetime.fromtimestamp(stat.st_mtime_ns / 1e9, tz=dt.timezone.utc).replace(tzinfo=None),
+        started=dt.datetime.now(), contract_fingerprint=dataset.fingerprint(),
     )
+
+
+def _stage(warehouse: Warehouse, source: Path, dataset: Dataset, partition_key: str, run_id: str,
+           workdir: Path, scan: Future, hand_over: str | None = None) -> Staged:
+    """stage_file, given the file's scan (running) and why DuckDB's reader already gave up on it."""
+    clock = time.perf_counter()
+    stat = source.stat()
+    audit = _new_audit(source, stat, dataset, partition_key, run_id)
     stage_path = workdir / "stage.duckdb"
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        digest = pool.submit(sha256_file, source)
-        con = warehouse.scratch(stage_path)
-        try:
-            _create_quarantine(con)
-            column_types = _stage_into(con, source, dataset, audit, workdir)
-            _finish_counts(con, audit)
-            source_row_sql = _source_row_sql(con)
-            stored = {name: kind for name, kind in _table_types(con, "rows").items() if column_types.get(name, kind) != kind}
-        finally:
-            con.close()
-        audit.sha256 = digest.result()
+    con = warehouse.scratch(stage_path)
+    try:
+        _create_quarantine(con)
+        column_types = _stage_into(con, source, dataset, audit, workdir, scan, hand_over)
+        _finish_counts(con, audit)
+        source_row_sql = _source_row_sql(con)
+        stored = {name: kind for name, kind in _table_types(con, "rows").items() if column_types.get(name, kind) != kind}
+    finally:
+        con.close()
+    audit.sha256 = scan.result().sha256
     audit.finished = dt.datetime.now()
     audit.duration_s = round(time.perf_counter() - clock, 3)
     declared = {c.name for c in dataset.columns if c.type}
@@ -252,7 +639,8 @@ def _create_quarantine(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _stage_into(con, source: Path, dataset: Dataset, audit: LoadAudit, workdir: Path) -> dict[str, str]:
+def _stage_into(con, source: Path, dataset: Dataset, audit: LoadAudit, workdir: Path, scan: Future,
+                hand_over: str | None) -> dict[str, str]:
     """Fill `rows` and `quarantine`; returns the staged column types. Sets format fields on audit."""
     head, compression = _peek(source)
     audit.compression = compression
@@ -268,7 +656,7 @@ def _stage_into(con, source: Path, dataset: Dataset, audit: LoadAudit, workdir: 
     try:
         if fmt == "json":
             return _stage_json(con, source, dataset, audit)
-        return _stage_csv(con, source, dataset, audit, head, workdir)
+        return _stage_csv(con, source, dataset, audit, head, workdir, scan, hand_over)
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         if audit.compression != "gzip":
             raise
@@ -334,14 +722,24 @@ def _detect_format(source: Path, head: bytes) -> str:
 
 
 def _finish_counts(con, audit: LoadAudit) -> None:
-    audit.rows_loaded = con.execute("SELECT count(*) FROM rows").fetchone()[0]
-    audit.rows_quarantined = con.execute("SELECT count(*) FROM quarantine").fetchone()[0]
-    audit.rows_read = audit.rows_loaded + audit.rows_quarantined
-    codes = con.execute(
-        "SELECT error_code, count(*) FROM quarantine GROUP BY 1 ORDER BY 2 DESC, 1"
-    ).fetchall()
-    audit.error_codes = {**audit.error_codes, **{code: n for code, n in codes}}
+    loaded = con.execute("SELECT count(*) FROM rows").fetchone()[0]
+    codes = con.execute("SELECT error_code, count(*) FROM quarantine GROUP BY 1").fetchall()
+    _set_outcome(audit, loaded, dict(codes))
     audit.columns = [c for c in _table_columns(con, "rows") if c != "_source_row"]
+    if audit.columns:
+        keep = ", ".join(quote_ident(c) for c in audit.columns)
+        preview = con.execute(f"SELECT {keep} FROM rows ORDER BY rowid LIMIT 5")
+        names = [d[0] for d in preview.description]
+        audit.preview = [dict(zip(names, row, strict=True)) for row in preview.fetchall()]
+
+
+def _set_outcome(audit: LoadAudit, loaded: int, quarantined_by_code: dict[str, int]) -> None:
+    """Counts, error codes, status and message of a load, from its loaded rows and quarantine."""
+    audit.rows_loaded = loaded
+    audit.rows_quarantined = sum(quarantined_by_code.values())
+    audit.rows_read = audit.rows_loaded + audit.rows_quarantined
+    ordered = sorted(quarantined_by_code.items(), key=lambda item: (-item[1], item[0]))
+    audit.error_codes = {**audit.error_codes, **dict(ordered)}
     if audit.status == "loaded":
         if audit.rows_quarantined:
             audit.status = "loaded_with_errors"
@@ -352,11 +750,6 @@ def _finish_counts(con, audit: LoadAudit) -> None:
             audit.message = audit.message or f"{audit.rows_loaded} rows loaded"
     if audit.encoding and audit.encoding.startswith("utf") and audit.utf8_valid is None:
         audit.utf8_valid = "E_ENCODING" not in audit.error_codes
-    if audit.columns:
-        keep = ", ".join(quote_ident(c) for c in audit.columns)
-        preview = con.execute(f"SELECT {keep} FROM rows ORDER BY rowid LIMIT 5")
-        names = [d[0] for d in preview.description]
-        audit.preview = [dict(zip(names, row, strict=True)) for row in preview.fetchall()]
 
 
 def _table_columns(con, table: str) -> list[str]:
@@ -518,12 +911,26 @@ def _read_text_sample(source: Path, compression: str | None, encoding: str) -> s
     return raw.decode(encoding, errors="replace").lstrip("\ufeff")
 
 
-def _stage_csv(con, source: Path, dataset: Dataset, audit: LoadAudit, head: bytes, workdir: Path) -> dict[str, str]:
+def _csv_encoding(dataset: Dataset, head: bytes) -> str:
     encoding = dataset.csv.encoding.lower()
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) and encoding == "utf-8":
         encoding = "utf-16"
+    return encoding
+
+
+def _sniff_csv(source: Path, dataset: Dataset, audit: LoadAudit, duck_encoding: str, compression: str | None) -> Dialect:
+    sample = _read_text_sample(source, compression, "utf-8" if duck_encoding == "utf-8" else "latin-1")
+    dialect = sniff_dialect(sample, dataset)
+    audit.delimiter, audit.quote, audit.header = dialect.delimiter, dialect.quote, dialect.header
+    return dialect
+
+
+def _stage_csv(con, source: Path, dataset: Dataset, audit: LoadAudit, head: bytes, workdir: Path,
+               scan: Future, hand_over: str | None) -> dict[str, str]:
+    encoding = _csv_encoding(dataset, head)
     audit.encoding = encoding
-    if encoding not in DUCKDB_ENCODINGS:
+    transcoded = encoding not in DUCKDB_ENCODINGS
+    if transcoded:
         # DuckDB reads only UTF-8 and Latin-1 without downloading an extension: transcode first.
         source = _transcode(source, audit.compression, encoding, workdir)
         audit.utf8_valid = False
@@ -534,18 +941,19 @@ def _stage_csv(con, source: Path, dataset: Dataset, audit: LoadAudit, head: byte
         compression = audit.compression
         if duck_encoding != "utf-8":
             audit.utf8_valid = _is_utf8(source, compression)
-    sample = _read_text_sample(source, compression, "utf-8" if duck_encoding == "utf-8" else "latin-1")
-    dialect = sniff_dialect(sample, dataset)
-    audit.delimiter, audit.quote, audit.header = dialect.delimiter, dialect.quote, dialect.header
-    try:
-        audit.parser = "duckdb"
-        return _stage_csv_duckdb(con, source, dataset, dialect, duck_encoding, compression)
-    except duckdb.Error as exc:
-        # DuckDB gave up on the file as a whole; parse it record by record instead.
-        _reset_stage(con)
-        audit.parser = "python"
-        audit.message = f"parsed by the record-by-record reader ({_first_line(exc)})"
-        return _stage_csv_python(con, source, dataset, dialect, duck_encoding, compression)
+    dialect = _sniff_csv(source, dataset, audit, duck_encoding, compression)
+    if hand_over is None:
+        try:
+            audit.parser = "duckdb"
+            line_breaks = None if transcoded else scan
+            return _stage_csv_duckdb(con, source, dataset, dialect, duck_encoding, compression, line_breaks)
+        except duckdb.Error as exc:
+            # DuckDB gave up on the file as a whole; parse it record by record instead.
+            _reset_stage(con)
+            hand_over = _first_line(exc)
+    audit.parser = "python"
+    audit.message = f"parsed by the record-by-record reader ({hand_over})"
+    return _stage_csv_python(con, source, dataset, dialect, duck_encoding, compression)
 
 
 def _first_line(exc: Exception) -> str:
@@ -626,7 +1034,8 @@ def _target_names(dataset: Dataset, source_names: list[str]) -> list[str]:
     return _dedupe(names)
 
 
-def _stage_csv_duckdb(con, source: Path, dataset: Dataset, dialect: Dialect, encoding: str, compression: str | None) -> dict[str, str]:
+def _stage_csv_duckdb(con, source: Path, dataset: Dataset, dialect: Dialect, encoding: str, compression: str | None,
+                      scan: Future | None) -> dict[str, str]:
     options = _csv_options(dataset, dialect, encoding, compression)
     targets = _target_names(dataset, dialect.names)
     declared = {c.name: c.type for c in dataset.columns if c.type}
@@ -660,7 +1069,8 @@ def _stage_csv_duckdb(con, source: Path, dataset: Dataset, dialect: Dialect, enc
         "max(line_byte_position) FROM rejects GROUP BY line ORDER BY line"
     ).fetchall()
     if rejected:
-        _quarantine_rejects(con, source, compression, rejected, dialect, targets, column_types, header_lines)
+        rows = _quarantine_rejects(source, compression, scan, rejected, dialect, targets, column_types, header_lines)
+        _insert_quarantine(con, rows)
     _record_shifts(con)
     if integers:
         _quarantine_non_integers(con, integers)
@@ -668,12 +1078,19 @@ def _stage_csv_duckdb(con, source: Path, dataset: Dataset, dialect: Dialect, enc
     return column_types
 
 
-def _quarantine_rejects(con, source, compression, rejected, dialect, targets, column_types, header_lines) -> None:
+def _quarantine_rejects(source, compression, scan, rejected, dialect, targets, column_types, header_lines) -> list[tuple]:
+    """Quarantine rows (see _quarantine_row) for DuckDB's rejected records."""
     if any("UNQUOTED VALUE" in kinds for _, kinds, *_ in rejected):
         # An unterminated quote: DuckDB swallows every record after it into the one rejected
         # line. The record-by-record reader quarantines that line and reads on.
         raise duckdb.InvalidInputException("unterminated quote")
-    if _irregular_line_breaks(source, compression, max(r[6] for r in rejected)):
+    last_rejected = max(r[6] for r in rejected)
+    known = scan.result() if scan is not None else None
+    if known is not None and known.line_breaks_known:
+        irregular = known.irregular_from is not None and known.irregular_from <= last_rejected + 2
+    else:
+        irregular = _irregular_line_breaks(source, compression, last_rejected)
+    if irregular:
         # DuckDB's reject line numbers count blank lines (and a CRLF in a LF file as two lines),
         # its loaded rows do not: only the record-by-record reader numbers both the same way.
         raise duckdb.InvalidInputException("blank lines or mixed line breaks before rejected records")
@@ -690,7 +1107,7 @@ def _quarantine_rejects(con, source, compression, rejected, dialect, targets, co
             line - header_lines, line, target if is_cast else None, code,
             _first_line_text(messages[pick]), value, csv_line,
         ))
-    _insert_quarantine(con, rows)
+    return rows
 
 
 INTEGER_TYPES = ("BIGINT", "INTEGER", "SMALLINT")
@@ -725,7 +1142,17 @@ def _quarantine_non_integers(con, integers: dict[str, str]) -> None:
         "'cannot cast ' || left(raw_value, 200) || ' to ' || type || ' (not a whole number)', "
         "left(raw_value, 1000), raw_line, NULL FROM non_integers"
     )
-    con.execute("DELETE FROM rows WHERE rowid IN (SELECT staged_rowid FROM non_integers)")
+    if "_source_row" in _table_columns(con, "rows"):
+        con.execute("DELETE FROM rows WHERE rowid IN (SELECT staged_rowid FROM non_integers)")
+        return
+    # Deleting would let the checkpoint at close compact the table and renumber its rowids (which
+    # are the record numbers here): keep the numbers in a column instead.
+    con.execute(
+        f"CREATE TABLE rows_numbered AS SELECT {_source_row_sql(con)} AS _source_row, * FROM rows "
+        "WHERE rowid NOT IN (SELECT staged_rowid FROM non_integers)"
+    )
+    con.execute("DROP TABLE rows")
+    con.execute("ALTER TABLE rows_numbered RENAME TO rows")
 
 
 def _irregular_line_breaks(source: Path, compression: str | None, end: int) -> bool:
@@ -1084,6 +1511,8 @@ def _infer_types(con, table: str, columns: list[str], dataset: Dataset, date_for
                 expr = f"CASE WHEN regexp_full_match(trim({col}), {quote_literal(INTEGER_TEXT)}) THEN {expr} END"
             if candidate in ("BIGINT", "DOUBLE"):  # as DuckDB's sniffer, keep leading zeros as text
                 expr = f"CASE WHEN NOT regexp_matches(trim({col}), {quote_literal(LEADING_ZERO)}) THEN {expr} END"
+            if candidate == "DATE":  # the DATE cast drops a time part ('2026-01-02T03:04:05'): a TIMESTAMP
+                expr = f"CASE WHEN NOT contains({col}, ':') THEN {expr} END"
             probes.append(f"count({expr})")
     counts = con.execute(f"SELECT {', '.join(probes)} FROM {table}").fetchone()
     result = {}
@@ -1255,19 +1684,7 @@ def publish_stage(con: duckdb.DuckDBPyConnection, staged: Staged) -> LoadAudit:
                 "INSERT INTO qa.quarantine SELECT ?, ?, ?, * FROM stage.quarantine ORDER BY source_row",
                 [audit.dataset, audit.partition_key, audit.run_id],
             )
-            if audit.sha256 and audit.status != "rejected":
-                dup = con.execute(
-                    "SELECT partition_key FROM qa.files WHERE dataset = ? AND sha256 = ? "
-                    "AND partition_key <> ? AND status NOT IN ('rejected', 'unchanged') "
-                    "ORDER BY finished LIMIT 1",
-                    [audit.dataset, audit.sha256, audit.partition_key],
-                ).fetchone()
-                if dup:
-                    audit.duplicate_of = dup[0]
-                    audit.message += f"; same content as partition {dup[0]!r}"
-            if changes:
-                audit.message += "; schema: " + ", ".join(changes)
-            insert_audit(con, audit)
+            _finish_publish(con, audit, changes)
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
@@ -1278,6 +1695,23 @@ def publish_stage(con: duckdb.DuckDBPyConnection, staged: Staged) -> LoadAudit:
     return audit
 
 
+def _finish_publish(con, audit: LoadAudit, changes: list[str]) -> None:
+    """Flag a duplicate of another partition's content, note schema changes, write the audit row."""
+    if audit.sha256 and audit.status != "rejected":
+        dup = con.execute(
+            "SELECT partition_key FROM qa.files WHERE dataset = ? AND sha256 = ? "
+            "AND partition_key <> ? AND status NOT IN ('rejected', 'unchanged') "
+            "ORDER BY finished LIMIT 1",
+            [audit.dataset, audit.sha256, audit.partition_key],
+        ).fetchone()
+        if dup:
+            audit.duplicate_of = dup[0]
+            audit.message += f"; same content as partition {dup[0]!r}"
+    if changes:
+        audit.message += "; schema: " + ", ".join(changes)
+    insert_audit(con, audit)
+
+
 def insert_audit(con: duckdb.DuckDBPyConnection, audit: LoadAudit) -> None:
     placeholders = ", ".join("?" for _ in LoadAudit.AUDIT_COLUMNS)
     con.execute(f"INSERT INTO qa.files VALUES ({placeholders})", audit.as_row())
@@ -1285,13 +1719,18 @@ def insert_audit(con: duckdb.DuckDBPyConnection, audit: LoadAudit) -> None:
 
 def _evolve_raw_table(con, table: str, staged: Staged) -> list[str]:
     """Create the raw table or add and widen columns so the staged rows fit; returns the changes."""
+    return _evolve_columns(con, table, staged.column_types)
+
+
+def _evolve_columns(con, table: str, column_types: dict[str, str]) -> list[str]:
+    """Create the raw table or add and widen columns so rows of these types fit; returns the changes."""
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {table} "
         "(_partition_key VARCHAR NOT NULL, _source_row BIGINT, _run_id VARCHAR)"
     )
     existing = {row[0]: row[1] for row in con.execute(f"DESCRIBE {table}").fetchall()}
     changes = []
-    for name, staged_type in staged.column_types.items():
+    for name, staged_type in column_types.items():
         if name == "_source_row":
             continue
         current = existing.get(name)

@@ -3,8 +3,9 @@
 DuckDB lets one process open a database file for writing, and no other process may open it
 while that one does. Every connection therefore goes through an exclusive file lock next to the
 database, so concurrent runs wait their turn (bounded by a timeout) instead of failing with
-DuckDB's lock error. Heavy work (parsing files) happens in a private staging database first, so
-the lock is held only for the short copy-in transaction.
+DuckDB's lock error. A CSV file DuckDB's reader can take is loaded straight into the warehouse
+under the lock (one parse, no copy); other files are parsed in a private staging database first,
+so the lock is held only for their copy-in transaction.
 """
 
 from __future__ import annotations
@@ -136,8 +137,11 @@ class Warehouse:
             finally:
                 con.close()
 
-    def scratch(self, path: Path) -> duckdb.DuckDBPyConnection:
-        """A private staging database with the warehouse's memory settings (no lock needed)."""
+    def scratch(self, path: Path | None = None) -> duckdb.DuckDBPyConnection:
+        """A private database (in memory without `path`) with the warehouse's memory settings;
+        no lock needed."""
+        if path is None:
+            return duckdb.connect(":memory:", config=self._config())
         path.parent.mkdir(parents=True, exist_ok=True)
         return duckdb.connect(str(path), config=self._config(temp_dir=path.parent / "spill"))
 

@@ -10,6 +10,8 @@ import gzip
 import io
 import json
 import multiprocessing
+import random
+import re
 import threading
 import time
 from pathlib import Path
@@ -628,7 +630,8 @@ def test_failed_publish_rolls_back_and_keeps_the_previous_data(harness, tmp_path
     assert counts(harness, "p1") == (3, 0, 1)
     columns = [row[0] for row in harness.query('DESCRIBE raw."ds"')]
     assert "added" not in columns  # the schema change went with the transaction
-    assert not list((harness.warehouse.path.parent / ".staging").iterdir())  # staging cleaned up
+    staging = harness.warehouse.path.parent / ".staging"
+    assert not staging.exists() or not list(staging.iterdir())  # nothing staged is left behind
 
 
 def test_incompatible_raw_column_fails_the_publish_without_losing_data(harness, tmp_path):
@@ -950,3 +953,166 @@ def test_declared_integer_column_quarantines_non_whole_numbers(harness, tmp_path
     assert sorted(bad) == ["0x10", "1.5", "1_000"]
     assert all(row["column_name"] == "id" for row in bad.values())
     assert bad["1.5"]["source_row"] == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# 12. The straight CSV load: pending rows, record numbers, line-break scan, type inference
+
+
+def test_json_iso_timestamps_are_inferred_as_timestamps_not_dates(harness, tmp_path):
+    """TRY_CAST('2026-01-02T03:04:05' AS DATE) succeeds by dropping the time: not a date."""
+    records = [{"id": 1, "at": "2026-01-02T03:04:05", "day": "2026-01-02", "mixed": "2026-01-02"},
+               {"id": 2, "at": "2026-01-03 10:30:00", "day": "2026-01-03", "mixed": "2026-01-03T08:00:00"}]
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    loaded = check(harness.load(harness.write("times.jsonl", text), simple_dataset(tmp_path)), 2)
+    assert loaded.audit.column_types == {"id": "BIGINT", "at": "TIMESTAMP", "day": "DATE", "mixed": "TIMESTAMP"}
+    assert values(loaded, "at", "day", "mixed") == [
+        (dt.datetime(2026, 1, 2, 3, 4, 5), dt.date(2026, 1, 2), dt.datetime(2026, 1, 2)),
+        (dt.datetime(2026, 1, 3, 10, 30), dt.date(2026, 1, 3), dt.datetime(2026, 1, 3, 8)),
+    ]
+
+
+def pending_keys(harness: Harness) -> list[str]:
+    return [r[0] for r in harness.query('SELECT DISTINCT _partition_key FROM raw."ds" WHERE contains(_partition_key, chr(0))')]
+
+
+def test_csv_rows_are_loaded_straight_into_raw_without_staging(harness, tmp_path):
+    dataset = simple_dataset(tmp_path, ORDERS)
+    loaded = check(harness.load(harness.write("orders.csv", "id,name,amount\n1,a,1.5\n2,b,x\n3,c,3.5\n"), dataset), 3)
+    assert loaded.audit.parser == "duckdb"
+    assert set(loaded.audit.phases) >= {"prepare_s", "insert_s", "number_s", "commit_s"}
+    assert not (harness.warehouse.path.parent / ".staging").exists()
+    assert pending_keys(harness) == []
+    assert [r["_run_id"] for r in loaded.raw] == [loaded.audit.run_id] * 2
+
+
+def test_failed_load_keeps_the_previous_partition_and_leaves_no_pending_rows(harness, tmp_path, monkeypatch):
+    """Rows with a non-whole integer wait under a pending key until the commit; a failure rolls them back."""
+    dataset = simple_dataset(tmp_path, ORDERS)
+    path = harness.write("orders.csv", "id,name,amount\n1,a,1.5\n2,b,x\n")
+    before = check(harness.load(path, dataset, partition="p1"), 2)
+    path.write_text("id,name,amount\n10,x,1\n11.5,y,2\n12,z,3\n")
+
+    def failing_audit(con, audit):
+        raise RuntimeError("disk full while writing qa.files")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ingest, "insert_audit", failing_audit)
+        with pytest.raises(RuntimeError, match="disk full"):
+            harness.load(path, dataset, partition="p1", force=True)
+    after = harness.fetch("ds", "p1")
+    assert values(after, "_source_row", "id") == values(before, "_source_row", "id") == [(1, 1)]
+    assert counts(harness, "p1") == (1, 1, 1)
+    assert pending_keys(harness) == []
+    again = check(harness.load(path, dataset, partition="p1", force=True), 3)
+    assert values(again, "_source_row", "id") == [(1, 10), (3, 12)]
+    assert [(q["source_row"], q["raw_value"]) for q in again.quarantine] == [(2, "11.5")]
+    assert pending_keys(harness) == []  # removed right after the commit
+
+
+def test_pending_rows_of_a_crashed_load_are_removed_by_the_next_load(harness, tmp_path):
+    dataset = simple_dataset(tmp_path, ORDERS)
+    check(harness.load(harness.write("a.csv", "id,name,amount\n1,a,1.5\n"), dataset), 1)
+    # What a process killed between the two transactions leaves: rows under a pending key.
+    harness.query("""INSERT INTO raw."ds" (_partition_key, _source_row, _run_id, id)
+                      VALUES ('a.csv' || chr(0) || 'pending dead', NULL, 'r0', 99),
+                             ('b.csv' || chr(0) || 'pending dead', NULL, 'r0', 98)""")
+    check(harness.load(harness.write("a.csv", "id,name,amount\n2,b,2.5\n"), dataset, force=True), 1)
+    assert pending_keys(harness) == ["b.csv\x00pending dead"]  # only the reloaded partition's are cleared
+    assert values(harness.fetch("ds", "a.csv"), "id") == [(2,)]
+
+
+@pytest.mark.parametrize("branches", [1024, 2], ids=["case_tree", "asof_join"])
+def test_record_numbers_around_many_rejected_records(harness, tmp_path, monkeypatch, branches):
+    """Record numbers come from the loaded rows' order plus the rejected records before each."""
+    monkeypatch.setattr(ingest, "MAX_SHIFT_BRANCHES", branches)
+    bad = {1, 2, 5, 9, 10, 11, 40, 41, 97, 100}
+    lines = ["id,name,amount"] + [f"{i},n{i}" if i in bad else f"{i},n{i},{i}.5" for i in range(1, 101)]
+    loaded = check(harness.load(harness.write("gaps.csv", "\n".join(lines) + "\n"), simple_dataset(tmp_path, ORDERS)), 100)
+    assert loaded.audit.parser == "duckdb"
+    assert [row["_source_row"] for row in loaded.raw] == [row["id"] for row in loaded.raw]
+    assert [q["source_row"] for q in loaded.quarantine] == sorted(bad)
+
+
+def test_record_numbers_follow_the_file_order_across_parallel_scans(harness, tmp_path):
+    """~20 MB: DuckDB splits the file between threads, and the insert keeps the file's order."""
+    n = 400_000
+    bad = {3, 123_457, 250_001, 399_999}
+    pad = "x" * 30
+    lines = ["id,name,amount"] + [
+        f"{i},{pad}" if i in bad else f"{i},{pad}{i % 97},{i}.25" for i in range(1, n + 1)]
+    harness.warehouse.threads = 4
+    path = harness.write("wide.csv", "\n".join(lines) + "\n")
+    audit = load_only(harness, path, simple_dataset(tmp_path, ORDERS))
+    assert (audit.parser, audit.rows_loaded, audit.rows_quarantined) == ("duckdb", n - len(bad), len(bad))
+    out_of_place = harness.query('SELECT count(*) FROM raw."ds" WHERE _source_row <> id')[0][0]
+    assert out_of_place == 0
+    assert harness.query("SELECT list(source_row ORDER BY source_row) FROM qa.quarantine")[0][0] == sorted(bad)
+
+
+def load_only(harness: Harness, path: Path, dataset) -> ingest.LoadAudit:
+    return ingest.load_file(harness.warehouse, path, dataset, path.name, "run-1")
+
+
+def test_staged_integer_failures_keep_record_numbers_when_the_stage_is_compacted(harness, tmp_path):
+    """Deleting many staged rows lets DuckDB's checkpoint renumber rowids: the numbers survive."""
+    n = 300_000
+    lines = ["id,n"] + [f"{i}.5,{i}" if i <= 200_000 and i % 2 else f"{i},{i}" for i in range(1, n + 1)]
+    path = harness.write("halves.csv", "\n".join(lines) + "\n")
+    dataset = simple_dataset(tmp_path, {"id": "bigint", "n": "bigint"})
+    workdir = tmp_path / "stage"
+    workdir.mkdir()
+    staged = ingest.stage_file(harness.warehouse, path, dataset, "p1", "run-1", workdir)
+    with harness.warehouse.connect() as con:
+        audit = ingest.publish_stage(con, staged)
+    assert (audit.rows_loaded, audit.rows_quarantined) == (200_000, 100_000)
+    assert harness.query('SELECT count(*) FROM raw."ds" WHERE _source_row <> n')[0][0] == 0
+    assert harness.query("SELECT count(*) FROM qa.quarantine WHERE source_row <> CAST(raw_value AS DOUBLE) - 0.5")[0][0] == 0
+
+
+def reference_irregular(data: bytes) -> int | None:
+    """Line by line: the offset of the first empty line or line break of another kind than the first."""
+    kind, pos = None, 0
+    for match in re.finditer(rb"\r\n|\n|\r", data):
+        brk, start = match.group(), match.start()
+        if start == pos and start > 0:
+            return start  # nothing between two line breaks: an empty line
+        if kind is None:
+            kind = brk
+        elif brk != kind:
+            return start
+        pos = match.end()
+    return None
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_line_break_scan_finds_the_first_irregular_break(seed):
+    rng = random.Random(seed)
+    style = rng.choice([b"\n", b"\r\n", b"\r"])
+    lines = [b"ab,c" * rng.randint(0, 3) + b"x" for _ in range(rng.randint(1, 60))]
+    data = bytearray(style.join(lines) + style)
+    if seed % 4:  # spoil it at a random place
+        where = rng.randrange(len(data))
+        data[where:where] = rng.choice([b"\n", b"\r", b"\r\n", style + style])
+    data = bytes(data)
+    expected = reference_irregular(data)
+    for chunk in (1, 2, 3, 7, len(data) + 1):
+        scan = ingest._LineBreaks()
+        for i in range(0, len(data), chunk):
+            scan.feed(data[i:i + chunk])
+        scan.feed(b"", final=True)
+        found = scan.first
+        assert (found is None) == (expected is None), (data, chunk, found, expected)
+        if expected is not None:
+            assert abs(found - expected) <= 1, (data, chunk, found, expected)
+
+
+def test_scan_file_hashes_and_scans_in_one_read(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"a,b\n1,2\n\n3,4\n")
+    scan = ingest.scan_file(path)
+    assert scan.sha256 == ingest.sha256_file(path)
+    assert (scan.irregular_from, scan.line_breaks_known) == (7, True)
+    gz = tmp_path / "f.csv.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    assert ingest.scan_file(gz).line_breaks_known is False
