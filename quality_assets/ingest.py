@@ -361,7 +361,8 @@ def _plan_direct_csv(warehouse: Warehouse, source: Path, dataset: Dataset, audit
         return None  # the staged path tries again and hands over to the record-by-record reader
     if len(described) != len(dialect.names):
         return None
-    options["types"] = {row[0]: row[1] for row in described}
+    integers.update(_sniffed_integers(described, targets, declared))
+    options["types"] = {row[0]: "VARCHAR" if tgt in integers else row[1] for tgt, row in zip(targets, described, strict=True)}
     column_types = {tgt: integers.get(tgt, row[1]) for tgt, row in zip(targets, described, strict=True)}
     audit.phases["prepare_s"] = round(time.perf_counter() - clock, 3)
     return _DirectCsv(source, dataset, audit, dialect, options, targets, column_types, integers, clock)
@@ -1054,6 +1055,12 @@ def _stage_csv_duckdb(con, source: Path, dataset: Dataset, dialect: Dialect, enc
         raise duckdb.InvalidInputException(
             f"DuckDB found {len(described)} columns where the header has {len(dialect.names)}"
         )
+    sniffed = _sniffed_integers(described, targets, declared)
+    if sniffed:
+        integers.update(sniffed)
+        types.update({src: "VARCHAR" for src, tgt in zip(dialect.names, targets, strict=True) if tgt in sniffed})
+        options["types"] = types
+        reader = f"read_csv({quote_literal(str(source))}, {_sql_options(options)})"
     select = ", ".join(
         f"{quote_ident(src)} AS {quote_ident(tgt)}" for src, tgt in zip(dialect.names, targets, strict=True)
     )
@@ -1076,6 +1083,14 @@ def _stage_csv_duckdb(con, source: Path, dataset: Dataset, dialect: Dialect, enc
         _quarantine_non_integers(con, integers)
         column_types.update(integers)  # cast when published
     return column_types
+
+
+def _sniffed_integers(described: list[tuple], targets: list[str], declared: dict[str, str]) -> dict[str, str]:
+    """Undeclared columns DuckDB typed as integers from its sample of the file. They are read as
+    text and cast strictly like declared ones: DuckDB's own cast would turn a later "1.5" into 2
+    without a word, where a strict cast quarantines that row with its original line."""
+    return {tgt: row[1] for tgt, row in zip(targets, described, strict=True)
+            if tgt not in declared and row[1] in INTEGER_TYPES}
 
 
 def _quarantine_rejects(source, compression, scan, rejected, dialect, targets, column_types, header_lines) -> list[tuple]:
