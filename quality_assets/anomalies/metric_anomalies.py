@@ -4,10 +4,15 @@ Each metric series is judged by a robust z over the last `window` partitions of 
 expected value is the median, the spread the MAD of leave-one-out errors (each past value
 against the median of the others, so the spread is predictive and honest on short histories);
 day-of-week medians are used when the partitions are days and the weekly pattern predicts
-held-out days clearly better than a flat level. A value within the range the window has seen is
-never an anomaly. Values flagged before are left out of the training window. An anomaly needs both a
-robust z beyond the sensitivity's threshold and a change larger than the minimum (relative, and
-absolute for shares), in the allowed direction.
+held-out days clearly better. The spread is never below the metric's own noise: its sampling
+error at the partition's row count, past errors rescaled to that row count, and the step of a
+discrete metric. Tail and dispersion metrics of positive columns are judged on a log scale.
+A value within the range the window has seen is never an anomaly. Values flagged before are
+left out of the training window. An anomaly needs a robust z beyond the sensitivity's threshold,
+a change larger than the minimum (relative, and absolute for shares), the allowed direction, and
+a p-value that stays below `metric_alpha` after Holm's correction across every metric tested for
+the partition (dozens of them: one per-metric threshold would make some false alarm on a clean
+partition likely).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 from quality_assets.anomalies.settings import AnomalySettings
 
@@ -25,11 +31,15 @@ DATASET_METRICS = ("row_count", "quarantine_share")
 COLUMN_METRICS = ("null_share", "distinct_count", "mean", "std", "p5", "p50", "p95", "top_value_share",
                   "length_mean")
 LOCATION_METRICS = ("mean", "std", "p5", "p50", "p95")
+LOG_SCALE_METRICS = ("std", "p5", "p95")
+# statistics of the partition's rows (their sampling noise depends on the row count)
+SAMPLE_METRICS = ("null_share", "mean", "std", "p5", "p50", "p95", "top_value_share", "length_mean")
 SHARE_METRICS = ("null_share", "top_value_share", "quarantine_share")
 MIN_SHARE_CHANGE = 0.01  # a share must move by at least one percentage point
 # values that advance with time by nature: their level is not compared with the past
 TRENDING_TYPES = ("datetime", "identifier")
 MAD_TO_SIGMA = 1.4826
+MAD_EFFICIENCY = 0.37
 
 
 @dataclass
@@ -46,6 +56,8 @@ class MetricResult:
     seasonal: bool
     is_anomaly: bool
     reason: str
+    p_value: float | None = None  # None: not judged (no value or too little history)
+    adjusted_p: float | None = None
 
     def as_row(self) -> dict:
         return dict(self.__dict__)
@@ -135,20 +147,82 @@ def _leave_one_out(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return out
 
 
+def _log_scale(metric: str, value: float, values: np.ndarray) -> bool:
+    """Tail and dispersion metrics of a positive column are judged on a log scale: their sampling
+    error is multiplicative (one large value moves a std or a p95 up far more than down), and the
+    log makes it symmetric, as the robust z assumes."""
+    return metric in LOG_SCALE_METRICS and value > 0 and bool(np.all(values > 0))
+
+
+def _p_value(z: float | None, df: float, direction: str) -> float:
+    """The probability of a robust z at least this far out, in the allowed direction, under a
+    Student t with the history's degrees of freedom (the spread is estimated, not known)."""
+    if z is None:
+        return 1.0
+    if math.isinf(z):
+        return 0.0 if (direction == "both" or (z > 0) == (direction == "up")) else 1.0
+    if direction == "up":
+        return float(stats.t.sf(z, df))
+    if direction == "down":
+        return float(stats.t.cdf(z, df))
+    return float(2 * stats.t.sf(abs(z), df))
+
+
 def evaluate_series(value: float | None, history: list[tuple[str, float]], current_key: str, metric: str,
-                    settings: AnomalySettings, daily: bool, column: str | None = None) -> MetricResult:
-    """Judge one metric of the current partition against its (already cleaned) history, oldest first."""
+                    settings: AnomalySettings, daily: bool, column: str | None = None,
+                    family_size: int = 1) -> MetricResult:
+    """Judge one metric of the current partition against its (already cleaned) history, oldest first.
+    `family_size` is the number of metrics tested for the partition: the p-value is
+    Bonferroni-adjusted by it (metric_anomalies applies Holm's step-down across the family)."""
+    result, _ = _evaluate(value, history, current_key, metric, settings, daily, column)
+    if result.p_value is not None:
+        result.adjusted_p = min(1.0, result.p_value * family_size)
+        _conclude(result, settings)
+    return result
+
+
+def sampling_error(metric: str, expected: float, rows: float | None, expected_std: float | None) -> float:
+    """The standard error of the partition's metric under the history's model, from the partition's
+    row count: a metric cannot be expected to be steadier than its sampling noise, however calm a
+    short history happens to be. Shares are binomial, a mean is std / sqrt(n) (the history's std:
+    the partition's own may be inflated by the very rows that make it anomalous); 0 where no simple
+    formula holds."""
+    if not rows or rows < 2:
+        return 0.0
+    if metric in SHARE_METRICS and 0 <= expected <= 1:
+        return math.sqrt(expected * (1 - expected) / rows)
+    if metric == "mean" and expected_std is not None and math.isfinite(expected_std):
+        return expected_std / math.sqrt(rows)
+    return 0.0
+
+
+def _resolution(values: np.ndarray) -> float:
+    """The smallest step between the distinct values of the window: a discrete metric (a p95 of
+    whole numbers, a count) cannot be known better than this step."""
+    distinct = np.unique(values)
+    return float(np.diff(distinct).min()) if distinct.size > 1 else 0.0
+
+
+def _evaluate(value: float | None, history: list[tuple[str, float]], current_key: str, metric: str,
+              settings: AnomalySettings, daily: bool, column: str | None,
+              rows: float | None = None, expected_std: float | None = None,
+              sizes: dict[str, float] | None = None) -> tuple[MetricResult, bool]:
+    """The series' robust z, p-value and band; returns the result (not yet concluded) and whether
+    the value is outside the band in the allowed direction."""
     direction = settings.direction_of(metric)
     history = [(k, v) for k, v in history if v is not None and math.isfinite(v)][-settings.window:]
     base = dict(column_name=column, metric=metric, value=value, direction=direction, history_size=len(history))
     if value is None or not math.isfinite(value):
         return MetricResult(**base, expected=None, lower=None, upper=None, robust_z=None, seasonal=False,
-                            is_anomaly=False, reason="no value in this partition's profile")
+                            is_anomaly=False, reason="no value in this partition's profile"), False
     if len(history) < settings.min_history:
         return MetricResult(**base, expected=None, lower=None, upper=None, robust_z=None, seasonal=False,
                             is_anomaly=False,
-                            reason=f"history of {len(history)} partition(s) < min_history {settings.min_history}")
-    values = np.array([v for _, v in history], dtype=np.float64)
+                            reason=f"history of {len(history)} partition(s) < min_history {settings.min_history}"), False
+    raw = np.array([v for _, v in history], dtype=np.float64)
+    log = _log_scale(metric, value, raw)
+    values = np.log(raw) if log else raw
+    current = math.log(value) if log else value
     expected = float(np.median(values))
     residual = _leave_one_out(values, np.zeros(values.size, dtype=int))
     seen, seasonal = values, False
@@ -164,28 +238,99 @@ def evaluate_series(value: float | None, history: list[tuple[str, float]], curre
                 expected, residual, seen, seasonal = float(np.median(same)), seasonal_residual, same, True
     # the spread of leave-one-out errors is a predictive spread: it includes the error of the
     # median itself, which matters on short histories
+    if metric in SAMPLE_METRICS and rows and sizes and all(sizes.get(k) for k, _ in history):
+        # a sample statistic's noise shrinks as 1/sqrt(rows): each past error is rescaled to this
+        # partition's row count, and only ever widens the spread (a quiet weekend is noisier
+        # than the weekdays that dominate the window; a large partition keeps the plain spread)
+        grown = residual * np.sqrt(np.array([sizes[k] for k, _ in history]) / rows)
+        grown = grown[np.isfinite(grown)]
+    else:
+        grown = np.zeros(0)
     residual = residual[np.isfinite(residual)]
     scale = MAD_TO_SIGMA * float(np.median(np.abs(residual))) if residual.size else 0.0
-    band = max(settings.z_threshold * scale, settings.min_relative_change * abs(expected),
-               MIN_SHARE_CHANGE if metric in SHARE_METRICS else 0.0)
+    if grown.size:
+        scale = max(scale, MAD_TO_SIGMA * float(np.median(np.abs(grown))))
+    # floors: the rounding noise of a discrete metric (step / sqrt(12), the sd of a uniform error
+    # of one step) and the metric's own sampling error at this partition's row count
+    level = math.exp(expected) if log else expected
+    sampling_se = sampling_error(metric, level, rows, expected_std)
+    scale = max(scale, _resolution(values) / math.sqrt(12), sampling_se / level if log else sampling_se)
+    # the minimum changes are in the metric's own units, the z band in the judged scale
+    z_low, z_high = expected - settings.z_threshold * scale, expected + settings.z_threshold * scale
+    if log:
+        z_low, z_high = math.exp(z_low), math.exp(z_high)
+    change = max(settings.min_relative_change * abs(level), MIN_SHARE_CHANGE if metric in SHARE_METRICS else 0.0)
     # a value the (cleaned) window has already seen is never an anomaly: discrete metrics such
     # as a p5 of ratings jump between values with a MAD of 0
-    lower, upper = min(expected - band, float(seen.min())), max(expected + band, float(seen.max()))
-    z = (value - expected) / scale if scale > 0 else (0.0 if value == expected else None)
+    seen_low, seen_high = (np.exp(seen) if log else seen).min(), (np.exp(seen) if log else seen).max()
+    lower = min(z_low, level - change, float(seen_low))
+    upper = max(z_high, level + change, float(seen_high))
+    if scale > 0:
+        z = (current - expected) / scale
+    else:
+        z = 0.0 if current == expected else math.copysign(math.inf, current - expected)
     above, below = value > upper, value < lower
-    is_anomaly = (above and direction in ("both", "up")) or (below and direction in ("both", "down"))
+    outside = (above and direction in ("both", "up")) or (below and direction in ("both", "down"))
     how = "seasonal (same weekday) " if seasonal else ""
-    z_text = f"robust z {z:+.1f}" if z is not None else "history constant"
-    if is_anomaly:
-        reason = (f"{metric} {value:.6g} {'above' if above else 'below'} the {how}expected {expected:.6g} "
+    how += "log-scale " if log else ""
+    z_text = f"robust z {z:+.1f}" if math.isfinite(z) else "history constant"
+    if outside:
+        reason = (f"{metric} {value:.6g} {'above' if above else 'below'} the {how}expected {level:.6g} "
                   f"(band {lower:.6g} .. {upper:.6g}, {z_text}, {len(history)} partitions)")
     elif above or below:
         reason = f"outside the band ({z_text}) but direction is {direction}"
     else:
         reason = f"within the {how}band {lower:.6g} .. {upper:.6g} ({z_text})"
-    return MetricResult(**base, expected=expected, lower=lower, upper=upper,
-                        robust_z=None if z is None else round(z, 4), seasonal=seasonal, is_anomaly=bool(is_anomaly),
-                        reason=reason)
+    # the MAD is as precise as a standard deviation of about 37% as many values (its efficiency
+    # at the normal): the t's degrees of freedom say how well the spread is known
+    df = max(1.0, MAD_EFFICIENCY * (residual.size - 1))
+    p_value = _p_value(z, df, direction) if outside else 1.0
+    return MetricResult(**base, expected=level, lower=lower, upper=upper,
+                        robust_z=None if not math.isfinite(z) else round(z, 4), seasonal=seasonal,
+                        is_anomaly=bool(outside), reason=reason, p_value=p_value), bool(outside)
+
+
+def _conclude(result: MetricResult, settings: AnomalySettings) -> None:
+    """An outside-the-band value is an anomaly only when it survives the family's correction."""
+    if result.is_anomaly and result.adjusted_p > settings.metric_alpha:
+        result.is_anomaly = False
+        result.reason = (f"outside the band but not significant across the metrics tested "
+                         f"(adjusted p {result.adjusted_p:.2g} > metric_alpha {settings.metric_alpha:g}): "
+                         + result.reason)
+    elif result.is_anomaly:
+        result.reason += f", adjusted p {result.adjusted_p:.2g}"
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error control, any dependence)."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def judge_family(tested: list[tuple[str | None, str, float, list[tuple[str, float]]]], current_key: str,
+                 settings: AnomalySettings, daily: bool,
+                 rows: float | None = None, expected_std: dict[str, float] | None = None,
+                 sizes: dict[str, float] | None = None) -> list[MetricResult]:
+    """Every (column, metric, value, history) tested for one partition; p-values corrected by Holm
+    across those judged (dozens of metrics: a per-metric level would make a false alarm on some
+    metric of a clean partition likely). `rows` is the partition's row count and `expected_std`
+    the history's median std per column, for the sampling error of shares and means; `sizes` the
+    history partitions' row counts."""
+    expected_std = expected_std or {}
+    results = [_evaluate(value, history, current_key, metric, settings, daily, column, rows,
+                         expected_std.get(column), sizes)[0]
+               for column, metric, value, history in tested]
+    judged = [r for r in results if r.p_value is not None]
+    for r, adjusted in zip(judged, holm([r.p_value for r in judged]), strict=True):
+        r.adjusted_p = adjusted
+        _conclude(r, settings)
+    return results
 
 
 def metric_anomalies(con, dataset: str, partition_key: str, history: list[str], settings: AnomalySettings,
@@ -195,7 +340,7 @@ def metric_anomalies(con, dataset: str, partition_key: str, history: list[str], 
     series = read_metric_history(con, dataset, [*window, partition_key])
     types = semantic_types(con, dataset, partition_key)
     flagged = past_anomalies(con, dataset)
-    results = []
+    tested = []
     for (column, metric), by_partition in sorted(series.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])):
         if column is not None and column in settings.exclude_columns:
             continue
@@ -204,5 +349,10 @@ def metric_anomalies(con, dataset: str, partition_key: str, history: list[str], 
         if partition_key not in by_partition:
             continue
         past = [(k, by_partition[k]) for k in window if k in by_partition and (k, column, metric) not in flagged]
-        results.append(evaluate_series(by_partition[partition_key], past, partition_key, metric, settings, daily, column))
-    return results
+        tested.append((column, metric, by_partition[partition_key], past))
+    expected_std = {column: float(np.median([by_partition[k] for k in window if k in by_partition]))
+                    for (column, metric), by_partition in series.items()
+                    if metric == "std" and any(k in by_partition for k in window)}
+    rows = series.get((None, "row_count"), {}).get(partition_key)
+    return judge_family(tested, partition_key, settings, daily, rows, expected_std,
+                        series.get((None, "row_count"), {}))

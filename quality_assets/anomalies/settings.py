@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-# sensitivity -> false discovery rate of flagged rows, robust z of a metric anomaly, drift test
-# level, minimum PSI of a drift. Medium uses the conventional 5% levels.
+# sensitivity -> false discovery rate of flagged rows, robust z of a metric anomaly, family-wise
+# level of the metrics tested per partition, drift test level, minimum PSI of a drift. Medium uses
+# the conventional 5% levels.
 SENSITIVITY = {
-    "low": {"fdr": 0.01, "z_threshold": 5.0, "drift_alpha": 0.01, "drift_min_psi": 0.25},
-    "medium": {"fdr": 0.05, "z_threshold": 4.0, "drift_alpha": 0.05, "drift_min_psi": 0.2},
-    "high": {"fdr": 0.1, "z_threshold": 3.0, "drift_alpha": 0.1, "drift_min_psi": 0.1},
+    "low": {"fdr": 0.01, "z_threshold": 5.0, "metric_alpha": 0.01, "drift_alpha": 0.01, "drift_min_psi": 0.25},
+    "medium": {"fdr": 0.05, "z_threshold": 4.0, "metric_alpha": 0.05, "drift_alpha": 0.05, "drift_min_psi": 0.2},
+    "high": {"fdr": 0.1, "z_threshold": 3.0, "metric_alpha": 0.1, "drift_alpha": 0.1, "drift_min_psi": 0.1},
 }
 CHECKS = ("anomaly_rate", "metric_anomalies", "drift")
 DIRECTIONS = ("both", "up", "down")
@@ -22,6 +23,7 @@ KEYS = {
     "sensitivity": "low | medium | high",
     "fdr": "false discovery rate of flagged rows with contamination auto, 0 < q < 1",
     "z_threshold": "robust z beyond which a metric is anomalous, > 0",
+    "metric_alpha": "family-wise level of the metrics tested per partition (Holm), 0 < a < 1",
     "min_history": "partitions of history before metrics are judged, >= 1",
     "window": "trailing partitions a metric is compared with, >= min_history",
     "min_relative_change": "smallest relative change of a metric that can alert, >= 0",
@@ -43,6 +45,7 @@ class AnomalySettings:
     sensitivity: str = "medium"
     fdr: float = 0.05
     z_threshold: float = 4.0
+    metric_alpha: float = 0.05
     min_history: int = 7
     window: int = 28
     min_relative_change: float = 0.1
@@ -110,6 +113,7 @@ def parse_anomaly_settings(block: dict | None, column_names: set[str] | None = N
 
     share("fdr", 0, 1)
     share("drift_alpha", 0, 1)
+    share("metric_alpha", 0, 1)
     share("max_anomaly_rate", 0, 1, open_low=False, open_high=False)
     share("min_relative_change", 0, float("inf"), open_low=False)
     share("drift_min_psi", 0, float("inf"), open_low=False)
