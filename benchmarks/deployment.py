@@ -109,7 +109,7 @@ def main() -> int:
                 done = [r for r in runs if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
                 return runs if len(done) >= args.files else None
 
-            runs = wait_for(finished, 60 + 10 * args.files, f"{args.files} runs", interval=1,
+            runs = wait_for(finished, 120 + 30 * args.files, f"{args.files} runs", interval=1,
                             on_timeout=deployment.diagnostics)
             elapsed = max(r["end"] for r in runs) - landed
             created = [r["created"].timestamp() for r in runs]
