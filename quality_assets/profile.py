@@ -447,9 +447,10 @@ class _Profiler:
        quantiles, MAD, histogram and central moments from the (value, count) pairs;
     5. `candidates`: top-value candidates, shapes and parse shares of high-cardinality columns, from the sample;
     6. `second_scan`, of the high-cardinality columns only: histograms and central moments (around the mean
-       of scan 1, as pandas does), exact counts of the candidates, full parse counts where the sample says
-       every value parses, and duplicate rows (count(*) - count(DISTINCT row hash));
-    7. `sample_statistics`: quantiles and MAD of high-cardinality numbers, normality tests, Pearson and
+       of scan 1, as pandas does), full parse counts where the sample says every value parses, and
+       duplicate rows (count(*) - count(DISTINCT row hash));
+    7. `top_counts`: exact counts of the top-value candidates (a hash join per column);
+    8. `sample_statistics`: quantiles and MAD of high-cardinality numbers, normality tests, Pearson and
        Spearman correlations, from the sample in numpy/scipy/pandas.
     """
 
@@ -468,6 +469,8 @@ class _Profiler:
         self.first_row = self.last_row = None
         self.sample: dict[str, np.ndarray] = {}
         self.sample_size = 0
+        self.complete = False  # the sample holds every row of the partition
+        self.sample_bound = 2 ** 64  # the sample's rows are those whose hash of the record number is below this
         self.duplicates = 0
         self.pearson: dict[tuple[str, str], float | None] = {}
         self.spearman: dict[tuple[str, str], float | None] = {}
@@ -492,6 +495,7 @@ class _Profiler:
             self._timed(profile, "frequencies", self._frequencies)
             self._timed(profile, "candidates", self._candidates)
             self._timed(profile, "second_scan", self._second_scan)
+            self._timed(profile, "top_counts", self._top_counts)
             self._timed(profile, "sample_statistics", self._sample_statistics)
         finally:
             with contextlib.suppress(duckdb.Error):
@@ -507,8 +511,8 @@ class _Profiler:
         for start in range(0, len(items), self.opts.aggregates_per_query):
             batch = items[start:start + self.opts.aggregates_per_query]
             aggs = ", ".join(f"{expr} AS {alias}" for alias, expr in batch)
-            used = [f"{expr} AS {name}" for name, expr in projections.items()
-                    if any(re.search(rf"\b{name}\b", e) for _, e in batch)]
+            words = set(re.findall(r"\w+", " ".join(e for _, e in batch)))
+            used = [f"{expr} AS {name}" for name, expr in projections.items() if name in words]
             sql = f"SELECT {aggs} FROM (SELECT {', '.join(used) or '1 AS _one'} FROM {self.table} WHERE {self.where})"
             wanted = {k: v for k, v in (params or {}).items() if re.search(rf"\${k}\b", sql)}
             yield from zip((a for a, _ in batch), self._query(sql, wanted).fetchone(), strict=True)
@@ -582,22 +586,35 @@ class _Profiler:
         if not cols or self.rows == 0:
             return
         wanted = int(min(self.opts.sample_rows, max(10_000, self.opts.sample_cells // len(cols))))
-        # keep only the rows whose hash is in the lowest ~1.5 sample sizes' worth before sorting
-        cutoff = "" if self.rows <= 2 * wanted else \
-            f"AND hash(_source_row) < {min(2 ** 64 - 1, int(2 ** 64 * 1.5 * wanted / self.rows))}::UBIGINT"
+        where = self.where
+        if self.rows > wanted:
+            # the wanted-th smallest hash, from a top-N over one column (among the rows whose hash is in the
+            # lowest ~1.5 sample sizes' worth): the sample is then a filter, with no sort of its rows
+            cutoff = min(2 ** 64 - 1, int(2 ** 64 * 1.5 * wanted / self.rows))
+            threshold = self._query(
+                f"""SELECT max(h) FROM (SELECT hash(_source_row) AS h FROM {self.table}
+                    WHERE {self.where} AND hash(_source_row) < {cutoff}::UBIGINT ORDER BY h LIMIT {wanted})"""
+            ).fetchone()[0]
+            self.sample_bound = cutoff if threshold is None else int(threshold) + 1
+            where += f" AND hash(_source_row) < {self.sample_bound}::UBIGINT"
         self._query(
             f"""CREATE OR REPLACE TEMP TABLE _profile_sample AS
-                SELECT {', '.join(f'{c.ident} AS {c.alias}' for c in cols)} FROM {self.table}
-                WHERE {self.where} {cutoff} ORDER BY hash(_source_row), _source_row LIMIT {wanted}""")
+                SELECT hash(_source_row) AS _h, {', '.join(f'{c.ident} AS {c.alias}' for c in cols)}
+                FROM {self.table} WHERE {where}""")
         self.sample_size = self.con.execute("SELECT count(*) FROM _profile_sample").fetchone()[0]
-        numeric = [c for c in cols if c.numeric]
-        if numeric:
-            arrays = self.con.execute(
-                f"SELECT {', '.join(f'CAST({c.alias} AS DOUBLE) AS {c.alias}' for c in numeric)} FROM _profile_sample"
+        self.complete = self.sample_size == self.rows
+        # numbers as DOUBLE; dates as epoch seconds where the sample is the whole partition (their histograms)
+        arrays = {c.alias: f"CAST({c.alias} AS DOUBLE)" for c in cols if c.numeric}
+        if self.complete:
+            arrays.update({c.alias: f"epoch({c.alias})" for c in cols if c.kind == "temporal"})
+        if arrays:
+            found = self.con.execute(
+                f"SELECT _h, {', '.join(f'{expr} AS {alias}' for alias, expr in arrays.items())} FROM _profile_sample"
             ).fetchnumpy()
+            order = np.argsort(np.asarray(found["_h"]), kind="stable")  # hash order: any head is uniform too
             # NULLs come back masked: they become NaN and drop out like NaN does
-            self.sample = {c.alias: np.ma.filled(np.ma.asarray(arrays[c.alias]).astype(float), np.nan)
-                           for c in numeric}
+            self.sample = {alias: np.ma.filled(np.ma.asarray(found[alias]).astype(float), np.nan)[order]
+                           for alias in arrays}
 
     # 3: row-order monotonicity
 
@@ -645,15 +662,20 @@ class _Profiler:
                 candidates.append(col)
         if not candidates:
             return
-        items, checks = [], []
-        for col in candidates:
-            a, x = col.alias, value[col.alias]
-            items.append(f"{x} AS {a}, lag({x} IGNORE NULLS) OVER (ORDER BY _source_row) AS {a}_prev")
-            checks += [f"bool_and({a} >= {a}_prev)", f"bool_and({a} > {a}_prev)",
-                       f"bool_and({a} <= {a}_prev)", f"bool_and({a} < {a}_prev)"]
-        row = self._query(
-            f"SELECT {', '.join(checks)} FROM (SELECT {', '.join(items)} FROM {self.table} WHERE {self.where})"
-        ).fetchone()
+        # rows usually stream in record order: a lag over the stream (no sort) holds when the record numbers
+        # it sees strictly increase; otherwise the lag is taken in sorted record order
+        for window in ("", "ORDER BY _source_row"):
+            items, checks = ["_source_row AS _r", f"lag(_source_row) OVER ({window}) AS _r_prev"], ["bool_and(_r > _r_prev)"]
+            for col in candidates:
+                a, x = col.alias, value[col.alias]
+                items.append(f"{x} AS {a}, lag({x} IGNORE NULLS) OVER ({window}) AS {a}_prev")
+                checks += [f"bool_and({a} >= {a}_prev)", f"bool_and({a} > {a}_prev)",
+                           f"bool_and({a} <= {a}_prev)", f"bool_and({a} < {a}_prev)"]
+            in_order, *row = self._query(
+                f"SELECT {', '.join(checks)} FROM (SELECT {', '.join(items)} FROM {self.table} WHERE {self.where})"
+            ).fetchone()
+            if in_order:
+                break
         for i, col in enumerate(candidates):
             up, strict_up, down, strict_down = row[4 * i: 4 * i + 4]
             self.stats[col.alias]["monotonicity"] = (
@@ -727,8 +749,9 @@ class _Profiler:
         finally:
             self.con.execute("DROP TABLE IF EXISTS _profile_values")
 
-    def _exact_distribution(self, col: _Column, values: np.ndarray, counts: np.ndarray) -> None:
-        """Histogram, and for numbers moments, quantiles and MAD, of finite values sorted ascending with counts."""
+    def _exact_distribution(self, col: _Column, values: np.ndarray, counts: np.ndarray | None = None) -> None:
+        """Histogram, and for numbers central moments, quantiles and MAD, of finite values sorted ascending,
+        with their counts (None: each value once)."""
         s = self.stats[col.alias]
         edges = self._bin_edges(col)
         if edges is not None:
@@ -736,8 +759,15 @@ class _Profiler:
         if not col.numeric:
             return
         d = values - float(s["mean"])
-        s["m2"], s["m3"], s["m4"] = (float(np.sum(counts * d ** p)) for p in (2, 3, 4))
-        s["q"] = _weighted_quantiles(values, counts, [q for _, q in QUANTILES])
+        d2 = d * d
+        weighted = d2 if counts is None else d2 * counts
+        s["m2"], s["m3"], s["m4"] = float(weighted.sum()), float((weighted * d).sum()), float((weighted * d2).sum())
+        qs = [q for _, q in QUANTILES]
+        if counts is None:
+            s["q"] = [float(v) for v in np.quantile(values, qs)]
+            s["mad"] = float(np.median(np.abs(values - s["q"][3])))
+            return
+        s["q"] = _weighted_quantiles(values, counts, qs)
         deviations = np.abs(values - s["q"][3])
         order = np.argsort(deviations, kind="stable")
         s["mad"] = _weighted_quantiles(deviations[order], counts[order], [0.5])[0]
@@ -754,54 +784,73 @@ class _Profiler:
     # 5: top-value candidates, shapes and parse shares of high-cardinality columns, from the sample
 
     def _candidates(self) -> None:
+        complete = self.complete  # the sample is the whole partition: its counts are exact
         for col in self.columns:
             s = self.stats[col.alias]
             if s["exact"]:
                 continue
             a, k = col.alias, self.opts.top_values
-            self.candidates[a] = [v for (v,) in self.con.execute(
-                f"""SELECT CAST({a} AS VARCHAR) FROM (SELECT {a} FROM _profile_sample WHERE {a} IS NOT NULL
-                    GROUP BY {a} ORDER BY count(*) DESC, {a} LIMIT {k})""").fetchall()]
-            s["top"] = []
+            if complete and a in self.sample and s.get("min") is not None:
+                values = self.sample[a]
+                values = np.sort(values[np.isfinite(values)])
+                self._exact_distribution(col, values)
+                s["distribution_done"] = True
+            top = self.con.execute(
+                f"""SELECT v, n FROM (
+                        SELECT CAST({a} AS VARCHAR) AS v, count(*) AS n FROM _profile_sample WHERE {a} IS NOT NULL
+                        GROUP BY {a}) ORDER BY n DESC, v LIMIT {k}""").fetchall()
+            if complete:
+                s["top"] = sorted(({"value": v, "count": int(n)} for v, n in top), key=lambda t: (-t["count"], t["value"]))
+            else:
+                s["top"], self.candidates[a] = [], [v for v, _ in top]
             if col.kind not in ("text", "other"):
                 continue
             text = a if col.kind == "text" else f"CAST({a} AS VARCHAR)"
-            head = f"(SELECT {text} AS v FROM _profile_sample WHERE {a} IS NOT NULL LIMIT {PARSE_SAMPLE})"
+            # about PARSE_SAMPLE values: a lower hash bound is a uniform subsample of the sample, with no sort
+            present = self.sample_size * int(s["nn"]) / self.rows
+            bound = f"AND _h < {int(self.sample_bound * PARSE_SAMPLE / present)}::UBIGINT" \
+                if present > PARSE_SAMPLE else ""
+            head = f"(SELECT {text} AS v FROM _profile_sample WHERE {a} IS NOT NULL {bound})"
+            # digits become 9 first (cheap, and the shape does that too): the costly letter classes then run
+            # on the few distinct results
             shapes = self.con.execute(
-                f"""SELECT {SHAPE_SQL.format(v='v')} AS s, count(*) AS n FROM {head}
+                f"""SELECT {SHAPE_SQL.format(v='v')} AS s, sum(n) AS n FROM (
+                        SELECT translate(v, '012345678', '999999999') AS v, count(*) AS n FROM {head} GROUP BY 1)
                     GROUP BY s ORDER BY n DESC, s LIMIT {k}""").fetchall()
-            s["shapes"] = [{"shape": shape, "count": n} for shape, n in shapes]
-            s["shapes_total"] = self.con.execute(f"SELECT count(*) FROM {head}").fetchone()[0]
+            s["shapes"] = [{"shape": shape, "count": int(n)} for shape, n in shapes]
             if col.kind == "text":
-                self._sample_parse_counts(col, head)
+                self._sample_parse_counts(col, head, exact=complete and not bound)
+            else:
+                s["shapes_total"] = self.con.execute(f"SELECT count(*) FROM {head}").fetchone()[0]
 
-    def _sample_parse_counts(self, col: _Column, head: str) -> None:
-        """How many values parse as number, integer, timestamp, boolean: estimated from the sample; where the
-        sample says every value does, counted over the whole partition in the second scan (so 'stored as
-        text' is exact)."""
+    def _sample_parse_counts(self, col: _Column, head: str, exact: bool) -> None:
+        """How many values parse as number, integer, timestamp, boolean: estimated from the sample unless it
+        holds every value; where the sample says every value parses, counted over the whole partition in the
+        second scan (so 'stored as text' is exact)."""
         s = self.stats[col.alias]
         sums = ", ".join(f"count(*) FILTER (WHERE {cond.format(v='v')})" for cond in PARSE_CONDITIONS)
         row = self.con.execute(
-            f"SELECT count(v) - count(*) FILTER (WHERE regexp_full_match(v, '\\s*')), {sums} FROM {head}").fetchone()
-        present = row[0]
+            f"SELECT count(v), count(v) - count(*) FILTER (WHERE regexp_full_match(v, '\\s*')), {sums} FROM {head}"
+        ).fetchone()
+        s["shapes_total"], present = row[0], row[1]
         scale = (int(s["nn"]) - int(s.get("blank") or 0)) / present if present else 0.0
-        counts = dict(zip(PARSE_KEYS, row[1:], strict=True))
+        counts = dict(zip(PARSE_KEYS, row[2:], strict=True))
         for key in PARSE_KEYS:
-            s[key] = round(counts[key] * scale)
-        self.full_parse[col.alias] = [key for key in PARSE_KEYS if present and counts[key] >= present]
+            s[key] = int(counts[key]) if exact else round(counts[key] * scale)
+        if not exact:
+            self.full_parse[col.alias] = [key for key in PARSE_KEYS if present and counts[key] >= present]
 
     # 6: second scan of the high-cardinality columns, and duplicate rows
 
     def _second_scan(self) -> None:
         items: list[tuple[str, str]] = []
         projections: dict[str, str] = {}
-        params: dict[str, Any] = {}
         for col in self.columns:
             s, a, c = self.stats[col.alias], col.alias, col.ident
             if s["exact"]:
                 continue
             edges = self._bin_edges(col) if col.numeric or col.kind == "temporal" else None
-            if edges is not None:
+            if edges is not None and not s.get("distribution_done"):
                 if col.numeric:
                     x = c if col.storage == "DOUBLE" else f"CAST({c} AS DOUBLE)"
                     projections[f"{a}_x"] = f"CASE WHEN isfinite({x}) THEN {x} END"
@@ -812,37 +861,54 @@ class _Profiler:
                     projections[f"{a}_x"] = f"epoch({c})"
                 nb = len(edges) - 1
                 width = (edges[-1] - edges[0]) / nb
-                items.append((f"{a}_hist", f"histogram(LEAST(GREATEST(CAST(floor(({a}_x - {_double(edges[0])}) / "
-                                           f"{_double(width)}) AS INTEGER), 0), {nb - 1}))"))
+                # GREATEST and LEAST skip NULLs: the CASE keeps nulls (and NaN, infinities) out of bin 0
+                items.append((f"{a}_hist", f"histogram(CASE WHEN {a}_x IS NOT NULL THEN LEAST(GREATEST(CAST(floor(("
+                                           f"{a}_x - {_double(edges[0])}) / {_double(width)}) AS INTEGER), 0), "
+                                           f"{nb - 1}) END)"))
             projections[a] = c
-            value = f"CAST({a} AS VARCHAR)" if col.kind == "other" else a
-            cast = "VARCHAR" if col.kind == "other" else col.storage
-            for j, candidate in enumerate(self.candidates.get(a, [])):
-                params[f"k{a}_{j}"] = candidate
-                items.append((f"{a}_k{j}", f"count_if({value} = CAST($k{a}_{j} AS {cast}))"))
             for key in self.full_parse.get(a, []):
                 items.append((f"{a}_full{key}", f"count_if({PARSE_CONDITIONS[PARSE_KEYS.index(key)].format(v=a)})"))
         if self._duplicates_needed():
             projections["_row_hash"] = f"hash({', '.join(c.ident for c in self.columns)})"
             items.append(("t_distinctrows", "count(DISTINCT _row_hash)"))
-        for alias, value in self._batched(items, projections, params):
+        for alias, value in self._batched(items, projections):
             col_alias, stat = alias.split("_", 1)
             if col_alias == "t":
                 # a 64-bit hash: two distinct rows collide with probability about rows^2 / 2^65
                 self.duplicates = self.rows - int(value)
                 continue
             s = self.stats[col_alias]
-            if stat.startswith("k"):
-                if value:
-                    s["top"].append({"value": self.candidates[col_alias][int(stat[1:])], "count": int(value)})
-            elif stat.startswith("full"):
+            if stat.startswith("full"):
                 s[stat[4:]] = int(value)
             else:
                 s[stat] = value
+
+    def _top_counts(self) -> None:
+        """Exact counts of the top-value candidates: a hash join of each column with its few candidates
+        (half the work of comparing every value with each candidate)."""
+        branches, params = [], {}
+        by_index = {col.index: col for col in self.columns}
         for col in self.columns:
-            s = self.stats[col.alias]
-            if not s["exact"] and s.get("top"):
-                s["top"].sort(key=lambda t: (-t["count"], t["value"]))
+            found = self.candidates.get(col.alias)
+            if not found:
+                continue
+            a = col.alias
+            value = f"CAST({col.ident} AS VARCHAR)" if col.kind == "other" else col.ident
+            cast = "VARCHAR" if col.kind == "other" else col.storage
+            params.update({f"k{a}_{j}": candidate for j, candidate in enumerate(found)})
+            listed = ", ".join(f"({j}, CAST($k{a}_{j} AS {cast}))" for j in range(len(found)))
+            branches.append(
+                f"""SELECT {col.index} AS ci, k.j, count(*) AS n
+                    FROM (SELECT {value} AS v FROM {self.table} WHERE {self.where}) t
+                    JOIN (VALUES {listed}) k(j, v) ON t.v = k.v GROUP BY k.j""")
+        if not branches:
+            return
+        for ci, j, n in self._query(" UNION ALL ".join(branches), params).fetchall():
+            col = by_index[ci]
+            self.stats[col.alias]["top"].append({"value": self.candidates[col.alias][j], "count": int(n)})
+        for col in self.columns:
+            if col.alias in self.candidates:
+                self.stats[col.alias]["top"].sort(key=lambda t: (-t["count"], t["value"]))
 
     def _duplicates_needed(self) -> bool:
         """Duplicate rows are counted unless a column is known to be unique."""
@@ -862,7 +928,7 @@ class _Profiler:
             s = self.stats[col.alias]
             if col.numeric and s["min"] is not None:
                 _finish_moments(s)
-            if not col.numeric or s["exact"] or col.alias not in self.sample:
+            if not col.numeric or "q" in s or col.alias not in self.sample:
                 continue
             values = self.sample[col.alias]
             values = values[np.isfinite(values)]
@@ -1024,12 +1090,12 @@ def _double(value: float) -> str:
     return f"CAST('{float(value)!r}' AS DOUBLE)"
 
 
-def _bin_counts(values: np.ndarray, counts: np.ndarray, edges: list[float]) -> list[int]:
+def _bin_counts(values: np.ndarray, counts: np.ndarray | None, edges: list[float]) -> list[int]:
     """Counts per bin of the equal-width `edges`, binned exactly as the second scan's SQL bins them."""
     bins = len(edges) - 1
     width = (edges[-1] - edges[0]) / bins
     index = np.clip(np.floor((values - edges[0]) / width), 0, bins - 1).astype(np.int64)
-    return [int(c) for c in np.bincount(index, weights=counts, minlength=bins)]
+    return [int(round(c)) for c in np.bincount(index, weights=counts, minlength=bins)]
 
 
 def _weighted_quantiles(values: np.ndarray, counts: np.ndarray, qs: list[float]) -> list[float]:
@@ -1106,9 +1172,9 @@ def _spearman_matrix(x: np.ndarray, min_periods: int = 3) -> np.ndarray:
                 a = _average_ranks(x[:, i], order[:, i], both)[both]
                 b = _average_ranks(x[:, j], order[:, j], both)[both]
                 a, b = a - a.mean(), b - b.mean()
+                # einsum, not @: OpenBLAS threads spin on vectors this small when the cores are busy
+                ab, aa, bb = (float(np.einsum("i,i->", u, v)) for u, v in ((a, b), (a, a), (b, b)))
                 with np.errstate(all="ignore"):
-                    # einsum, not @: OpenBLAS threads spin on vectors this small when the cores are busy
-                    ab, aa, bb = (float(np.einsum("i,i->", u, v)) for u, v in ((a, b), (a, a), (b, b)))
                     r[i, j] = r[j, i] = np.clip(ab / math.sqrt(aa * bb), -1.0, 1.0)
     return r
 

@@ -2,8 +2,14 @@
 built in a real DuckDB warehouse, the history kept in qa.column_profiles, and a real
 materialization of raw + profile with the metadata the UI shows.
 
-Tolerances of approximate statistics: quantiles (t-digest) within 1% in rank; MAD within 1% of
-the IQR; HyperLogLog distinct counts (DuckDB's approx_count_distinct) within 10%. Everything else is exact (floating point aside).
+Exact (floating point aside): counts, min/max/sum/mean, std, skewness, kurtosis (central moments
+in a second pass), histograms, top values with their counts, duplicate rows, and quantiles, MAD and
+correlations whenever the column has at most `exact_distinct_max` distinct values or the partition
+fits in the sample. Approximate, from the deterministic uniform sample of n rows (the defaults
+n = 100,000): quantiles within 4 / (2 sqrt(n)) in rank (0.6% at the default; the tests use smaller
+samples and the matching bound), MAD within twice that rank error among the absolute deviations,
+Pearson within 4 (1 - r^2) / sqrt(n); HyperLogLog distinct counts (DuckDB's approx_count_distinct)
+within 10%.
 """
 
 from __future__ import annotations
@@ -309,6 +315,83 @@ def test_high_cardinality_uses_hyperloglog_and_exact_top_counts(tmp_path):
     assert score.details["distinct_method"] == "hll"
     assert score.details["top_values"][0]["count"] == 2  # values below 20,000 occur twice
     assert profile.correlations["spearman_sample"] == 5000
+
+
+def test_sampled_statistics_within_their_tolerance(tmp_path):
+    """Columns above the exact-distinct threshold in a partition larger than the sample: moments and
+    histograms from the second scan (exact), quantiles, MAD and Pearson from the sample."""
+    n, sample = 60_000, 10_000
+    rng = np.random.default_rng(11)
+    x = rng.lognormal(3, 0.7, n)
+    y = 2 * x + rng.normal(0, 20, n)
+    x[rng.random(n) < 0.01] = np.nan
+    x[[5, 7]] = [np.inf, -np.inf]
+    x_null = rng.random(n) < 0.05
+    start = dt.datetime(2021, 1, 1)
+    when = [start + dt.timedelta(seconds=int(s)) for s in rng.integers(0, 3 * 365 * 86400, n)]
+    table = pa.table({"x": pa.array(x, pa.float64(), mask=x_null), "y": pa.array(y),
+                      "when": pa.array(when, pa.timestamp("us")), "small": pa.array(rng.integers(0, 4, n))})
+    wh = warehouse(tmp_path)
+    load_partition(wh, table)
+    profile = profile_of(wh, exact_distinct_max=1000, sample_rows=sample)
+    col = profile.column("x")
+    assert col.details["distinct_method"] == "hll" and profile.correlations["pearson_sample"] == pytest.approx(sample, rel=0.05)
+    truth = pd.Series(x[~x_null & np.isfinite(x)])
+    nans = int(np.isnan(x[~x_null]).sum())
+    assert col.details["top_values"][0] == {"value": "nan", "count": nans}  # counted over every row
+    m = col.metrics
+    assert (m["nan_count"], m["inf_count"], m["null_count"]) == (nans, 2, int(x_null.sum()))
+    assert m["mean"] == pytest.approx(truth.mean(), rel=1e-9) and m["std"] == pytest.approx(truth.std(), rel=1e-9)
+    assert m["skewness"] == pytest.approx(truth.skew(), rel=1e-6) and m["kurtosis"] == pytest.approx(truth.kurt(), rel=1e-6)
+    expected, _ = np.histogram(truth.to_numpy(), bins=np.array(col.details["histogram"]["edges"]))
+    assert col.details["histogram"]["counts"] == expected.tolist()
+    ordered = np.sort(truth.to_numpy())
+    rank_error = 4 / (2 * math.sqrt(sample))
+    for metric, q in QUANTILES.items():
+        assert abs(np.searchsorted(ordered, m[metric]) / len(ordered) - q) <= rank_error, metric
+    deviations = np.sort(np.abs(ordered - np.median(ordered)))
+    assert abs(np.searchsorted(deviations, m["mad"]) / len(deviations) - 0.5) <= 2 * rank_error
+    finite_x = np.where(x_null | ~np.isfinite(x), np.nan, x)
+    r = pd.DataFrame({"x": finite_x, "y": y}).corr().loc["x", "y"]
+    assert abs(profile.correlations["pearson"]["x"]["y"] - r) <= 4 * (1 - r * r) / math.sqrt(sample)
+    stamps = pd.Series(when)
+    when_hist = profile.column("when").details["histogram"]
+    expected, _ = np.histogram(stamps.astype("int64").to_numpy() / 1e6, bins=np.array(when_hist["edges"]))
+    assert when_hist["counts"] == expected.tolist()
+    small = profile.column("small")
+    assert small.details["distinct_method"] == "exact" and small.metrics["p50"] == np.median(table["small"].to_numpy())
+
+
+def test_hyperloglog_columns_of_a_partition_inside_the_sample_are_exact(mixed):
+    """With every column past the exact-distinct threshold but every row in the sample, the sample path
+    gives what the group-by path gives."""
+    _, exact, wh = mixed
+    sampled = profile_of(wh, exact_distinct_max=3)
+    for name in ("amount", "skewed", "id", "when", "city", "long_text"):
+        a, b = exact.column(name), sampled.column(name)
+        assert b.details["distinct_method"] == "hll" or b.metrics["distinct_count"] <= 3
+        for metric, value in a.metrics.items():
+            if metric not in ("distinct_count", "uniqueness"):
+                assert b.metrics[metric] == pytest.approx(value, rel=1e-9, abs=1e-12, nan_ok=True), (name, metric)
+        assert b.details.get("histogram") == a.details.get("histogram"), name
+        assert b.details["top_values"] == a.details["top_values"], name
+        assert b.details.get("shapes") == a.details.get("shapes"), name
+    assert sampled.correlations["pearson"] == exact.correlations["pearson"]
+    assert sampled.metrics["duplicate_rows"] == exact.metrics["duplicate_rows"] == 0
+
+
+def test_monotonicity_follows_record_numbers_not_storage_order(tmp_path):
+    n = 3000
+    wh = warehouse(tmp_path)
+    load_partition(wh, pa.table({"up": pa.array(np.arange(n) * 2.0), "down": pa.array(np.arange(n)[::-1] // 2),
+                                 "wobble": pa.array(np.arange(n) % 7, pa.int64())}))
+    in_order = profile_of(wh)
+    with wh.connect() as con:  # the same rows stored shuffled: the lag must follow _source_row
+        con.execute('CREATE OR REPLACE TABLE raw."ds" AS SELECT * FROM raw."ds" ORDER BY hash(_source_row)')
+    shuffled = profile_of(wh)
+    for profile in (in_order, shuffled):
+        found = {c.name: c.details["monotonicity"] for c in profile.columns}
+        assert found == {"up": "strictly_increasing", "down": "decreasing", "wobble": "none"}
 
 
 def test_one_row_empty_partition_and_missing_table(tmp_path):
