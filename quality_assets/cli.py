@@ -124,8 +124,12 @@ def cmd_demo(args) -> int:
     print("Where to look:")
     print(f"  contract:   {settings.contracts}")
     print(f"  warehouse:  {settings.duckdb_path}  (tables raw.*, published.*, qa.files, qa.quarantine, "
-          "qa.check_results, qa.failing_rows)")
-    print(f"  outputs:    {settings.output_dir}")
+          "qa.check_results, qa.failing_rows, qa.column_profiles, qa.row_anomalies, qa.metric_anomalies, qa.drift)")
+    print(f"  outputs:    {settings.output_dir}  (per dataset and file: report.html, profile.json, metrics.csv, "
+          "audit.log.json, metrics.prom)")
+    reports = sorted(settings.output_dir.glob("*/*/report.html"))
+    if reports:
+        print(f"  a report:   {reports[-1]}  (open it in a browser; {len(reports)} written)")
     print(f"  quarantine: duckdb {settings.duckdb_path} -c \"SELECT * FROM qa.quarantine\"")
     print(f"  the UI:     QA_CONTRACTS={settings.contracts} dagster dev -m quality_assets.defs")
     if status == EXIT_CHECK_FAILED:  # the demo's last orders file breaks an error rule on purpose
@@ -271,7 +275,8 @@ def _execute(contract: Contract, settings, work: list[tuple[Dataset, LandedFile]
             raise_on_error=False,
             run_config={
                 "ops": {f"{ds.name}__raw": {"config": {"force": force}}},
-                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+                # failures are in the summary table; Dagster's own error log would add stack traces
+                "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
             },
             tags={"quality_assets/source": "cli"},
         )

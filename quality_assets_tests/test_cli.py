@@ -39,6 +39,9 @@ def test_demo_runs_the_pipeline_and_says_where_to_look(demo):
     assert "not published: blocked by accepted_values_currency" in table
     assert f"warehouse:  {root / 'warehouse' / 'quality.duckdb'}" in table
     assert "dagster dev" in table
+    report = root / "output" / "orders" / "orders_20261103.csv" / "report.html"
+    assert f"a report:   {report}  (open it in a browser; 5 written)" in table and report.is_file()
+    assert "Traceback" not in result.stderr and "Stack Trace" not in result.stderr  # failures are in the table
     assert "[########################] 5/5" in result.stderr  # progress was shown
     with duckdb.connect(str(root / "warehouse" / "quality.duckdb"), read_only=True) as con:
         codes = dict(con.execute(
