@@ -4,7 +4,6 @@ The checks warn by default (the contract's `anomalies.severity` can raise them t
 never blocking: the report downstream must still run when data looks odd.
 """
 
-import warnings
 
 import dagster as dg
 
@@ -18,7 +17,7 @@ from quality_assets.anomalies.stage import (
 from quality_assets.config import settings_from_env
 from quality_assets.contract import Dataset
 from quality_assets.defs.profile import profile_key
-from quality_assets.defs.raw import WAREHOUSE_POOL, markdown_table
+from quality_assets.defs.raw import WAREHOUSE_POOL, accepting_preview_apis, markdown_table
 from quality_assets.defs.resources import WarehouseResource
 
 ANOMALIES_STAGE = "anomalies"
@@ -33,9 +32,7 @@ def anomalies_key(dataset: Dataset) -> dg.AssetKey:
 
 
 def build_anomalies_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    with warnings.catch_warnings():  # partitioned check specs are a preview; backfill_policy is beta
-        warnings.simplefilter("ignore", dg.PreviewWarning)
-        warnings.simplefilter("ignore", dg.BetaWarning)
+    with accepting_preview_apis():
         return _anomalies_asset(dataset, partitions)
 
 

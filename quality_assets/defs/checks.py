@@ -9,12 +9,11 @@ stages downstream of `raw` still run on bad data, which is when a producer needs
 
 import json
 import re
-import warnings
 
 import dagster as dg
 
 from quality_assets.contract import Dataset
-from quality_assets.defs.raw import WAREHOUSE_POOL, markdown_table
+from quality_assets.defs.raw import WAREHOUSE_POOL, accepting_preview_apis, markdown_table
 from quality_assets.defs.resources import WarehouseResource
 from quality_assets.rules import (
     FAILING_ROWS_CAP,
@@ -35,9 +34,7 @@ def validation_key(dataset: Dataset) -> dg.AssetKey:
 
 
 def build_validation_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    with warnings.catch_warnings():  # partitioned check specs are a preview; backfill_policy is beta
-        warnings.simplefilter("ignore", dg.PreviewWarning)
-        warnings.simplefilter("ignore", dg.BetaWarning)
+    with accepting_preview_apis():
         return _validation_asset(dataset, partitions)
 
 

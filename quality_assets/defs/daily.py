@@ -3,14 +3,19 @@
 import hashlib
 import json
 import time
-import warnings
 
 import dagster as dg
 
 from quality_assets.config import Settings
 from quality_assets.contract import Dataset
 from quality_assets.daily import DayLoad, file_day, is_partition_day, load_days
-from quality_assets.defs.raw import FILE_PARSED_CHECK, WAREHOUSE_POOL, RawLoadConfig, markdown_table
+from quality_assets.defs.raw import (
+    FILE_PARSED_CHECK,
+    WAREHOUSE_POOL,
+    RawLoadConfig,
+    accepting_preview_apis,
+    markdown_table,
+)
 from quality_assets.defs.resources import WarehouseResource
 from quality_assets.landing import plan_tick
 
@@ -25,9 +30,7 @@ def build_daily_raw_asset(dataset: Dataset, partitions: dg.DailyPartitionsDefini
     spec = dataset.daily
     source = f"files named like {spec.file_pattern!r}" if spec.file_pattern else f"rows by their {spec.column!r} day"
 
-    with warnings.catch_warnings():  # backfill_policy is beta; single-run backfills are what we want
-        warnings.simplefilter("ignore", dg.BetaWarning)
-        warnings.simplefilter("ignore", dg.PreviewWarning)
+    with accepting_preview_apis():
         return _daily_raw_asset(dataset, partitions, key, source)
 
 

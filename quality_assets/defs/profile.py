@@ -1,13 +1,12 @@
 """`<dataset>/profile`: per-column statistics of a partition, kept as history in qa.column_profiles."""
 
 import datetime as dt
-import warnings
 
 import dagster as dg
 
 from quality_assets.config import settings_from_env
 from quality_assets.contract import Dataset
-from quality_assets.defs.raw import WAREHOUSE_POOL, markdown_table
+from quality_assets.defs.raw import WAREHOUSE_POOL, accepting_preview_apis, markdown_table
 from quality_assets.defs.resources import WarehouseResource
 from quality_assets.profile import TableProfile, profile_partition, write_profile
 
@@ -20,8 +19,7 @@ def profile_key(dataset: Dataset) -> dg.AssetKey:
 
 
 def build_profile_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    with warnings.catch_warnings():  # backfill_policy is beta; single-run backfills are what we want
-        warnings.simplefilter("ignore", dg.BetaWarning)
+    with accepting_preview_apis():
         return _profile_asset(dataset, partitions)
 
 

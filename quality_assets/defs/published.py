@@ -1,12 +1,11 @@
 """`<dataset>/published`: the consumers' table, promoted only after the blocking checks pass."""
 
-import warnings
 
 import dagster as dg
 
 from quality_assets.contract import Dataset
 from quality_assets.defs.checks import validation_key
-from quality_assets.defs.raw import WAREHOUSE_POOL
+from quality_assets.defs.raw import WAREHOUSE_POOL, accepting_preview_apis
 from quality_assets.defs.resources import WarehouseResource
 from quality_assets.publish import gate, publish_partition, published_table
 
@@ -18,8 +17,7 @@ def published_key(dataset: Dataset) -> dg.AssetKey:
 
 
 def build_published_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    with warnings.catch_warnings():  # backfill_policy is beta; single-run backfills are what we want
-        warnings.simplefilter("ignore", dg.BetaWarning)
+    with accepting_preview_apis():
         return _published_asset(dataset, partitions)
 
 

@@ -1,11 +1,10 @@
 """`<dataset>/report`: the partition's HTML report and machine-readable files, summarised in the UI."""
 
-import warnings
 
 import dagster as dg
 
 from quality_assets.contract import Dataset
-from quality_assets.defs.raw import WAREHOUSE_POOL, markdown_table
+from quality_assets.defs.raw import WAREHOUSE_POOL, accepting_preview_apis, markdown_table
 from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
 from quality_assets.report import ReportResult, build_report
 
@@ -22,8 +21,7 @@ def report_key(dataset: Dataset) -> dg.AssetKey:
 
 
 def build_report_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    with warnings.catch_warnings():  # backfill_policy is beta; single-run backfills are what we want
-        warnings.simplefilter("ignore", dg.BetaWarning)
+    with accepting_preview_apis():
         return _report_asset(dataset, partitions)
 
 
