@@ -10,9 +10,11 @@ discrete metric. Tail and dispersion metrics of positive columns are judged on a
 A value within the range the window has seen is never an anomaly. Values flagged before are
 left out of the training window. An anomaly needs a robust z beyond the sensitivity's threshold,
 a change larger than the minimum (relative, and absolute for shares), the allowed direction, and
-a p-value that stays below `metric_alpha` after Holm's correction across every metric tested for
-the partition (dozens of them: one per-metric threshold would make some false alarm on a clean
-partition likely).
+a p-value (Student t with one degree of freedom fewer than the history has partitions: short
+histories give wide intervals) that stays below `metric_alpha` after the family's correction:
+each column's metrics combined, then Holm across the columns (dozens of metrics: one per-metric
+threshold would make some false alarm on a clean partition likely). Which metrics a column gets
+depends on its role (roles.py); the dataset's volume is judged on its own (volume.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from quality_assets.anomalies.settings import AnomalySettings
 
@@ -31,7 +32,7 @@ DATASET_METRICS = ("row_count", "quarantine_share")
 COLUMN_METRICS = ("null_share", "distinct_count", "mean", "std", "p5", "p50", "p95", "top_value_share",
                   "length_mean")
 LOCATION_METRICS = ("mean", "std", "p5", "p50", "p95")
-LOG_SCALE_METRICS = ("std", "p5", "p95")
+LOG_SCALE_METRICS = ("std", "p5", "p95", "row_count")
 # statistics of the partition's rows (their sampling noise depends on the row count)
 SAMPLE_METRICS = ("null_share", "mean", "std", "p5", "p50", "p95", "top_value_share", "length_mean")
 SHARE_METRICS = ("null_share", "top_value_share", "quarantine_share")
@@ -39,7 +40,13 @@ MIN_SHARE_CHANGE = 0.01  # a share must move by at least one percentage point
 # values that advance with time by nature: their level is not compared with the past
 TRENDING_TYPES = ("datetime", "identifier")
 MAD_TO_SIGMA = 1.4826
-MAD_EFFICIENCY = 0.37
+# the metrics that fit each role: no location for keys, times and periods (they advance by
+# nature), no distinct count for keys (it follows the volume); periods are judged in period.py
+ROLE_METRICS = {
+    "identifier": ("null_share", "length_mean", "top_value_share"),
+    "time": ("null_share", "distinct_count"),
+    "period": ("null_share",),
+}
 
 
 @dataclass
@@ -157,6 +164,8 @@ def _log_scale(metric: str, value: float, values: np.ndarray) -> bool:
 def _p_value(z: float | None, df: float, direction: str) -> float:
     """The probability of a robust z at least this far out, in the allowed direction, under a
     Student t with the history's degrees of freedom (the spread is estimated, not known)."""
+    from scipy import stats  # lazy: scipy takes about a second to import
+
     if z is None:
         return 1.0
     if math.isinf(z):
@@ -281,9 +290,8 @@ def _evaluate(value: float | None, history: list[tuple[str, float]], current_key
         reason = f"outside the band ({z_text}) but direction is {direction}"
     else:
         reason = f"within the {how}band {lower:.6g} .. {upper:.6g} ({z_text})"
-    # the MAD is as precise as a standard deviation of about 37% as many values (its efficiency
-    # at the normal): the t's degrees of freedom say how well the spread is known
-    df = max(1.0, MAD_EFFICIENCY * (residual.size - 1))
+    # the t's degrees of freedom say how well the spread is known: few partitions, wide intervals
+    df = max(1.0, residual.size - 1.0)
     p_value = _p_value(z, df, direction) if outside else 1.0
     return MetricResult(**base, expected=level, lower=lower, upper=upper,
                         robust_z=None if not math.isfinite(z) else round(z, 4), seasonal=seasonal,
@@ -313,40 +321,59 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
+def simes(p_values: list[float]) -> float:
+    """Simes' combination of one column's metrics (valid for the positively dependent metrics of
+    one column): a column whose mean, median and quantiles all move is stronger evidence than its
+    smallest p-value times the number of its metrics."""
+    ordered = sorted(p_values)
+    m = len(ordered)
+    return min(1.0, min(m * p / (k + 1) for k, p in enumerate(ordered))) if m else 1.0
+
+
 def judge_family(tested: list[tuple[str | None, str, float, list[tuple[str, float]]]], current_key: str,
                  settings: AnomalySettings, daily: bool,
                  rows: float | None = None, expected_std: dict[str, float] | None = None,
                  sizes: dict[str, float] | None = None) -> list[MetricResult]:
-    """Every (column, metric, value, history) tested for one partition; p-values corrected by Holm
-    across those judged (dozens of metrics: a per-metric level would make a false alarm on some
-    metric of a clean partition likely). `rows` is the partition's row count and `expected_std`
-    the history's median std per column, for the sampling error of shares and means; `sizes` the
-    history partitions' row counts."""
+    """Every (column, metric, value, history) tested for one partition, grouped by column: each
+    column's metrics are combined (Simes), the columns corrected by Holm, and a metric is an
+    anomaly when its column survives and it is itself outside its band. Grouping keeps one large
+    change from being swallowed by a family of a hundred metrics. `rows` is the partition's row
+    count and `expected_std` the history's median std per column, for the sampling error of
+    shares and means; `sizes` the history partitions' row counts."""
     expected_std = expected_std or {}
     results = [_evaluate(value, history, current_key, metric, settings, daily, column, rows,
                          expected_std.get(column), sizes)[0]
                for column, metric, value, history in tested]
-    judged = [r for r in results if r.p_value is not None]
-    for r, adjusted in zip(judged, holm([r.p_value for r in judged]), strict=True):
-        r.adjusted_p = adjusted
-        _conclude(r, settings)
+    by_column: dict[str | None, list[MetricResult]] = {}
+    for r in results:
+        if r.p_value is not None:
+            by_column.setdefault(r.column_name, []).append(r)
+    columns = list(by_column)
+    adjusted = holm([simes([r.p_value for r in by_column[c]]) for c in columns])
+    for column, column_p in zip(columns, adjusted, strict=True):
+        for r in by_column[column]:
+            r.adjusted_p = max(column_p, min(1.0, r.p_value * len(by_column[column])))
+            _conclude(r, settings)
     return results
 
 
 def metric_anomalies(con, dataset: str, partition_key: str, history: list[str], settings: AnomalySettings,
-                     daily: bool) -> list[MetricResult]:
-    """Every tracked metric of the partition's latest profile against the history partitions."""
+                     daily: bool, roles: dict | None = None) -> list[MetricResult]:
+    """Every tracked column metric of the partition's latest profile against the history
+    partitions (the dataset's volume is judged on its own: see volume.py)."""
+    roles = roles or {}
     window = history[-settings.window * 2:]  # room for excluded past anomalies
     series = read_metric_history(con, dataset, [*window, partition_key])
     types = semantic_types(con, dataset, partition_key)
     flagged = past_anomalies(con, dataset)
     tested = []
     for (column, metric), by_partition in sorted(series.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])):
-        if column is not None and column in settings.exclude_columns:
+        if column is None or column in settings.exclude_columns or partition_key not in by_partition:
             continue
-        if column is not None and metric in LOCATION_METRICS and types.get(column) in TRENDING_TYPES:
+        role = roles[column].role if column in roles else None
+        if metric not in ROLE_METRICS.get(role, COLUMN_METRICS):
             continue
-        if partition_key not in by_partition:
+        if metric in LOCATION_METRICS and types.get(column) in TRENDING_TYPES:
             continue
         past = [(k, by_partition[k]) for k in window if k in by_partition and (k, column, metric) not in flagged]
         tested.append((column, metric, by_partition[partition_key], past))

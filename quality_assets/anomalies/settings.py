@@ -15,6 +15,7 @@ SENSITIVITY = {
 }
 CHECKS = ("anomaly_rate", "metric_anomalies", "drift")
 DIRECTIONS = ("both", "up", "down")
+ROLES = ("identifier", "period", "time", "measure", "category", "text")
 SEVERITIES = ("warn", "error")
 
 KEYS = {
@@ -28,7 +29,9 @@ KEYS = {
     "window": "trailing partitions a metric is compared with, >= min_history",
     "min_relative_change": "smallest relative change of a metric that can alert, >= 0",
     "direction": "both | up | down, or a mapping metric -> direction",
-    "reference": "drift reference: previous, or a pinned partition key",
+    "reference": "drift reference: recent (a pool of recent partitions that raised no alarm), previous, or a pinned partition key",
+    "reference_pool": "partitions in the recent drift reference pool, >= 1",
+    "roles": "column -> role (identifier, period, time, measure, category, text), overriding the learned role",
     "reference_partitions": "history partitions the row detector is fitted on, >= 1",
     "exclude_columns": "columns left out of every detector",
     "max_anomaly_rate": "share of flagged rows the anomaly_rate check tolerates, 0..1",
@@ -46,11 +49,13 @@ class AnomalySettings:
     fdr: float = 0.05
     z_threshold: float = 4.0
     metric_alpha: float = 0.05
-    min_history: int = 7
+    min_history: int = 3
     window: int = 28
     min_relative_change: float = 0.1
     direction: dict[str, str] = field(default_factory=dict)  # metric (or "*") -> direction
-    reference: str = "previous"
+    reference: str = "recent"
+    reference_pool: int = 5
+    roles: dict[str, str] = field(default_factory=dict)
     reference_partitions: int = 30
     exclude_columns: tuple[str, ...] = ()
     max_anomaly_rate: float = 0.01
@@ -118,16 +123,16 @@ def parse_anomaly_settings(block: dict | None, column_names: set[str] | None = N
     share("min_relative_change", 0, float("inf"), open_low=False)
     share("drift_min_psi", 0, float("inf"), open_low=False)
     share("z_threshold", 0, float("inf"))
-    for key in ("min_history", "window", "reference_partitions"):
+    for key in ("min_history", "window", "reference_partitions", "reference_pool"):
         if key in block:
             value = block[key]
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 problems.append((key, f"expected a whole number >= 1, got {value!r}"))
             else:
                 values[key] = value
-    if values.get("window", 28) < values.get("min_history", 7):
+    if values.get("window", 28) < values.get("min_history", 3):
         problems.append(("window", f"window {values.get('window', 28)} is shorter than min_history "
-                                   f"{values.get('min_history', 7)}"))
+                                   f"{values.get('min_history', 3)}"))
 
     direction = block.get("direction", {})
     if isinstance(direction, str):
@@ -141,9 +146,9 @@ def parse_anomaly_settings(block: dict | None, column_names: set[str] | None = N
                                           f"{', '.join(DIRECTIONS)}, got {value!r}"))
     values["direction"] = {str(k): v for k, v in direction.items() if v in DIRECTIONS}
 
-    reference = block.get("reference", "previous")
+    reference = block.get("reference", "recent")
     if not isinstance(reference, str) or not reference:
-        problems.append(("reference", f"expected previous or a partition key, got {reference!r}"))
+        problems.append(("reference", f"expected recent, previous or a partition key, got {reference!r}"))
     else:
         values["reference"] = reference
 
@@ -157,6 +162,17 @@ def parse_anomaly_settings(block: dict | None, column_names: set[str] | None = N
         if column_names and name not in column_names:
             problems.append(("exclude_columns", f"unknown column {name!r}"))
     values["exclude_columns"] = tuple(excluded)
+
+    roles = block.get("roles", {})
+    if not isinstance(roles, dict):
+        problems.append(("roles", "expected a mapping column -> role"))
+        roles = {}
+    for name, role in roles.items():
+        if role not in ROLES:
+            problems.append(("roles", f"{name}: expected one of {', '.join(ROLES)}, got {role!r}"))
+        elif column_names and name not in column_names:
+            problems.append(("roles", f"unknown column {name!r}"))
+    values["roles"] = {str(k): v for k, v in roles.items() if v in ROLES}
 
     severity = block.get("severity", "warn")
     levels = dict.fromkeys(CHECKS, "warn")

@@ -4,7 +4,6 @@ the results in one short transaction."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 import tempfile
 import time
@@ -14,21 +13,23 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from quality_assets.anomalies.columns import raw_columns, raw_table
 from quality_assets.anomalies.drift import DriftResult, categorical_drift, judge, numeric_drift
 from quality_assets.anomalies.metric_anomalies import MetricResult, metric_anomalies
-from quality_assets.anomalies.row_scores import (
-    RowModel,
-    export_partition,
-    fit_row_model,
-    raw_table,
-    read_sample,
-    score_file,
-    shapes,
-)
+from quality_assets.anomalies.model import RowModel, fit_row_model
+from quality_assets.anomalies.period import period_findings
+from quality_assets.anomalies.roles import ColumnRole, learn_roles
+from quality_assets.anomalies.sampling import export_partition, read_sample
+from quality_assets.anomalies.scoring import score_file
 from quality_assets.anomalies.settings import AnomalySettings, parse_anomaly_settings
-from quality_assets.anomalies.tables import ensure_anomaly_tables
+from quality_assets.anomalies.shapes import shapes
+from quality_assets.anomalies.tables import alarmed_partitions, ensure_anomaly_tables, write_results
+from quality_assets.anomalies.volume import volume_findings
 from quality_assets.contract import Dataset
 from quality_assets.warehouse import Warehouse
+
+PERSIST = 3  # a change alarmed in this many partitions in a row is the new normal
+DRIFT_EXCLUDED_ROLES = ("time", "period")  # calendar-bound or one value per partition: not drift
 
 
 @dataclass
@@ -62,6 +63,12 @@ class AnomalyResult:
     drift: list[DriftResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    roles: dict[str, ColumnRole] = field(default_factory=dict)
+    causes: list[dict] = field(default_factory=list)  # partition-level changes first, then row causes
+
+    @property
+    def partition_alarms(self) -> int:
+        return len(self.metric_anomalies) + len(self.drifted_columns)
 
     @property
     def anomaly_rate(self) -> float:
@@ -76,8 +83,9 @@ class AnomalyResult:
         return [d.column_name for d in self.drift if d.drifted]
 
     def summary(self) -> str:
+        row_causes = sum(1 for c in self.causes if c["level"] == "rows")
         return (f"{self.rows_flagged:,} of {self.rows_scored:,} rows flagged ({self.anomaly_rate:.2%}, "
-                f"{self.threshold_method}); {len(self.metric_anomalies)} metric anomalies; "
+                f"{self.threshold_method}) in {row_causes} cause(s); {len(self.metric_anomalies)} metric anomalies; "
                 f"{len(self.drifted_columns)} drifted column(s)"
                 + (f" against {self.drift_reference}" if self.drift_reference else ""))
 
@@ -108,16 +116,27 @@ def _has_raw(con, dataset: str) -> bool:
                             "AND table_name = ?", [dataset]).fetchall()[0][0])
 
 
+def reference_history(history: list[str], alarmed: set[str]) -> list[str]:
+    """The history without partitions that raised an alarm, unless the last PERSIST partitions all
+    did: a change that persists is the new normal."""
+    recent = history[-PERSIST:]
+    if len(recent) == PERSIST and all(k in alarmed for k in recent):
+        return [k for k in history if k not in alarmed or k in recent]
+    return [k for k in history if k not in alarmed]
+
+
 def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str, run_id: str,
                      options: AnomalyOptions | None = None, work_dir: Path | None = None,
                      progress=None) -> AnomalyResult:
-    """Row scores, metric anomalies and drift for one partition; results written to the qa tables."""
+    """Roles, volume, row scores and their causes, metric anomalies, period consistency and drift
+    for one partition; results written to the qa tables."""
     options = options or AnomalyOptions()
     settings = dataset_settings(dataset)
     result = AnomalyResult(dataset.name, partition_key, run_id, settings)
     started = time.perf_counter()
     say = progress or (lambda message: None)
     scratch = Path(tempfile.mkdtemp(prefix="anomalies-", dir=work_dir or warehouse.path.parent))
+    daily = dataset.partitioning == "daily"
     try:
         model: RowModel | None = None
         reference_sample = None
@@ -129,18 +148,27 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
                 result.notes.append(f"no table raw.\"{dataset.name}\" yet")
             else:
                 history = history_partitions(con, dataset, partition_key)
-                say(f"fitting on {len(history[-settings.reference_partitions:]) or 'no'} history partition(s)")
-                model = fit_row_model(con, dataset.name, partition_key, history, settings, dataset.primary_key,
-                                      options.reference_rows, daily=dataset.partitioning == "daily")
+                clean = reference_history(history, alarmed_partitions(con, dataset.name))
+                if len(clean) < len(history):
+                    result.notes.append(f"{len(history) - len(clean)} earlier partition(s) with alarms left out "
+                                        "of the references")
+                columns, _ = raw_columns(con, dataset.name, settings.exclude_columns)
+                result.roles = learn_roles(con, dataset.name, partition_key, history, columns, dataset.primary_key,
+                                           settings.roles)
+                say(f"fitting on {len(clean[-settings.reference_partitions:]) or 'no'} history partition(s)")
+                model = fit_row_model(con, dataset.name, partition_key, clean, settings, result.roles,
+                                      dataset.primary_key, options.reference_rows, daily=daily)
                 result.rows_scored = export_partition(con, model, dataset.name, partition_key,
                                                       scratch / "partition.parquet", options.drift_sample_rows)
-                result.metrics = metric_anomalies(con, dataset.name, partition_key, history, settings,
-                                                  dataset.partitioning == "daily")
-                reference = _drift_reference(settings, history, partition_key, result)
-                if reference is not None:
-                    columns = [model.columns[name] for name in model.columns]
-                    reference_sample = read_sample(con, dataset.name, columns, [reference],
-                                                   options.drift_sample_rows, model.has_file, daily=model.daily)
+                result.metrics = (volume_findings(con, dataset.name, partition_key, clean, settings, daily)
+                                  + metric_anomalies(con, dataset.name, partition_key, clean, settings, daily,
+                                                     result.roles)
+                                  + period_findings(con, dataset.name, partition_key, result.roles))
+                pool = _drift_reference(settings, history, clean, partition_key, result)
+                if pool:
+                    scored = [model.columns[name] for name in model.columns]
+                    reference_sample = read_sample(con, dataset.name, scored, pool, options.drift_sample_rows,
+                                                   model.has_file, daily=model.daily)
         if model is not None:
             say(f"scoring {result.rows_scored:,} rows with {len(model.features)} features")
             scores, current_sample = score_file(scratch / "partition.parquet", model, settings, options.batch_size,
@@ -150,8 +178,10 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
             result.fitted_on, result.reference_partitions = model.fitted_on, model.reference_partitions
             result.reference_rows, result.features = model.reference_rows, model.describe()
             result.skipped_columns = model.skipped
+            result.causes = scores.floods + scores.causes
+            result.metrics += [_flood_metric(flood, len(result.reference_partitions)) for flood in scores.floods]
             if reference_sample is not None:
-                result.drift = judge(_drift_tests(model, current_sample, reference_sample), settings)
+                result.drift = judge(_drift_tests(model, result.roles, current_sample, reference_sample), settings)
         result.duration_s = round(time.perf_counter() - started, 3)
         with warehouse.connect() as con:
             write_results(con, result)
@@ -160,79 +190,54 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
     return result
 
 
-def _drift_reference(settings: AnomalySettings, history: list[str], partition_key: str,
-                     result: AnomalyResult) -> str | None:
-    if settings.reference == "previous":
-        if not history:
+def _flood_metric(flood: dict, history: int) -> MetricResult:
+    return MetricResult(column_name=flood["columns"][0], metric="rows_departing", value=flood["share"], expected=None,
+                        lower=None, upper=None, robust_z=None, direction=flood["condition"], history_size=history,
+                        seasonal=False, is_anomaly=True, reason=flood["description"])
+
+
+def _drift_reference(settings: AnomalySettings, history: list[str], clean: list[str], partition_key: str,
+                     result: AnomalyResult) -> list[str]:
+    """The partitions the drift tests compare with: a pool of recent partitions without alarms,
+    the previous partition, or a pinned one."""
+    if settings.reference in ("recent", "previous"):
+        pool = clean[-settings.reference_pool:] if settings.reference == "recent" else history[-1:]
+        if not pool:
             result.notes.append("no drift: no earlier partition to compare with")
-            return None
-        result.drift_reference = history[-1]
+            return []
     elif settings.reference == partition_key:
         result.notes.append("no drift: this is the pinned reference partition")
-        return None
+        return []
     elif settings.reference not in history:
         result.notes.append(f"no drift: the pinned reference partition {settings.reference!r} is not loaded")
-        return None
+        return []
     else:
-        result.drift_reference = settings.reference
-    return result.drift_reference
+        pool = [settings.reference]
+    result.drift_reference = ", ".join(pool)
+    return pool
 
 
-def _drift_tests(model: RowModel, current: pa.Table, reference: pa.Table) -> list[DriftResult]:
+def _drift_tests(model: RowModel, roles: dict[str, ColumnRole], current: pa.Table,
+                 reference: pa.Table) -> list[DriftResult]:
     results = []
+    groups = np.asarray(reference.column("_pk").to_numpy(zero_copy_only=False))
     for feature in model.features:
         column = feature.columns[0]
-        if feature.signal in ("value", "date"):
-            name = feature.inputs[0]
-            results.append(numeric_drift(column, _floats(current, name), _floats(reference, name)))
+        role = roles[column].role if column in roles else None
+        if role in DRIFT_EXCLUDED_ROLES or feature.signal not in ("value", "category", "shape"):
+            continue
+        name = feature.inputs[0]
+        if feature.signal == "value":
+            results.append(numeric_drift(column, _floats(current, name), _floats(reference, name), groups))
         elif feature.signal == "category":
-            name = feature.inputs[0]
             results.append(categorical_drift(column, current.column(name).combine_chunks(),
-                                             reference.column(name).combine_chunks()))
-        elif feature.signal == "shape":  # codes and text: the mix of their character shapes
-            name, coarse = feature.inputs[0], feature.extra["coarse"]
+                                             reference.column(name).combine_chunks(), groups=groups))
+        else:  # codes and text: the mix of their character shapes
+            coarse = feature.extra["coarse"]
             results.append(categorical_drift(column, shapes(current.column(name), coarse),
-                                             shapes(reference.column(name), coarse), "chi2-shape"))
+                                             shapes(reference.column(name), coarse), "chi2-shape", groups))
     return results
 
 
 def _floats(table: pa.Table, name: str) -> np.ndarray:
     return np.asarray(table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-
-
-def write_results(con, result: AnomalyResult) -> None:
-    """Replace the partition's rows in the four anomaly tables in one transaction."""
-    ensure_anomaly_tables(con)
-    key = [result.dataset, result.partition_key]
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for table in ("anomaly_runs", "row_anomalies", "metric_anomalies", "drift"):
-            con.execute(f"DELETE FROM qa.{table} WHERE dataset = ? AND partition_key = ?", key)
-        con.execute(
-            "INSERT INTO qa.anomaly_runs VALUES (?, ?, ?, now()::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [*key, result.run_id, result.rows_scored, result.rows_flagged, result.anomaly_rate, len(result.rows),
-             result.threshold_p, result.threshold_method, result.fitted_on, result.reference_partitions,
-             result.reference_rows, json.dumps({"features": result.features, "skipped": result.skipped_columns,
-                                                "notes": result.notes}),
-             len(result.metric_anomalies), result.drift_reference, len(result.drifted_columns),
-             json.dumps(result.settings.to_dict()), result.duration_s])
-        if result.rows:
-            con.executemany(
-                "INSERT INTO qa.row_anomalies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [[*key, result.run_id, r["_source_row"], r["source_file"], r["score"], r["p_value"], r["rank"],
-                  json.dumps(r["explanation"], default=str)] for r in result.rows])
-        if result.metrics:
-            con.executemany(
-                "INSERT INTO qa.metric_anomalies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [[*key, result.run_id, m.column_name, m.metric, m.value, m.expected, m.lower, m.upper, m.robust_z,
-                  m.direction, m.history_size, m.seasonal, m.is_anomaly, m.reason] for m in result.metrics])
-        if result.drift:
-            con.executemany(
-                "INSERT INTO qa.drift VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [[*key, result.run_id, result.drift_reference, d.column_name, d.test, d.statistic, d.p_value,
-                  d.adjusted_p, d.psi, d.effect_size, d.effect_measure, d.sample_size, d.reference_size, d.drifted,
-                  d.reason] for d in result.drift])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise

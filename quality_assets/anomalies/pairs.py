@@ -1,0 +1,128 @@
+"""Pairs of strongly related columns, judged together: two numbers on their residual, two
+categories on the frequency of the pair, a number within its category."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+
+from quality_assets.anomalies.features import Categories, Feature, NumericTail
+
+MAX_PAIR_CATEGORIES = 50
+MIN_CRAMERS_V = 0.5  # a pair of categorical columns is judged together only when this dependent
+MIN_SPEARMAN = 0.9  # a pair of numeric columns is judged on its residual only when this related
+MIN_ETA_SQUARED = 0.5  # a number is judged within its category only when the category explains this much
+MAX_PAIRS = 10
+MAD_SIGMA = 1.4826
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(values.size, dtype=np.float64)
+    ranks[order] = np.arange(values.size)
+    return ranks
+
+
+def numeric_pairs(inputs: dict[str, np.ndarray], features: dict[str, Feature]) -> list[Feature]:
+    names = list(inputs)[:30]
+    # Spearman on an evenly spaced subsample is stable at 20,000 rows and spares the sorts
+    step = max(1, len(next(iter(inputs.values()), [])) // 20_000)
+    ranks = {name: _ranks(np.nan_to_num(inputs[name][::step], nan=np.inf)) for name in names}
+    candidates = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            both = np.isfinite(inputs[a][::step]) & np.isfinite(inputs[b][::step])
+            if both.sum() < 50 or inputs[a][::step][both].std() == 0 or inputs[b][::step][both].std() == 0:
+                continue
+            rho = float(np.corrcoef(ranks[a][both], ranks[b][both])[0, 1])
+            if abs(rho) >= MIN_SPEARMAN:
+                candidates.append((abs(rho), rho, a, b))
+    out = []
+    for _, rho, a, b in sorted(candidates, key=lambda c: -c[0])[:MAX_PAIRS]:
+        both = np.isfinite(inputs[a]) & np.isfinite(inputs[b])
+        x, y = inputs[a][both], inputs[b][both]
+        slope, intercept = np.polyfit(x, y, 1)
+        residual = NumericTail.fit(y - (slope * x + intercept), allow_log=False)
+        if residual is None:
+            continue
+        fa, fb = features[a], features[b]
+        out.append(Feature(f"{fa.columns[0]}~{fb.columns[0]}", (fb.columns[0], fa.columns[0]), "pair", (a, b),
+                           model=residual, extra={"slope": float(slope), "intercept": float(intercept),
+                                                  "rho": rho, "x": fa, "y": fb}))
+    return out
+
+
+def category_pairs(categorical: dict[str, tuple[Categories, pa.Array]], features: dict[str, Feature]) -> list[Feature]:
+    names = list(categorical)
+    candidates = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            (ca, va), (cb, vb) = categorical[a], categorical[b]
+            ia, ib = ca.index(va), cb.index(vb)
+            ok = (ia >= 0) & (ib >= 0)
+            ka, kb = ca.counts.size, cb.counts.size
+            if ok.sum() < 50 or ka < 2 or kb < 2:
+                continue
+            table = np.bincount(ia[ok] * kb + ib[ok], minlength=ka * kb).reshape(ka, kb).astype(np.float64)
+            total = table.sum()
+            expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / total
+            chi2 = float(np.nansum((table - expected) ** 2 / np.where(expected > 0, expected, np.nan)))
+            v = math.sqrt(chi2 / (total * (min(ka, kb) - 1)))
+            if v >= MIN_CRAMERS_V:
+                # condition on the column with more categories: its value says more about the other
+                given, other, counts = (a, b, table) if ka >= kb else (b, a, table.T)
+                candidates.append((v, given, other, counts))
+    out = []
+    for v, given, other, counts in sorted(candidates, key=lambda c: -c[0])[:MAX_PAIRS]:
+        # the pair as one category: the mass of pairs at most as frequent; unseen: Good-Turing
+        flat = counts.ravel()
+        order = np.sort(flat)
+        cumulative = np.cumsum(order)
+        mass = cumulative[np.searchsorted(order, flat, side="right") - 1]
+        total = flat.sum()
+        p = ((mass + 1) / (total + 1)).reshape(counts.shape)
+        p[counts == 0] = ((flat == 1).sum() + 1) / (total + 1)
+        fg, fo = features[given], features[other]
+        out.append(Feature(f"{fg.columns[0]}|{fo.columns[0]}", (fo.columns[0], fg.columns[0]), "combination",
+                           (given, other), model=p,
+                           extra={"given": fg, "other": fo, "counts": counts, "cramers_v": v}))
+    return out
+
+
+def conditional_numbers(categorical: dict[str, tuple[Categories, pa.Array]], numeric: dict[str, np.ndarray],
+                        numeric_features: dict[str, Feature], category_features: dict[str, Feature]) -> list[Feature]:
+    """A number judged within its category (a price typical of another product category), for
+    pairs where the category explains at least half of the number's variance."""
+    candidates = []
+    for a, (cats, values) in categorical.items():
+        index = cats.index(values)
+        for y_name, y in numeric.items():
+            ok = np.isfinite(y) & (index >= 0)
+            if ok.sum() < 100 or y[ok].var() == 0:
+                continue
+            groups, ys = index[ok], y[ok]
+            sizes = np.bincount(groups, minlength=cats.counts.size)
+            means = np.bincount(groups, weights=ys, minlength=cats.counts.size) / np.maximum(sizes, 1)
+            eta2 = 1 - ((ys - means[groups]) ** 2).sum() / ((ys - ys.mean()) ** 2).sum()
+            if eta2 >= MIN_ETA_SQUARED:
+                candidates.append((eta2, a, y_name, groups, ys))
+    out = []
+    for eta2, a, y_name, groups, ys in sorted(candidates, key=lambda c: -c[0])[:MAX_PAIRS]:
+        k = int(groups.max()) + 1
+        overall = float(np.median(ys))
+        overall_scale = MAD_SIGMA * float(np.median(np.abs(ys - overall))) or float(ys.std()) or 1.0
+        centre, scale = np.full(k, overall), np.full(k, overall_scale)
+        for g in range(k):
+            members = ys[groups == g]
+            if members.size >= 20:  # small categories keep the overall centre and spread
+                centre[g] = np.median(members)
+                scale[g] = MAD_SIGMA * float(np.median(np.abs(members - centre[g]))) or overall_scale
+        tail = NumericTail.fit((ys - centre[groups]) / scale[groups], allow_log=False)
+        if tail is None:
+            continue
+        fa, fy = category_features[a], numeric_features[y_name]
+        out.append(Feature(f"{fy.columns[0]}|{fa.columns[0]}", (fy.columns[0], fa.columns[0]), "conditional",
+                           (a, y_name), model=tail,
+                           extra={"given": fa, "y": fy, "centre": centre, "scale": scale, "eta2": float(eta2)}))
+    return out

@@ -1,0 +1,185 @@
+"""Column roles, learned from the partition and its history (or set in the contract), so that
+each column gets the checks that fit it.
+
+- `period`: one value per partition, changing between partitions (a period number, a batch id,
+  the file's month): checked for consistency with its partition (one value, the expected next
+  one), never as a row outlier against the history's range.
+- `time`: dates and timestamps, and the calendar parts of a period (day of month, month, hour):
+  rows checked against the partition's period; their calendar-bound distribution is not drift.
+- `identifier`: keys and codes (unique integers in a dense range, strings of one or two shapes):
+  duplicates, nulls and shapes, no range and no location metrics.
+- `measure`, `category`, `text`: numbers, few distinct values, free text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pyarrow.compute as pc
+
+from quality_assets.anomalies.columns import ColumnInfo, raw_table
+from quality_assets.anomalies.shapes import shapes
+from quality_assets.warehouse import quote_ident, quote_literal
+
+ROLE_HISTORY = 12  # recent history partitions read to learn roles
+MAX_CATEGORIES = 1000  # more distinct strings than this (or than 20% of the rows): codes or text
+UNIQUE = 0.97  # approx_count_distinct errs by a few percent
+DENSE = 1.5  # an integer key spans at most this many times as many values as it has rows
+CODE_SHAPES = 0.9  # share of values in the 20 commonest character shapes: a code, else text
+# calendar parts: a whole-word name and every value in the part's range
+CALENDAR = {"year": (1000, 3000), "yr": (1000, 3000), "quarter": (1, 4), "month": (1, 12), "mon": (1, 12),
+            "week": (0, 53), "day": (1, 31), "mday": (1, 31), "dom": (1, 31), "weekday": (0, 7),
+            "dow": (0, 7), "wday": (0, 7), "doy": (1, 366), "yday": (1, 366), "hour": (0, 23),
+            "hr": (0, 23), "minute": (0, 59)}
+DATE_PARTS = ("year", "quarter", "month", "day", "dayofweek", "hour")
+
+
+@dataclass
+class ColumnRole:
+    column: str
+    role: str
+    source: str  # learned | contract
+    reason: str
+    history: list[tuple[str, object]] = field(default_factory=list)  # period: (partition, value), oldest first
+
+
+def name_tokens(name: str) -> list[str]:
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)
+    return [t for t in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if t]
+
+
+def calendar_part(name: str, low, high) -> str | None:
+    """The calendar part a column's name says it holds, when every value fits that part."""
+    if low is None or high is None:
+        return None
+    for token in name_tokens(name):
+        if token in CALENDAR:
+            lo, hi = CALENDAR[token]
+            if lo <= low and high <= hi:
+                return token
+    return None
+
+
+def _partition_stats(con, dataset: str, columns: list[ColumnInfo], partitions: list[str]) -> dict[str, dict]:
+    """partition -> {"rows", column -> (non-null, min, max, approx distinct)}."""
+    parts = []
+    for col in columns:
+        ident = quote_ident(col.name)
+        comparable = f"CAST({ident} AS VARCHAR)" if col.kind == "boolean" else ident
+        parts += [f"count({ident})", f"min({comparable})", f"max({comparable})", f"approx_count_distinct({ident})"]
+    keys = "[" + ", ".join(quote_literal(k) for k in partitions) + "]"
+    rows = con.execute(f"SELECT _partition_key, count(*){''.join(', ' + p for p in parts)} FROM "
+                       f"{raw_table(dataset)} WHERE list_contains({keys}, _partition_key) GROUP BY 1").fetchall()
+    out = {}
+    for row in rows:
+        stats = {"rows": row[1]}
+        for i, col in enumerate(columns):
+            stats[col.name] = tuple(row[2 + 4 * i: 6 + 4 * i])
+        out[row[0]] = stats
+    return out
+
+
+def _date_part_matches(con, dataset: str, partition_key: str, candidates: list[ColumnInfo],
+                       temporal: list[ColumnInfo]) -> dict[str, str]:
+    """Integer columns equal to a part of a date column on at least 99% of the partition's rows."""
+    exprs, labels = [], []
+    for col in candidates:
+        for t in temporal:
+            for part in DATE_PARTS:
+                exprs.append(f"avg(CASE WHEN {quote_ident(col.name)} = date_part('{part}', {quote_ident(t.name)}) "
+                             f"THEN 1.0 ELSE 0.0 END)")
+                labels.append((col.name, f"{part} of {t.name}"))
+    if not exprs:
+        return {}
+    values = con.execute(f"SELECT {', '.join(exprs)} FROM {raw_table(dataset)} WHERE _partition_key = ?",
+                         [partition_key]).fetchall()[0]
+    out: dict[str, str] = {}
+    for (name, label), share in zip(labels, values, strict=True):
+        if share is not None and share >= 0.99 and name not in out:
+            out[name] = label
+    return out
+
+
+def _string_role(con, dataset: str, col: ColumnInfo, partition_key: str, non_null: int, distinct: int) -> tuple[str, str]:
+    if distinct <= max(2, min(MAX_CATEGORIES, 0.2 * non_null)):
+        return "category", f"{distinct:,} distinct values in {non_null:,} rows"
+    values = con.sql(
+        f"SELECT {quote_ident(col.name)} FROM {raw_table(dataset)} WHERE _partition_key = {quote_literal(partition_key)} "
+        f"AND {quote_ident(col.name)} IS NOT NULL ORDER BY hash(_source_row) LIMIT 5000").to_arrow_table()
+    counted = pc.value_counts(shapes(values.column(0))).field("counts").to_numpy()
+    top = counted[counted.argsort()[::-1][:20]].sum() / max(1, counted.sum())
+    if top >= CODE_SHAPES:
+        unique = "unique " if distinct >= UNIQUE * non_null else ""
+        return "identifier", f"{unique}codes: {top:.0%} of values in their 20 commonest character shapes"
+    return "text", f"free text: {distinct:,} distinct values of many shapes"
+
+
+def learn_roles(con, dataset: str, partition_key: str, history: list[str], columns: list[ColumnInfo],
+                primary_key: tuple[str, ...] = (), declared: dict[str, str] | None = None) -> dict[str, ColumnRole]:
+    """The role of every column for this partition."""
+    declared = declared or {}
+    recent = history[-ROLE_HISTORY:]
+    stats = _partition_stats(con, dataset, columns, [*recent, partition_key])
+    current = stats.get(partition_key, {"rows": 0})
+    past = [(k, stats[k]) for k in recent if k in stats]
+    temporal = [c for c in columns if c.kind == "temporal"]
+    int_candidates = [c for c in columns if c.kind == "numeric" and c.integer and c.name not in declared
+                      and (current.get(c.name) or (0,))[0]
+                      and 0 <= current[c.name][1] and current[c.name][2] <= 3000]
+    parts = _date_part_matches(con, dataset, partition_key, int_candidates, temporal) if temporal else {}
+    roles: dict[str, ColumnRole] = {}
+    for col in columns:
+        if col.name in declared:
+            roles[col.name] = ColumnRole(col.name, declared[col.name], "contract", "set in the contract")
+            continue
+        non_null, low, high, distinct = current.get(col.name) or (0, None, None, 0)
+        role = _period(col.name, past, current)
+        if role is None:
+            role = _learned(con, dataset, col, partition_key, non_null, low, high, distinct or 0,
+                            parts.get(col.name), primary_key)
+        roles[col.name] = role
+    return roles
+
+
+def _period(name: str, past: list[tuple[str, dict]], current: dict) -> ColumnRole | None:
+    """One value in each recent history partition (and this one, when there is a single earlier
+    partition), not the same value everywhere."""
+    with_values = [(k, s[name]) for k, s in past if s.get(name) and s[name][0]]
+    if not with_values:
+        return None
+    constant = [(k, low) for k, (_, low, high, _) in with_values if low == high]
+    if len(constant) < len(with_values):
+        return None
+    values = [v for _, v in constant]
+    now = current.get(name)
+    if len(constant) == 1:  # one earlier partition: this one must be constant too, with another value
+        if not now or not now[0] or now[1] != now[2] or now[1] == values[0]:
+            return None
+    elif len(set(values)) < 2:
+        return None
+    return ColumnRole(name, "period", "learned",
+                      f"one value per partition in {len(constant)} earlier partition(s), changing between them",
+                      history=constant)
+
+
+def _learned(con, dataset: str, col: ColumnInfo, partition_key: str, non_null: int, low, high, distinct: int,
+             date_part: str | None, primary_key: tuple[str, ...]) -> ColumnRole:
+    name = col.name
+    if col.kind in ("temporal", "numeric_time"):
+        return ColumnRole(name, "time", "learned", f"{col.db_type.lower()} values")
+    if col.kind == "numeric":
+        part = date_part or (calendar_part(name, low, high) if col.integer else None)
+        if part:
+            return ColumnRole(name, "time", "learned", f"calendar part: {part}")
+        unique = non_null >= 20 and distinct >= UNIQUE * non_null
+        if col.integer and (name in primary_key or (unique and high - low + 1 <= DENSE * non_null)):
+            why = "primary key" if name in primary_key else "unique whole numbers in a dense range"
+            return ColumnRole(name, "identifier", "learned", why)
+        return ColumnRole(name, "measure", "learned", "numbers")
+    if col.kind == "boolean" or non_null == 0:
+        return ColumnRole(name, "category", "learned", "true/false" if col.kind == "boolean" else "no values yet")
+    if name in primary_key:
+        return ColumnRole(name, "identifier", "learned", "primary key")
+    role, why = _string_role(con, dataset, col, partition_key, non_null, distinct)
+    return ColumnRole(name, role, "learned", why)

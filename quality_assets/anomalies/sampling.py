@@ -1,0 +1,115 @@
+"""What the detectors read from the warehouse: deterministic samples of history partitions and
+the export of a partition's feature inputs to Parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from quality_assets.anomalies.columns import ColumnInfo, raw_table
+from quality_assets.warehouse import quote_ident, quote_literal
+
+if TYPE_CHECKING:
+    from quality_assets.anomalies.model import RowModel
+
+
+def _sample_predicate(rate: float, has_file: bool, prefix: str = "") -> str:
+    """A deterministic Bernoulli sample: the same rows every time, whatever the thread count."""
+    if rate >= 1:
+        return "TRUE"
+    names = ["_partition_key", "_source_row"] + (["_source_file"] if has_file else [])
+    parts = ", ".join(prefix + name for name in names)
+    return f"(hash({parts}) % 1000000) < {int(rate * 1_000_000)}"
+
+
+def value_expr(col: ColumnInfo) -> str:
+    ident = f"r.{quote_ident(col.name)}"
+    if col.kind == "temporal" or col.kind == "numeric_time":
+        return f"epoch({ident})"
+    if col.kind == "boolean":
+        return f"CAST({ident} AS VARCHAR)"
+    if col.kind == "numeric":
+        return f"CAST({ident} AS DOUBLE)"
+    return ident
+
+
+def _centre(col: ColumnInfo, daily: bool) -> str:
+    """Where a partition's dates are measured from: its day for daily partitions, else its median."""
+    if daily:
+        return "epoch(TRY_CAST(r._partition_key AS DATE))"
+    return f"median({value_expr(col)})"
+
+
+def read_sample(con, dataset: str, columns: list[ColumnInfo], partitions: list[str], rows: int, has_file: bool,
+                skip_flagged: bool = False, daily: bool = False) -> pa.Table:
+    """A deterministic sample of about `rows` rows of the partitions with every column's value as
+    v<i> (dates as seconds from their partition's day or median date)."""
+    table = raw_table(dataset)
+    keys = "[" + ", ".join(quote_literal(k) for k in partitions) + "]"
+    inside = f"list_contains({keys}, r._partition_key)"
+    total = con.execute(f"SELECT count(*) FROM {table} r WHERE {inside}").fetchall()[0][0]
+    flagged = ""
+    if skip_flagged and con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'qa' AND table_name = 'row_anomalies'"
+    ).fetchall()[0][0]:
+        file_match = " AND a.source_file IS NOT DISTINCT FROM r._source_file" if has_file else ""
+        flagged = (f" AND NOT EXISTS (SELECT 1 FROM qa.row_anomalies a WHERE a.dataset = {quote_literal(dataset)}"
+                   f" AND a.partition_key = r._partition_key AND a._source_row = r._source_row{file_match})")
+    select, ctes = ["r._partition_key AS _pk"], ""
+    temporal = [c for c in columns if c.kind == "temporal"]
+    if temporal:
+        ctes = ("WITH centres AS (SELECT r._partition_key, "
+                + ", ".join(f"{'any_value' if daily else ''}({_centre(c, daily)}) AS m{c.index}" for c in temporal)
+                + f" FROM {table} r WHERE {inside} GROUP BY 1) ")
+    for col in columns:
+        expr = value_expr(col)
+        select.append(f"{expr} - centres.m{col.index} AS v{col.index}" if col.kind == "temporal" else f"{expr} AS v{col.index}")
+    join = " JOIN centres ON centres._partition_key = r._partition_key" if temporal else ""
+    rate = rows / total if total else 1.0
+    return con.sql(
+        f"{ctes}SELECT {', '.join(select)} FROM {table} r{join} WHERE {inside}"
+        f" AND {_sample_predicate(rate, has_file, 'r.')}{flagged}").to_arrow_table()
+
+
+def export_sql(model: RowModel, dataset: str, partition_key: str, sample_rate: float) -> str:
+    """The query that writes a partition's feature inputs (and a drift-sample flag) to Parquet."""
+    table = raw_table(dataset)
+    where = f"r._partition_key = {quote_literal(partition_key)}"
+    ctes, joins, select = [], [], ["r._source_row AS _row"]
+    if model.has_file:
+        select.append("r._source_file AS _file")
+    position = "row(r._source_file, r._source_row)" if model.has_file else "r._source_row"
+    centred = set(model.centers.values())
+    for name, expr in model.exports.items():
+        if name in model.periods:  # true where the value differs from the partition's commonest
+            select.append(f"({expr}) IS DISTINCT FROM (SELECT mode({expr}) FROM {table} r WHERE {where}) "
+                          f"AND ({expr}) IS NOT NULL AS {name}")
+        elif name in centred:
+            centre = (f"epoch(TRY_CAST({quote_literal(partition_key)} AS DATE))" if model.daily
+                      else f"(SELECT median({expr}) FROM {table} r WHERE {where})")
+            select.append(f"{expr} - {centre} AS {name}")
+        else:
+            select.append(f"{expr} AS {name}")
+    for name, key in model.key_sets.items():
+        cols = [quote_ident(k) for k in key]
+        ctes.append(f"{name}_first AS (SELECT {', '.join(f'r.{c}' for c in cols)}, min({position}) AS first_pos "
+                    f"FROM {table} r WHERE {where} AND {' AND '.join(f'r.{c} IS NOT NULL' for c in cols)} "
+                    f"GROUP BY ALL HAVING count(*) > 1)")
+        joins.append(f"LEFT JOIN {name}_first ON " + " AND ".join(f"r.{c} = {name}_first.{c}" for c in cols))
+        select.append(f"coalesce({position} > {name}_first.first_pos, FALSE) AS {name}")
+    select.append(f"{_sample_predicate(sample_rate, model.has_file, 'r.')} AS _sample")
+    with_sql = f"WITH {', '.join(ctes)} " if ctes else ""
+    return f"{with_sql}SELECT {', '.join(select)} FROM {table} r {' '.join(joins)} WHERE {where}"
+
+
+def export_partition(con, model: RowModel, dataset: str, partition_key: str, path: Path,
+                     drift_sample_rows: int = 50_000) -> int:
+    """Write the partition's feature inputs to `path` (Parquet); returns the row count."""
+    rows = con.execute(f"SELECT count(*) FROM {raw_table(dataset)} WHERE _partition_key = ?",
+                       [partition_key]).fetchall()[0][0]
+    rate = drift_sample_rows / rows if rows else 1.0
+    sql = export_sql(model, dataset, partition_key, rate)
+    con.execute(f"COPY ({sql}) TO {quote_literal(str(path))} (FORMAT parquet, ROW_GROUP_SIZE 100000)")
+    return rows

@@ -1,0 +1,267 @@
+"""Row scores: each feature's p-values, the row's combined p-value, the false-discovery-rate
+threshold, and floods (one reason flagging a large share of the partition) turned into one
+partition-level finding.
+
+The partition is exported once (under the warehouse lock) to a Parquet file holding only the
+feature columns DuckDB computes; scoring streams it in batches of `batch_size` rows without the
+lock, so memory stays bounded by the batch and a few floats per row.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from quality_assets.anomalies.causes import CauseTally, describe_flood, summarise_causes
+from quality_assets.anomalies.explain import explain_row
+from quality_assets.anomalies.features import TINY, Categories, Feature, NumericTail
+from quality_assets.anomalies.model import RowModel, numbers
+from quality_assets.anomalies.settings import AnomalySettings
+from quality_assets.anomalies.shapes import shapes
+
+
+def feature_p_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
+    """p-values of one feature for the rows of a batch."""
+    column = batch.column(feature.inputs[0])
+    if feature.signal == "null":
+        nulls_ref, n = feature.model
+        values = column
+        is_null = np.asarray(pc.is_null(values, nan_is_null=True).to_numpy(zero_copy_only=False), dtype=bool) \
+            if pa.types.is_floating(values.type) else np.asarray(pc.is_null(values).to_numpy(zero_copy_only=False), dtype=bool)
+        p_null, p_present = (nulls_ref + 1) / (n + 2), (n - nulls_ref + 1) / (n + 2)
+        return np.where(is_null, p_null, p_present).clip(max=1.0)
+    if feature.signal in ("value", "date"):
+        return feature.model.p_values(numbers(column))
+    if feature.signal == "length":
+        return feature.model.p_values(numbers(pc.utf8_length(column)))
+    if feature.signal == "shape":
+        return feature.model.p_values(shapes(column, feature.extra["coarse"]))
+    if feature.signal == "category":
+        return feature.model.p_values(column)
+    if feature.signal in ("duplicate", "period"):
+        flags = np.asarray(column.to_numpy(zero_copy_only=False), dtype=bool)
+        return np.where(flags, feature.model, 1.0)
+    if feature.signal == "pair":
+        x = _transformed(feature.extra["x"], numbers(column))
+        y = _transformed(feature.extra["y"], numbers(batch.column(feature.inputs[1])))
+        residual = y - (feature.extra["slope"] * x + feature.extra["intercept"])
+        return feature.model.p_values(residual)  # NaN where either is missing: p = 1
+    if feature.signal == "conditional":
+        index = feature.extra["given"].model.index(column)
+        y = _transformed(feature.extra["y"], numbers(batch.column(feature.inputs[1])))
+        known = index >= 0
+        z = np.full(index.size, np.nan)
+        z[known] = (y[known] - feature.extra["centre"][index[known]]) / feature.extra["scale"][index[known]]
+        return feature.model.p_values(z)
+    if feature.signal == "combination":
+        given, other = feature.extra["given"].model, feature.extra["other"].model
+        ig, io = given.index(column), other.index(batch.column(feature.inputs[1]))
+        p = np.ones(ig.size, dtype=np.float64)
+        ok = (ig >= 0) & (io >= 0)
+        p[ok] = feature.model[ig[ok], io[ok]]
+        return p
+    raise ValueError(f"unknown signal {feature.signal}")
+
+
+def _transformed(feature: Feature, values: np.ndarray) -> np.ndarray:
+    if feature.model.log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(values > 0, np.log(np.where(values > 0, values, 1)), np.nan)
+    return values
+
+
+FLOOD_SHARE = 0.1  # one reason flagging more of the partition than this is a partition-level change
+FLOOD_MIN_ROWS = 10
+REFITTABLE = ("value", "date", "length", "category", "shape", "null")
+
+
+@dataclass
+class RowScores:
+    rows: int
+    flagged: int
+    threshold_p: float
+    threshold_method: str
+    top: list[dict]  # flagged rows (at most max_rows), best ranked first, with explanations
+    features: int
+    causes: list[dict] = field(default_factory=list)  # flagged rows grouped by reason, largest first
+    floods: list[dict] = field(default_factory=list)  # reasons that touched a large share: partition-level
+
+
+def batch_p_matrix(model: RowModel, batch: pa.RecordBatch) -> np.ndarray:
+    matrix = np.empty((batch.num_rows, len(model.features)), dtype=np.float64)
+    for j, feature in enumerate(model.features):
+        matrix[:, j] = feature_p_values(feature, batch)
+    return matrix
+
+
+def direction(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
+    """+1 above the reference's median, -1 below, 0 for signals without a direction."""
+    if feature.signal in ("value", "date"):
+        values = numbers(batch.column(feature.inputs[0]))
+    elif feature.signal == "length":
+        values = numbers(pc.utf8_length(batch.column(feature.inputs[0])))
+    else:
+        return np.zeros(batch.num_rows, dtype=np.int8)
+    return np.where(values > feature.model.median, 1, -1).astype(np.int8)
+
+
+BUCKETS = 302  # -log10 of a feature's Bonferroni-scaled p-value, in whole decades
+
+
+@dataclass
+class _Pass:
+    row_p: np.ndarray
+    strength: np.ndarray  # sum of -log10 p over features: breaks ties between equal row p-values
+    decades: dict[tuple[int, int], np.ndarray]  # (feature, direction) -> rows per decade of d * p
+    sample: pa.Table
+
+    def rows_flagged_by(self, key: tuple[int, int], threshold: float) -> int:
+        """Rows the feature alone would flag at this row threshold."""
+        first = math.ceil(-math.log10(max(threshold, TINY)) - 1e-9)
+        return int(self.decades[key][max(0, first):].sum())
+
+
+def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int) -> _Pass:
+    n = parquet.metadata.num_rows
+    d = max(1, len({f.group for f in model.features}))
+    row_p, strength = np.ones(n), np.zeros(n)
+    decades: dict[tuple[int, int], np.ndarray] = {}
+    samples, start = [], 0
+    for batch in parquet.iter_batches(batch_size=batch_size):
+        stop = start + batch.num_rows
+        if model.features:
+            matrix = np.minimum(1.0, d * batch_p_matrix(model, batch))
+            row_p[start:stop] = matrix.min(axis=1)
+            strength[start:stop] = -np.log10(np.clip(matrix, TINY, 1.0)).sum(axis=1)
+            for j in np.flatnonzero((matrix <= 0.5).any(axis=0)):
+                low = matrix[:, j] <= 0.5
+                signs = direction(model.features[j], batch)[low]
+                bucket = np.minimum(BUCKETS - 1, np.floor(-np.log10(np.clip(matrix[low, j], TINY, 1.0)))).astype(int)
+                for sign in np.unique(signs):
+                    counts = np.bincount(bucket[signs == sign], minlength=BUCKETS)
+                    key = (int(j), int(sign))
+                    decades[key] = decades[key] + counts if key in decades else counts
+        samples.append(batch.filter(batch.column("_sample")))
+        start = stop
+    return _Pass(row_p, strength, decades, pa.Table.from_batches(samples, schema=parquet.schema_arrow))
+
+
+def _refit(feature: Feature, sample: pa.Table) -> Feature | None:
+    """The feature fitted on the partition's own sample (its new normal), or None to drop it."""
+    if feature.signal not in REFITTABLE:
+        return None
+    column = sample.column(feature.inputs[0])
+    if feature.signal in ("value", "date"):
+        model = NumericTail.fit(numbers(column), allow_log=feature.model.log)
+    elif feature.signal == "length":
+        model = NumericTail.fit(numbers(pc.utf8_length(column)), allow_log=False)
+    elif feature.signal == "shape":
+        model = Categories.fit(shapes(column, feature.extra["coarse"]))
+    elif feature.signal == "category":
+        model = Categories.fit(column)
+    else:
+        nulls = pc.is_null(column, nan_is_null=True) if pa.types.is_floating(column.type) else pc.is_null(column)
+        model = (int(pc.sum(nulls).as_py() or 0), len(column))
+    if model is None:
+        return None
+    return replace(feature, model=model, extra={**feature.extra, "refit": "partition", "history": feature.model})
+
+
+def _floods(scored: _Pass, settings: AnomalySettings) -> list[tuple[int, int, int]]:
+    """(feature, direction, rows) of each reason that alone would flag a large share of the rows."""
+    n = scored.row_p.size
+    threshold, _ = calibrated_threshold(scored.row_p, settings)
+    limit = max(FLOOD_MIN_ROWS, FLOOD_SHARE * n)
+    counts = [(j, sign, scored.rows_flagged_by((j, sign), threshold)) for j, sign in scored.decades]
+    return sorted(((j, sign, c) for j, sign, c in counts if c > limit), key=lambda f: -f[2])
+
+
+def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_size: int = 100_000,
+               max_rows: int = 1000) -> tuple[RowScores, pa.Table]:
+    """Row p-values and the threshold; a reason that would flag a large share of the partition
+    becomes one partition-level finding and its feature is refitted on the partition (rows are
+    then flagged on their own merit); then the flagged rows' explanations and causes. Also
+    returns the rows marked `_sample` (the drift sample)."""
+    parquet = pq.ParquetFile(path)
+    n = parquet.metadata.num_rows
+    first = _score_pass(parquet, model, batch_size)
+    floods = []
+    flooding = _floods(first, settings)
+    scored = first
+    if flooding:
+        features = list(model.features)
+        for j, sign, count in flooding:
+            floods.append(describe_flood(model.features[j], sign, count, n, first.sample))
+        for j in sorted({j for j, _, _ in flooding}, reverse=True):
+            refitted = _refit(model.features[j], first.sample)
+            if refitted is None:
+                del features[j]
+            else:
+                features[j] = refitted
+        model = replace(model, features=features)
+        scored = _score_pass(parquet, model, batch_size)
+    d = max(1, len({f.group for f in model.features}))
+    threshold, method = calibrated_threshold(scored.row_p, settings)
+    flagged_mask = scored.row_p <= threshold
+    flagged = int(flagged_mask.sum())
+    if flagged == 0:
+        return RowScores(n, 0, threshold, method, [], d, [], floods), first.sample
+    # rank by p, then by strength; equal evidence in a fixed pseudo-random order, never file order
+    shuffle = np.random.default_rng(n).permutation(n)
+    order = np.lexsort((shuffle, -scored.strength, scored.row_p))[:flagged]
+    rank = np.zeros(n, dtype=np.int64)
+    rank[order] = np.arange(1, flagged + 1)
+    top, causes = explain_flagged(parquet, model, batch_size, flagged_mask, rank, scored.row_p, max_rows)
+    return RowScores(n, flagged, threshold, method, top, d, summarise_causes(causes, n), floods), first.sample
+
+
+def explain_flagged(parquet: pq.ParquetFile, model: RowModel, batch_size: int, flagged: np.ndarray,
+                    rank: np.ndarray, row_p: np.ndarray, max_rows: int) -> tuple[list[dict], CauseTally]:
+    """Explanations of the best-ranked `max_rows` flagged rows, and every flagged row's cause."""
+    top: list[dict] = []
+    tally = CauseTally(model)
+    start = 0
+    for batch in parquet.iter_batches(batch_size=batch_size):
+        stop = start + batch.num_rows
+        local = np.flatnonzero(flagged[start:stop])
+        if local.size:
+            sub = batch.take(pa.array(local))
+            matrix = batch_p_matrix(model, sub)
+            for i, row_index in enumerate(local):
+                index = start + int(row_index)
+                tally.add(sub, i, matrix[i], int(rank[index]))
+                if rank[index] <= max_rows:
+                    top.append(explain_row(model, sub, i, matrix[i], row_p[index], int(rank[index])))
+        start = stop
+    top.sort(key=lambda r: r["rank"])
+    return top, tally
+
+
+def calibrated_threshold(row_p: np.ndarray, settings: AnomalySettings) -> tuple[float, str]:
+    """The p-value at or below which rows are flagged.
+
+    contamination auto: Benjamini-Hochberg at the contract's false discovery rate, so that with
+    nothing wrong nothing is flagged (with probability 1 - fdr) and with many wrong rows the
+    expected share of false alarms among the flagged stays below fdr. A number: that share of
+    rows, the most anomalous first (never rows whose p-value is 1).
+    """
+    n = row_p.size
+    if n == 0:
+        return 0.0, "no rows"
+    ordered = np.sort(row_p)
+    if settings.contamination is not None:
+        k = max(1, math.ceil(settings.contamination * n))
+        value = float(ordered[k - 1])
+        return (value if value < 1 else float(ordered[ordered < 1].max(initial=0.0))), \
+            f"contamination {settings.contamination:g}"
+    bound = settings.fdr * np.arange(1, n + 1) / n
+    passing = np.flatnonzero(ordered <= bound)
+    if passing.size == 0:
+        return float(settings.fdr / n), f"Benjamini-Hochberg fdr {settings.fdr:g}"
+    return float(ordered[passing[-1]]), f"Benjamini-Hochberg fdr {settings.fdr:g}"
