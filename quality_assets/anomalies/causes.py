@@ -106,7 +106,8 @@ def _ratio(values: list[float], median: float) -> str:
 
 def describe(cause: _Cause) -> str:
     f, c, col = cause.feature, cause.condition, cause.feature.columns[0]
-    where = "this partition" if f.extra.get("refit") else "the history"
+    where = {"moved": "the history at this partition's level", "partition": "this partition"}.get(
+        f.extra.get("refit"), "the history")
     if f.signal == "value":
         return (f"{col} {c} its usual range (median {_fmt(f.model.median)}, {where} spans "
                 f"{_fmt(f.model.raw_min)} to {_fmt(f.model.raw_max)}){_ratio(cause.numbers, f.model.median)}")

@@ -118,7 +118,10 @@ def _contribution(model: RowModel, feature: Feature, batch: pa.RecordBatch, i: i
                      f"({feature.extra['counts'][ig, best] / max(with_given, 1):.0%})")
         out["why"] = (f"{other.columns[0]}={o!r} with {given.columns[0]}={g!r}: seen together in {together:,} of "
                       f"{with_given:,} history rows with {given.columns[0]}={g!r}{usual}")
-    if feature.extra.get("refit"):
+    if feature.extra.get("refit") == "moved":
+        out["why"] = (out["why"].replace("the history's range", "the history's range moved to this partition's level")
+                      + "; the column's level changed as a whole in this partition")
+    elif feature.extra.get("refit"):
         out["why"] = (out["why"].replace("the history", "this partition")
                       + "; judged against this partition, whose column changed as a whole")
     return out

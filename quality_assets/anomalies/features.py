@@ -14,7 +14,7 @@ false-discovery-rate threshold.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
@@ -87,6 +87,26 @@ class NumericTail:
         if log:
             tail.raw_tail = cls.fit(values, allow_log=False)
         return tail
+
+    def moved_to(self, values: np.ndarray) -> NumericTail | None:
+        """The same shape moved to the median of `values` (a partition whose level changed as a
+        whole: its rows are then judged by how far they stand from the new level)."""
+        values = values[np.isfinite(values)]
+        if self.log:
+            values = values[values > 0]
+        if values.size < 5:
+            return None
+        here = float(np.median(values))
+        delta = (math.log(here) - math.log(self.median)) if self.log else here - self.median
+        if self.log:
+            factor = math.exp(delta)
+            raw = dict(median=self.median * factor, mad=self.mad * factor, q1=self.q1 * factor, q3=self.q3 * factor,
+                       raw_min=self.raw_min * factor, raw_max=self.raw_max * factor)
+        else:
+            raw = dict(median=self.median + delta, mad=self.mad, q1=self.q1 + delta, q3=self.q3 + delta,
+                       raw_min=self.raw_min + delta, raw_max=self.raw_max + delta)
+        return replace(self, sorted_values=self.sorted_values + delta, q_lo=self.q_lo + delta,
+                       q_hi=self.q_hi + delta, raw_tail=None, **raw)
 
     def p_values(self, x: np.ndarray) -> np.ndarray:
         """Two-sided p for each value; NaN (null) gives 1."""
@@ -202,4 +222,19 @@ class Feature:
     def group(self) -> str:
         """Features of one column (its null indicator and its value, shape or length) count as one
         test in the Bonferroni factor: at most one of them is unusual for a given value."""
-        return self.columns[0] if self.signal in ("null", "value", "date", "category", "shape", "length") else self.name
+        return self.columns[0] if self.signal in ("null", "value", "date", "category", "shape", "length",
+                                                  "period") else self.name
+
+    def smallest_p(self) -> float:
+        """The smallest p-value this feature can give: a discrete feature that can never reach
+        significance does not count as a test (Tarone's refinement of Bonferroni)."""
+        if self.signal == "null":
+            nulls, n = self.model
+            return min(nulls + 1, n - nulls + 1) / (n + 2)
+        if self.signal in ("category", "shape"):
+            return float(min(self.model.p_unseen, self.model.p_seen.min(initial=1.0)))
+        if self.signal in ("duplicate", "period"):
+            return float(self.model)
+        if self.signal == "combination":
+            return float(self.model.min())
+        return 0.0  # numbers: continuous tails

@@ -47,9 +47,27 @@ def next_value(values: list):
     return None
 
 
-def period_findings(con, dataset: str, partition_key: str, roles: dict[str, ColumnRole]) -> list[MetricResult]:
-    """Per period column: how many values this partition has, and whether its value is the expected one."""
-    out = []
+def _stray_rows(con, dataset: str, partition_key: str, name: str, mode, strays: int, total: int,
+                has_file: bool) -> dict:
+    """The rows whose period value is not the partition's, as a cause with three examples."""
+    ident = quote_ident(name)
+    file = "_source_file" if has_file else "NULL"
+    examples = con.execute(
+        f"SELECT _source_row, {file}, {ident} FROM {raw_table(dataset)} WHERE _partition_key = ? AND {ident} IS NOT NULL "
+        f"AND {ident} <> (SELECT mode({ident}) FROM {raw_table(dataset)} WHERE _partition_key = ?) "
+        "ORDER BY hash(_source_row) LIMIT 3", [partition_key, partition_key]).fetchall()
+    return {"level": "rows", "columns": [name], "signal": "period", "condition": "differs", "rows": strays,
+            "share": strays / total if total else 0.0,
+            "examples": [{"source_row": row, "source_file": source, "value": str(value)} for row, source, value in examples],
+            "description": f"{name} differs from the partition's own value {mode!r} (one value per partition "
+                           "in the history)"}
+
+
+def period_findings(con, dataset: str, partition_key: str, roles: dict[str, ColumnRole], has_file: bool = False
+                    ) -> tuple[list[MetricResult], list[dict]]:
+    """Per period column: how many values this partition has, and whether its value is the
+    expected one; and the rows whose value is not the partition's, as causes."""
+    out, causes = [], []
     for name, role in roles.items():
         if role.role != "period" or not role.history:
             continue
@@ -64,6 +82,9 @@ def period_findings(con, dataset: str, partition_key: str, roles: dict[str, Colu
         history = [v for _, v in role.history]
         n = len(history)
         if len(counts) > 1:
+            causes.append(_stray_rows(con, dataset, partition_key, name, mode, total - size,
+                                      con.execute(f"SELECT count(*) FROM {raw_table(dataset)} WHERE _partition_key = ?",
+                                                  [partition_key]).fetchall()[0][0], has_file))
             listed = ", ".join(f"{v!r} {c / total:.1%}" for v, c in counts)
             out.append(_result(name, "period_values", len(counts), 1, n, True,
                                f"{name} is one value per partition in the history, but this partition has "
@@ -78,4 +99,4 @@ def period_findings(con, dataset: str, partition_key: str, roles: dict[str, Colu
             earlier = [k for k, v in role.history if v == mode]
             out.append(_result(name, "period_next", mode, None, n, True,
                                f"{name} = {mode!r} repeats the value of the earlier partition {earlier[-1]!r}"))
-    return out
+    return out, causes

@@ -120,6 +120,7 @@ class _Pass:
     strength: np.ndarray  # sum of -log10 p over features: breaks ties between equal row p-values
     decades: dict[tuple[int, int], np.ndarray]  # (feature, direction) -> rows per decade of d * p
     sample: pa.Table
+    rarest: dict[int, list[np.ndarray]]  # discrete feature -> rows at its smallest p (never seen)
 
     def rows_flagged_by(self, key: tuple[int, int], threshold: float) -> int:
         """Rows the feature alone would flag at this row threshold."""
@@ -127,16 +128,27 @@ class _Pass:
         return int(self.decades[key][max(0, first):].sum())
 
 
-def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int) -> _Pass:
+def bonferroni_factor(model: RowModel, settings: AnomalySettings) -> int:
+    """The number of tests a row's smallest p-value is multiplied by: one per column (its null,
+    value, shape... are one test) and per pair, counting only features that can reach the
+    false discovery rate at all."""
+    level = settings.fdr if settings.contamination is None else 1.0
+    return max(1, len({f.group for f in model.features if f.smallest_p() <= level}))
+
+
+def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: int) -> _Pass:
     n = parquet.metadata.num_rows
-    d = max(1, len({f.group for f in model.features}))
     row_p, strength = np.ones(n), np.zeros(n)
     decades: dict[tuple[int, int], np.ndarray] = {}
+    rarest: dict[int, list[np.ndarray]] = {}
+    floors = np.array([f.smallest_p() for f in model.features]) * d * (1 + 1e-9)
     samples, start = [], 0
     for batch in parquet.iter_batches(batch_size=batch_size):
         stop = start + batch.num_rows
         if model.features:
             matrix = np.minimum(1.0, d * batch_p_matrix(model, batch))
+            for j in np.flatnonzero((floors > 0) & (matrix <= floors).any(axis=0)):
+                rarest.setdefault(int(j), []).append(start + np.flatnonzero(matrix[:, j] <= floors[j]))
             row_p[start:stop] = matrix.min(axis=1)
             strength[start:stop] = -np.log10(np.clip(matrix, TINY, 1.0)).sum(axis=1)
             for j in np.flatnonzero((matrix <= 0.5).any(axis=0)):
@@ -149,7 +161,27 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int) -> _P
                     decades[key] = decades[key] + counts if key in decades else counts
         samples.append(batch.filter(batch.column("_sample")))
         start = stop
-    return _Pass(row_p, strength, decades, pa.Table.from_batches(samples, schema=parquet.schema_arrow))
+    return _Pass(row_p, strength, decades, pa.Table.from_batches(samples, schema=parquet.schema_arrow),
+                 {j: np.concatenate(rows) for j, rows in rarest.items()})
+
+
+def clustered_rows(scored: _Pass, model: RowModel, d: int, settings: AnomalySettings) -> np.ndarray:
+    """Rows sharing an event their feature has never (or most rarely) seen, when there are more of
+    them than the history makes plausible: ten rows of an unseen category in a partition are
+    strong evidence even when each alone is not (a Poisson tail on the count, Bonferroni across
+    the features)."""
+    from scipy import stats  # lazy: scipy takes about a second to import
+
+    n = scored.row_p.size
+    out = [np.zeros(0, dtype=np.int64)]
+    for j, rows in scored.rarest.items():
+        feature = model.features[j]
+        if feature.signal == "duplicate" and feature.extra["duplicates"]:
+            continue  # a code that repeats at all repeats more in a larger partition: no per-row rate
+        expected = n * feature.smallest_p()
+        if rows.size >= 2 and d * stats.poisson.sf(rows.size - 1, expected) <= settings.fdr:
+            out.append(rows)
+    return np.unique(np.concatenate(out))
 
 
 def _refit(feature: Feature, sample: pa.Table) -> Feature | None:
@@ -157,8 +189,8 @@ def _refit(feature: Feature, sample: pa.Table) -> Feature | None:
     if feature.signal not in REFITTABLE:
         return None
     column = sample.column(feature.inputs[0])
-    if feature.signal in ("value", "date"):
-        model = NumericTail.fit(numbers(column), allow_log=feature.model.log)
+    if feature.signal in ("value", "date"):  # the history's shape around the partition's level
+        model = feature.model.moved_to(numbers(column))
     elif feature.signal == "length":
         model = NumericTail.fit(numbers(pc.utf8_length(column)), allow_log=False)
     elif feature.signal == "shape":
@@ -170,7 +202,9 @@ def _refit(feature: Feature, sample: pa.Table) -> Feature | None:
         model = (int(pc.sum(nulls).as_py() or 0), len(column))
     if model is None:
         return None
-    return replace(feature, model=model, extra={**feature.extra, "refit": "partition", "history": feature.model})
+    moved = feature.signal in ("value", "date")
+    return replace(feature, model=model, extra={**feature.extra, "refit": "moved" if moved else "partition",
+                                                "history": feature.model})
 
 
 def _floods(scored: _Pass, settings: AnomalySettings) -> list[tuple[int, int, int]]:
@@ -190,7 +224,7 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
     returns the rows marked `_sample` (the drift sample)."""
     parquet = pq.ParquetFile(path)
     n = parquet.metadata.num_rows
-    first = _score_pass(parquet, model, batch_size)
+    first = _score_pass(parquet, model, batch_size, bonferroni_factor(model, settings))
     floods = []
     flooding = _floods(first, settings)
     scored = first
@@ -205,16 +239,19 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
             else:
                 features[j] = refitted
         model = replace(model, features=features)
-        scored = _score_pass(parquet, model, batch_size)
-    d = max(1, len({f.group for f in model.features}))
+        scored = _score_pass(parquet, model, batch_size, bonferroni_factor(model, settings))
+    d = bonferroni_factor(model, settings)
     threshold, method = calibrated_threshold(scored.row_p, settings)
     flagged_mask = scored.row_p <= threshold
+    if settings.contamination is None:
+        flagged_mask[clustered_rows(scored, model, d, settings)] = True
     flagged = int(flagged_mask.sum())
     if flagged == 0:
         return RowScores(n, 0, threshold, method, [], d, [], floods), first.sample
     # rank by p, then by strength; equal evidence in a fixed pseudo-random order, never file order
     shuffle = np.random.default_rng(n).permutation(n)
-    order = np.lexsort((shuffle, -scored.strength, scored.row_p))[:flagged]
+    candidates = np.flatnonzero(flagged_mask)
+    order = candidates[np.lexsort((shuffle[candidates], -scored.strength[candidates], scored.row_p[candidates]))]
     rank = np.zeros(n, dtype=np.int64)
     rank[order] = np.arange(1, flagged + 1)
     top, causes = explain_flagged(parquet, model, batch_size, flagged_mask, rank, scored.row_p, max_rows)

@@ -140,6 +140,7 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
     try:
         model: RowModel | None = None
         reference_sample = None
+        period_causes: list[dict] = []
         with warehouse.connect() as con:
             ensure_anomaly_tables(con)
             if not settings.enabled:
@@ -152,7 +153,7 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
                 if len(clean) < len(history):
                     result.notes.append(f"{len(history) - len(clean)} earlier partition(s) with alarms left out "
                                         "of the references")
-                columns, _ = raw_columns(con, dataset.name, settings.exclude_columns)
+                columns, has_file = raw_columns(con, dataset.name, settings.exclude_columns)
                 result.roles = learn_roles(con, dataset.name, partition_key, history, columns, dataset.primary_key,
                                            settings.roles)
                 say(f"fitting on {len(clean[-settings.reference_partitions:]) or 'no'} history partition(s)")
@@ -160,10 +161,10 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
                                       dataset.primary_key, options.reference_rows, daily=daily)
                 result.rows_scored = export_partition(con, model, dataset.name, partition_key,
                                                       scratch / "partition.parquet", options.drift_sample_rows)
+                periods, period_causes = period_findings(con, dataset.name, partition_key, result.roles, has_file)
                 result.metrics = (volume_findings(con, dataset.name, partition_key, clean, settings, daily)
                                   + metric_anomalies(con, dataset.name, partition_key, clean, settings, daily,
-                                                     result.roles)
-                                  + period_findings(con, dataset.name, partition_key, result.roles))
+                                                     result.roles) + periods)
                 pool = _drift_reference(settings, history, clean, partition_key, result)
                 if pool:
                     scored = [model.columns[name] for name in model.columns]
@@ -178,7 +179,10 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
             result.fitted_on, result.reference_partitions = model.fitted_on, model.reference_partitions
             result.reference_rows, result.features = model.reference_rows, model.describe()
             result.skipped_columns = model.skipped
-            result.causes = scores.floods + scores.causes
+            # stray period values are counted exactly by period.py: the row tally's share of them is dropped
+            counted = {c["columns"][0] for c in period_causes}
+            result.causes = scores.floods + period_causes + [
+                c for c in scores.causes if not (c["signal"] == "period" and c["columns"][0] in counted)]
             result.metrics += [_flood_metric(flood, len(result.reference_partitions)) for flood in scores.floods]
             if reference_sample is not None:
                 result.drift = judge(_drift_tests(model, result.roles, current_sample, reference_sample), settings)
