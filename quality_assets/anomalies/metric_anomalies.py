@@ -205,11 +205,15 @@ def sampling_error(metric: str, expected: float, rows: float | None, expected_st
     return 0.0
 
 
-def _resolution(values: np.ndarray) -> float:
+COUNT_METRICS = ("distinct_count", "row_count")
+
+
+def _resolution(values: np.ndarray, metric: str = "") -> float:
     """The smallest step between the distinct values of the window: a discrete metric (a p95 of
-    whole numbers, a count) cannot be known better than this step."""
+    whole numbers, a count) cannot be known better than this step; a count, not better than one."""
     distinct = np.unique(values)
-    return float(np.diff(distinct).min()) if distinct.size > 1 else 0.0
+    step = float(np.diff(distinct).min()) if distinct.size > 1 else 0.0
+    return max(step, 1.0) if metric in COUNT_METRICS else step
 
 
 def _evaluate(value: float | None, history: list[tuple[str, float]], current_key: str, metric: str,
@@ -263,7 +267,8 @@ def _evaluate(value: float | None, history: list[tuple[str, float]], current_key
     # of one step) and the metric's own sampling error at this partition's row count
     level = math.exp(expected) if log else expected
     sampling_se = sampling_error(metric, level, rows, expected_std)
-    scale = max(scale, _resolution(values) / math.sqrt(12), sampling_se / level if log else sampling_se)
+    step = _resolution(raw, metric)  # in the metric's units; relative on a log scale
+    scale = max(scale, (step / level if log else step) / math.sqrt(12), sampling_se / level if log else sampling_se)
     # the minimum changes are in the metric's own units, the z band in the judged scale
     z_low, z_high = expected - settings.z_threshold * scale, expected + settings.z_threshold * scale
     if log:

@@ -116,6 +116,7 @@ def check_results(settings: AnomalySettings, results: list[AnomalyResult]) -> li
         dg.AssetCheckResult(
             check_name=ANOMALY_RATE_CHECK, passed=not over, severity=_severity(settings, "anomaly_rate"),
             metadata={"anomaly_rate": round(rate, 6), "rows_flagged": flagged, "rows_scored": rows,
+                      "causes": dg.MetadataValue.md(causes_table([c for r in results for c in r.causes])),
                       "max_anomaly_rate": settings.max_anomaly_rate,
                       "threshold": "; ".join(dict.fromkeys(r.threshold_method for r in results if r.threshold_method)),
                       "message": (f"{len(over)} partition(s) above {settings.max_anomaly_rate:.2%}: "
@@ -150,6 +151,12 @@ def metric_table(metrics) -> str:
         for m in metrics[:50]], max_chars=60)
 
 
+def causes_table(causes: list[dict]) -> str:
+    return markdown_table([
+        {"rows": f"{c['rows']:,}", "share": f"{c['share']:.2%}", "level": c["level"], "cause": c["description"],
+         "examples": ", ".join(str(e["source_row"]) for e in c["examples"])} for c in causes[:20]], max_chars=200)
+
+
 def top_rows_table(result: AnomalyResult) -> str:
     rows = []
     for row in result.rows[:TOP_ROWS]:
@@ -177,8 +184,14 @@ def anomaly_metadata(result: AnomalyResult) -> dict:
         "drifted_columns": ", ".join(result.drifted_columns),
         "drift_reference": result.drift_reference or "none",
         "duration_s": result.duration_s,
-        "tables": "qa.row_anomalies, qa.metric_anomalies, qa.drift, qa.anomaly_runs",
+        "tables": "qa.anomaly_causes, qa.row_anomalies, qa.metric_anomalies, qa.drift, qa.column_roles, qa.anomaly_runs",
     }
+    if result.causes:
+        metadata["causes"] = dg.MetadataValue.md(causes_table(result.causes))
+    if result.roles:
+        metadata["column_roles"] = dg.MetadataValue.md(markdown_table(
+            [{"column": r.column, "role": r.role, "source": r.source, "why": r.reason} for r in result.roles.values()],
+            max_chars=100))
     if result.rows:
         metadata["top_anomalous_rows"] = dg.MetadataValue.md(top_rows_table(result))
     if result.metric_anomalies:

@@ -123,7 +123,9 @@ def markdown_table(rows: list[dict], max_chars: int = 40) -> str:
     def cell(value) -> str:
         text = "" if value is None else str(value)
         text = text if len(text) <= max_chars else text[: max_chars - 1] + "…"
-        for char in "\\`*_{}[]<>()#+-.!|":
+        # entities for the HTML characters: the raw markdown holds no tag, even before rendering
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        for char in "\\`*_{}[]()#+-.!|":
             text = text.replace(char, "\\" + char)
         return text.replace("\n", " ")
 

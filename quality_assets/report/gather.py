@@ -82,6 +82,14 @@ class ReportData:
     def metric_anomalies(self) -> list[dict]:
         return list((self.anomalies or {}).get("metric_anomalies") or [])
 
+    def causes(self) -> list[dict]:
+        """Partition-level changes, then the flagged rows grouped by cause (qa.anomaly_causes)."""
+        return list((self.anomalies or {}).get("causes") or [])
+
+    def roles(self) -> dict[str, dict]:
+        """column -> {"role", "source", "reason"} of the anomaly stage's latest run."""
+        return dict((self.anomalies or {}).get("roles") or {})
+
     def drift(self) -> list[dict]:
         return list((self.anomalies or {}).get("drift") or [])
 
@@ -136,7 +144,9 @@ def verdict_of(data: ReportData) -> Verdict:
         reasons_warn.append(f"{len(warned)} warn rule(s) failed: " + ", ".join(c["rule"] for c in warned[:5])
                             + (" …" if len(warned) > 5 else ""))
     if summary["row_anomalies"]:
-        reasons_warn.append(f"{summary['row_anomalies']:,} anomalous row(s)")
+        row_causes = sum(1 for c in data.causes() if c.get("level") == "rows")
+        reasons_warn.append(f"{summary['row_anomalies']:,} anomalous row(s)"
+                            + (f" in {row_causes} cause(s)" if row_causes else ""))
     if summary["metric_anomalies"]:
         reasons_warn.append(f"{summary['metric_anomalies']} metric anomaly(ies)")
     if summary["drifted_columns"]:

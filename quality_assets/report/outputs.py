@@ -156,7 +156,7 @@ def profile_document(data: ReportData) -> dict:
         "metrics": profile.get("metrics") or {},
         "correlations": profile.get("correlations") or {},
         "alerts": profile.get("alerts") or [],
-        "columns": profile.get("columns") or [],
+        "columns": [{**column, "role": data.roles().get(column.get("name"))} for column in profile.get("columns") or []],
     }
 
 

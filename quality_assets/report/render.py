@@ -218,8 +218,21 @@ def render_report(data: ReportData) -> str:
     return page(title, "".join(parts), SCRIPT)
 
 
+def _causes(data: ReportData) -> str:
+    causes = data.causes()
+    if not causes:
+        return ""
+    rows = ([cell(c.get("rows")), share_bar(c.get("share")), cell(c.get("level")), cell(", ".join(c.get("columns") or [])),
+             cell(c.get("description")),
+             cell("; ".join(f"row {e.get('source_row')}: {short(e.get('value'), 60)}" for e in c.get("examples") or []))]
+            for c in causes)
+    return ('<h3 id="causes">Causes</h3><p>What the anomaly stage found, grouped: changes of the whole partition '
+            "first, then the flagged rows by reason, with the best-ranked examples (qa.anomaly_causes).</p>"
+            + table(["rows", "share", "level", "columns", "cause", "examples"], rows, raw_cells=True))
+
+
 def _failures(data: ReportData) -> str:
-    out = ['<section id="failures"><h2>What is wrong</h2>']
+    out = ['<section id="failures"><h2>What is wrong</h2>', _causes(data)]
     failed = data.failed_checks
     out.append('<h3 id="failed-checks">Failed rules</h3>')
     if not data.checks:
@@ -415,7 +428,10 @@ def _column_section(column: dict, data: ReportData, flags: list[str]) -> str:
     storage = semantic.get("storage_type", "") if isinstance(semantic, dict) else ""
     temporal = kind == "datetime"
     alerts = column.get("alerts") or []
+    role = data.roles().get(name) or {}
     badges = [f'<span class="badge">{esc(kind)}{" · " + esc(storage) if storage else ""}</span>',
+              *([f'<span class="badge" title="{esc(role.get("reason"))}">role: {esc(role.get("role"))}</span>']
+                if role else []),
               f'<span class="badge">nulls {esc(fmt_number(metrics.get("null_share"), "null_share"))}</span>',
               f'<span class="badge">distinct {esc(fmt_number(metrics.get("distinct_count"), "distinct_count"))}</span>']
     if alerts:
