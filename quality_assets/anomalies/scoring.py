@@ -141,7 +141,9 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
     row_p, strength = np.ones(n), np.zeros(n)
     decades: dict[tuple[int, int], np.ndarray] = {}
     rarest: dict[int, list[np.ndarray]] = {}
-    floors = np.array([f.smallest_p() for f in model.features]) * d * (1 + 1e-9)
+    # discrete events expected at most once in the partition (never, or almost never, seen before)
+    smallest = np.array([f.smallest_p() for f in model.features])
+    floors = np.where((smallest > 0) & (smallest * n <= 1) & (smallest * d < 1), smallest * d * (1 + 1e-9), 0.0)
     samples, start = [], 0
     for batch in parquet.iter_batches(batch_size=batch_size):
         stop = start + batch.num_rows
