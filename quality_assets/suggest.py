@@ -2,10 +2,14 @@
 
 A file is loaded exactly as the pipeline would load it (into a throw-away warehouse), or a
 dataset's rows are read from the warehouse; one profile of the columns then gives the draft:
-declared types, `not_null` where there are no nulls, a key from a unique column, ranges with a
-margin, accepted values for low cardinality, a regex from the dominant character shape. The
-draft validates and passes on the data it came from; rules that one sample cannot settle come
-out as `warn`.
+declared types, `not_null` where there are no nulls, a key from a unique column, accepted values
+for low cardinality, a regex from the dominant character shape, and by the column's role (as the
+anomaly stage sees it): ranges of measures from their quartiles with a margin of three IQRs (one
+extreme value in the sample does not widen them; `mostly` covers a long tail), the natural range
+of a calendar part (`month: 1..12`), no range on identifiers, and one value per partition for a
+period column (a month number, a batch id) instead of a range or a list that the next file would
+break. The draft validates and passes on the data it came from; rules that one sample cannot
+settle come out as `warn`.
 
 The profile here is deliberately small (one aggregate query plus a top-values and a shape query
 per column that needs them); the profiling stage's `quality_assets.profile` computes far more.
@@ -30,6 +34,7 @@ from typing import Any
 import duckdb
 import yaml
 
+from quality_assets.anomalies.roles import CALENDAR, DENSE, calendar_part
 from quality_assets.contract import (
     DATASET_NAME,
     ContractError,
@@ -42,7 +47,8 @@ from quality_assets.warehouse import Warehouse, quote_ident
 SURE_ROWS = 1000  # below this many rows, even a clean-looking rule is only a warning
 ACCEPTED_MAX = 12  # at most this many distinct text values make an accepted-values rule
 SHAPE_SHARE = 0.9  # a character shape this common becomes a regex rule
-MARGIN = 0.1  # ranges widen the observed span by this share on each side
+MARGIN = 0.1  # without a spread (IQR 0), ranges widen the observed span by this share on each side
+FENCE = 3.0  # ranges reach this many IQRs beyond the quartiles (Tukey's far-out fence)
 KEY_NAME = re.compile(r"(^|_)(id|key|code|uuid|number|no)$", re.IGNORECASE)
 
 CONTRACT_TYPES = {
@@ -63,6 +69,8 @@ class ColumnProfile:
     distinct: int
     min: Any = None
     max: Any = None
+    q1: float | None = None  # quartiles of numbers
+    q3: float | None = None
     values: list[Any] = field(default_factory=list)  # every distinct value, when there are few
     shape: tuple[str, float] | None = None  # dominant exact character shape and its share
     loose_shape: tuple[str, float] | None = None  # the same with runs collapsed
@@ -89,12 +97,16 @@ def profile_table(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str,
         items += [f"count({col})", f"count(DISTINCT {col})"]
         items += [f"min({col})", f"max({col})"] if type_ in NUMERIC or type_ in TEMPORAL or type_.startswith("DECIMAL") \
             else ["NULL", "NULL"]
+        items += [f"quantile_cont({col}::DOUBLE, [0.25, 0.75])"] if type_ in NUMERIC or type_.startswith("DECIMAL") \
+            else ["NULL"]
     row = con.execute(f"SELECT {', '.join(items)} FROM {table}").fetchone()
     rows = row[0]
     profiles = []
     for i, (name, type_) in enumerate(columns.items()):
-        present, distinct, low, high = row[1 + 4 * i: 5 + 4 * i]
+        present, distinct, low, high, quartiles = row[1 + 5 * i: 6 + 5 * i]
         profile = ColumnProfile(name, type_, rows, rows - present, distinct, low, high)
+        if quartiles:
+            profile.q1, profile.q3 = quartiles
         col = quote_ident(name)
         if type_ == "VARCHAR" and 0 < distinct <= ACCEPTED_MAX:
             profile.values = sorted(v for (v,) in con.execute(
@@ -121,10 +133,25 @@ def contract_type(duckdb_type: str) -> str | None:
     return f"decimal({match.group(1)},{match.group(2)})" if match else None
 
 
-def draft_rules(rows: int, profiles: list[ColumnProfile]) -> tuple[list[str], list[dict]]:
-    """(primary key, rules) for the profiled data; every rule passes on it."""
+def _identifier(p: ColumnProfile) -> bool:
+    """Unique whole numbers in a dense range (a row number, an order id): keys grow, no range lasts."""
+    return (p.unique and isinstance(p.min, int) and isinstance(p.max, int) and not isinstance(p.min, bool)
+            and p.max - p.min + 1 <= DENSE * p.rows)
+
+
+def _period_candidate(p: ColumnProfile, rows: int) -> bool:
+    """One number or date in the whole file: likely its period (a month number, a file date)."""
+    return (rows >= 2 and p.distinct == 1 and p.nulls == 0
+            and (p.type in NUMERIC or p.type in TEMPORAL or p.type.startswith("DECIMAL")))
+
+
+def draft_rules(rows: int, profiles: list[ColumnProfile], periods: set[str] | None = None) -> tuple[list[str], list[dict]]:
+    """(primary key, rules) for the profiled data; every rule passes on it (a range's `mostly`
+    is set by `draft_dataset` from the share of rows inside it). `periods`: columns with one value
+    per partition of a loaded dataset."""
     sure = rows >= SURE_ROWS
     key = _key_candidate(profiles)
+    periods = set(periods or ()) | {p.name for p in profiles if _period_candidate(p, rows)}
     rules: list[dict] = []
     for p in profiles:
         if rows and p.nulls == 0:
@@ -132,12 +159,18 @@ def draft_rules(rows: int, profiles: list[ColumnProfile]) -> tuple[list[str], li
     if key:
         rules.append(_rule({"unique": key[0] if len(key) == 1 else key}, "error" if sure else "warn"))
     for p in profiles:
-        if p.min is None or p.max is None or p.name in key:  # keys grow: a range would not last
+        if p.name in periods:
+            rules.append(_rule({"assert": f"count(DISTINCT {quote_ident(p.name)}) <= 1",
+                                "description": f"{p.name} holds one value per partition (its period)"}, "warn"))
+            continue
+        if p.min is None or p.max is None or p.name in key or _identifier(p):  # keys grow: a range would not last
             continue
         bounds = _range_bounds(p)
         if bounds:
             rules.append(_rule({"range": {"column": p.name, **bounds}}, "warn"))
     for p in profiles:
+        if p.name in periods:
+            continue
         if p.values and p.distinct <= ACCEPTED_MAX and rows >= 2 * p.distinct and not p.unique:
             rules.append(_rule({"accepted_values": {"column": p.name, "values": p.values}}, "warn"))
         elif p.type == "VARCHAR" and not p.values:
@@ -171,13 +204,22 @@ def _range_bounds(p: ColumnProfile) -> dict | None:
         return None
     if isinstance(low, Decimal):
         low, high = float(low), float(high)
+    if isinstance(low, int) and isinstance(high, int):
+        part = calendar_part(p.name, low, high)
+        if part:  # a calendar part: its natural range, whatever one file happens to hold
+            return dict(zip(("min", "max"), CALENDAR[part], strict=True))
     if isinstance(low, (int, float)) and not isinstance(low, bool):
         if isinstance(low, float) and not (math.isfinite(low) and math.isfinite(high)):
             return None
-        span = float(high - low)
-        margin = span * MARGIN or abs(float(high)) * MARGIN or 1.0
-        lo = 0 if low >= 0 else _round_down(low - margin)
-        hi = _round_up(high + margin)
+        iqr = (p.q3 - p.q1) if p.q1 is not None and p.q3 is not None else 0.0
+        if iqr > 0:  # quartiles and a margin in IQRs: robust to the sample's own outliers
+            lo = 0 if low >= 0 else _round_down(p.q1 - FENCE * iqr)
+            hi = 0 if high <= 0 else _round_up(p.q3 + FENCE * iqr)
+        else:
+            span = float(high - low)
+            margin = span * MARGIN or abs(float(high)) * MARGIN or 1.0
+            lo = 0 if low >= 0 else _round_down(low - margin)
+            hi = _round_up(high + margin)
         if isinstance(low, int) and isinstance(high, int):
             lo, hi = math.floor(lo), math.ceil(hi)
         return {"min": lo, "max": hi}
@@ -238,10 +280,40 @@ def _shape_rule(p: ColumnProfile) -> dict | None:
     return None
 
 
-def draft_dataset(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str]) -> tuple[int, dict]:
-    """Rows, and the `columns`/`primary_key`/`rules` part of a dataset's contract for the table."""
+def period_columns(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str]) -> set[str]:
+    """Columns of a loaded dataset with one value in every partition and several across them."""
+    if not columns:
+        return set()
+    per = ", ".join(f"count(DISTINCT {quote_ident(c)}) AS d{i}" for i, c in enumerate(columns))
+    most = ", ".join(f"max(d{i})" for i in range(len(columns)))
+    overall = ", ".join(f"count(DISTINCT {quote_ident(c)})" for c in columns)
+    inside = con.execute(f"SELECT count(*), {most} FROM (SELECT {per} FROM {table} GROUP BY _partition_key)").fetchone()
+    across = con.execute(f"SELECT {overall} FROM {table}").fetchone()
+    if inside[0] < 2:
+        return set()
+    return {c for i, c in enumerate(columns) if inside[1 + i] == 1 and across[i] > 1}
+
+
+def _within(con: duckdb.DuckDBPyConnection, table: str, rule: dict) -> float:
+    spec = rule["range"]
+    col = quote_ident(spec["column"])
+    parts = [f"{col} >= {spec['min']!r}" if "min" in spec else "TRUE", f"{col} <= {spec['max']!r}" if "max" in spec else "TRUE"]
+    return con.execute(f"SELECT avg(CASE WHEN {' AND '.join(parts)} THEN 1.0 ELSE 0.0 END) FROM {table} "
+                       f"WHERE {col} IS NOT NULL").fetchone()[0] or 1.0
+
+
+def draft_dataset(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str],
+                  partitioned: bool = False) -> tuple[int, dict]:
+    """Rows, and the `columns`/`primary_key`/`rules` part of a dataset's contract for the table
+    (`partitioned`: it has `_partition_key`, so period columns can be told apart)."""
     rows, profiles = profile_table(con, table, columns)
-    key, rules = draft_rules(rows, profiles)
+    key, rules = draft_rules(rows, profiles, period_columns(con, table, columns) if partitioned else set())
+    numbers = {p.name for p in profiles if isinstance(p.min, (int, float, Decimal)) and not isinstance(p.min, bool)}
+    for rule in rules:
+        if "range" in rule and rule["range"]["column"] in numbers:
+            inside = _within(con, table, rule)
+            if inside < 1.0:  # the quartile fence leaves a long tail out: tolerate that share
+                rule["mostly"] = math.floor(inside * 1000) / 1000
     declared: dict[str, Any] = {}
     for p in profiles:
         kind = contract_type(p.type)
@@ -320,7 +392,7 @@ def suggest_for_dataset(dataset: Dataset, warehouse: Warehouse, base: Path | Non
         if not columns:
             raise ValueError(f"dataset {dataset.name!r} has no rows in the warehouse yet: run it first, "
                              "or give one of its files")
-        rows, block = draft_dataset(con, f"raw.{quote_ident(dataset.name)}", columns)
+        rows, block = draft_dataset(con, f"raw.{quote_ident(dataset.name)}", columns, partitioned=True)
     spec = _template_spec(dataset, base=base)
     spec.update(_merge_columns(block, dataset))
     header = (f"# Drafted by `quality-assets suggest {dataset.name}` from {rows:,} rows in the warehouse on "

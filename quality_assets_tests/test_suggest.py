@@ -171,3 +171,36 @@ def test_suggest_validate_run_from_the_command_line(tmp_path):
     [line] = [line for line in ran.stdout.splitlines() if "orders.csv" in line]
     assert line.split()[-1] == "published" and " - " in line  # no failed check
     assert run_cli("suggest", "nothing-here", cwd=tmp_path).returncode == 2
+
+
+def test_roles_shape_the_draft_quartile_ranges_calendar_parts_no_range_on_keys_one_value_per_period(harness, tmp_path):
+    rng = random.Random(5)
+    lines = ["row_no,period,month,amount,store"]
+    for i in range(1, 1201):
+        amount = 1_000_000.0 if i == 600 else round(rng.lognormvariate(3, 0.5), 2)  # one wild value
+        lines.append(f"{1000 + i},7,{1 + i % 12},{amount},{rng.choice(['n', 's', 'e'])}")
+    path = harness.write("sales_07.csv", "\n".join(lines) + "\n")
+    text = suggest_for_file(path, name="sales")[0]
+    spec = rules_of(text, tmp_path, "sales")
+    ranges = {r["range"]["column"]: r for r in spec["rules"] if "range" in r}
+    assert ranges["month"]["range"] == {"column": "month", "min": 1, "max": 12}  # not 0..14
+    amount = ranges["amount"]
+    assert 50 < amount["range"]["max"] < 500 and amount["mostly"] >= 0.99  # not 1,100,000
+    assert "row_no" not in ranges and "period" not in ranges  # a key and a period get no range
+    [period] = [r for r in spec["rules"] if "assert" in r]
+    assert period["assert"] == 'count(DISTINCT "period") <= 1' and period["severity"] == "warn"
+    assert not any(r.get("accepted_values", {}).get("column") == "period" for r in spec["rules"])
+    _, evaluation = run_draft(harness, tmp_path, text, path, "sales")
+    assert not evaluation.failed, [(r.rule.name, r.message, r.error) for r in evaluation.failed]
+
+
+def test_a_dataset_draft_finds_its_period_columns_across_partitions(harness, tmp_path):
+    contract = tmp_path / "quality.yaml"
+    contract.write_text("datasets:\n  sales:\n    landing: {path: landing}\n")
+    ds = load_contract(contract).dataset("sales")
+    for month in (1, 2, 3):
+        harness.load(harness.write(f"s{month}.csv", "batch,qty\n" + "".join(f"B{month},{i}\n" for i in range(20))), ds)
+    spec = rules_of(suggest_for_dataset(ds, harness.warehouse, base=tmp_path)[0], tmp_path, "sales")
+    assert {"assert": 'count(DISTINCT "batch") <= 1', "description": "batch holds one value per partition (its period)",
+            "severity": "warn"} in spec["rules"]
+    assert not any(r.get("accepted_values", {}).get("column") == "batch" for r in spec["rules"])
