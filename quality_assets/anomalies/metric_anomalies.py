@@ -10,8 +10,8 @@ discrete metric. Tail and dispersion metrics of positive columns are judged on a
 A value within the range the window has seen is never an anomaly. Values flagged before are
 left out of the training window. An anomaly needs a robust z beyond the sensitivity's threshold,
 a change larger than the minimum (relative, and absolute for shares), the allowed direction, and
-a p-value (Student t with one degree of freedom fewer than the history has partitions: short
-histories give wide intervals) that stays below `metric_alpha` after the family's correction:
+a p-value (Student t with the degrees of freedom of the spread's estimate: short histories give
+wide intervals) that stays below `metric_alpha` after the family's correction:
 each column's metrics combined, then Holm across the columns (dozens of metrics: one per-metric
 threshold would make some false alarm on a clean partition likely). Which metrics a column gets
 depends on its role (roles.py); the dataset's volume is judged on its own (volume.py).
@@ -40,6 +40,7 @@ MIN_SHARE_CHANGE = 0.01  # a share must move by at least one percentage point
 # values that advance with time by nature: their level is not compared with the past
 TRENDING_TYPES = ("datetime", "identifier")
 MAD_TO_SIGMA = 1.4826
+MAD_EFFICIENCY = 0.37
 # the metrics that fit each role: no location for keys, times and periods (they advance by
 # nature), no distinct count for keys (it follows the volume); periods are judged in period.py
 ROLE_METRICS = {
@@ -219,7 +220,7 @@ def _resolution(values: np.ndarray, metric: str = "") -> float:
 def _evaluate(value: float | None, history: list[tuple[str, float]], current_key: str, metric: str,
               settings: AnomalySettings, daily: bool, column: str | None,
               rows: float | None = None, expected_std: float | None = None,
-              sizes: dict[str, float] | None = None) -> tuple[MetricResult, bool]:
+              sizes: dict[str, float] | None = None, spread: str = "mad") -> tuple[MetricResult, bool]:
     """The series' robust z, p-value and band; returns the result (not yet concluded) and whether
     the value is outside the band in the allowed direction."""
     direction = settings.direction_of(metric)
@@ -260,7 +261,12 @@ def _evaluate(value: float | None, history: list[tuple[str, float]], current_key
     else:
         grown = np.zeros(0)
     residual = residual[np.isfinite(residual)]
-    scale = MAD_TO_SIGMA * float(np.median(np.abs(residual))) if residual.size else 0.0
+    if not residual.size:
+        scale = 0.0
+    elif spread == "sd":  # the root mean square of the prediction errors: efficient on a few partitions
+        scale = float(np.sqrt(np.mean(residual ** 2)))
+    else:  # robust to a past value the exclusions missed, at the price of efficiency
+        scale = MAD_TO_SIGMA * float(np.median(np.abs(residual)))
     if grown.size:
         scale = max(scale, MAD_TO_SIGMA * float(np.median(np.abs(grown))))
     # floors: the rounding noise of a discrete metric (step / sqrt(12), the sd of a uniform error
@@ -295,8 +301,10 @@ def _evaluate(value: float | None, history: list[tuple[str, float]], current_key
         reason = f"outside the band ({z_text}) but direction is {direction}"
     else:
         reason = f"within the {how}band {lower:.6g} .. {upper:.6g} ({z_text})"
-    # the t's degrees of freedom say how well the spread is known: few partitions, wide intervals
-    df = max(1.0, residual.size - 1.0)
+    # the t's degrees of freedom say how well the spread is known: few partitions, wide intervals.
+    # The MAD is as precise as a standard deviation of about 37% as many values (its efficiency
+    # at the normal)
+    df = max(1.0, (residual.size - 1.0) * (1.0 if spread == "sd" else MAD_EFFICIENCY))
     p_value = _p_value(z, df, direction) if outside else 1.0
     return MetricResult(**base, expected=level, lower=lower, upper=upper,
                         robust_z=None if not math.isfinite(z) else round(z, 4), seasonal=seasonal,

@@ -162,9 +162,10 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
                 result.rows_scored = export_partition(con, model, dataset.name, partition_key,
                                                       scratch / "partition.parquet", options.drift_sample_rows)
                 periods, period_causes = period_findings(con, dataset.name, partition_key, result.roles, has_file)
-                result.metrics = (volume_findings(con, dataset.name, partition_key, clean, settings, daily)
-                                  + metric_anomalies(con, dataset.name, partition_key, clean, settings, daily,
-                                                     result.roles) + periods)
+                volume = volume_findings(con, dataset.name, partition_key, clean, settings, daily)
+                columns_judged = metric_anomalies(con, dataset.name, partition_key, clean, settings, daily,
+                                                  result.roles)
+                result.metrics = volume + explained_by_volume(columns_judged, volume) + periods
                 pool = _drift_reference(settings, history, clean, partition_key, result)
                 if pool:
                     scored = [model.columns[name] for name in model.columns]
@@ -192,6 +193,20 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return result
+
+
+def explained_by_volume(metrics: list[MetricResult], volume: list[MetricResult]) -> list[MetricResult]:
+    """Volume is judged first: when the row count moved, distinct counts that moved the same way
+    follow it and are not reported again."""
+    [rows] = [m for m in volume if m.metric == "row_count"] or [None]
+    if rows is None or not rows.is_anomaly:
+        return metrics
+    up = rows.value > rows.expected
+    for m in metrics:
+        if m.metric == "distinct_count" and m.is_anomaly and (m.value > m.expected) == up:
+            m.is_anomaly = False
+            m.reason = f"follows the row count ({rows.value:,.0f} rows, {rows.expected:,.0f} expected): " + m.reason
+    return metrics
 
 
 def _flood_metric(flood: dict, history: int) -> MetricResult:
