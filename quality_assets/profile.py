@@ -1174,8 +1174,8 @@ def _spearman_matrix(x: np.ndarray, min_periods: int = 3) -> np.ndarray:
                 a, b = a - a.mean(), b - b.mean()
                 # einsum, not @: OpenBLAS threads spin on vectors this small when the cores are busy
                 ab, aa, bb = (float(np.einsum("i,i->", u, v)) for u, v in ((a, b), (a, a), (b, b)))
-                with np.errstate(all="ignore"):
-                    r[i, j] = r[j, i] = np.clip(ab / math.sqrt(aa * bb), -1.0, 1.0)
+                scale = math.sqrt(aa * bb)  # 0 when a column is constant over the rows both have
+                r[i, j] = r[j, i] = np.clip(ab / scale, -1.0, 1.0) if scale > 0 else np.nan
     return r
 
 

@@ -187,3 +187,30 @@ def test_next_value_follows_numbers_days_and_months():
     assert next_value([dt.date(2025, 1, 1), dt.date(2025, 2, 1), dt.date(2025, 3, 1)]) == dt.date(2025, 4, 1)
     assert next_value([dt.date(2025, 1, 6), dt.date(2025, 1, 13)]) == dt.date(2025, 1, 20)
     assert next_value(["a", "b"]) is None
+
+
+def test_a_number_within_its_category_scores_a_category_whose_history_values_were_all_missing():
+    """Real data (portal_rodents) crashed here: a category whose numbers were all null in the
+    reference had no centre, and scoring one of its rows indexed past the end."""
+    from quality_assets.anomalies.features import Categories, Feature, NumericTail
+    from quality_assets.anomalies.pairs import conditional_numbers
+    from quality_assets.anomalies.scoring import feature_p_values
+
+    rng = np.random.default_rng(3)
+    species = np.array(["a"] * 300 + ["b"] * 300 + ["z"] * 50)
+    weight = np.concatenate([rng.normal(10, 1, 300), rng.normal(50, 3, 300), np.full(50, np.nan)])
+    cats = Categories.fit(pa.array(species))
+    given = Feature("species", ("species",), "category", ("v0",), model=cats)
+    number = Feature("weight", ("weight",), "value", ("v1",), model=NumericTail.fit(weight))
+    [feature] = conditional_numbers({"v0": (cats, pa.array(species))}, {"v1": weight}, {"v1": number}, {"v0": given})
+    batch = pa.record_batch({"v0": pa.array(["z", "a", "b"]), "v1": pa.array([12.0, 10.5, 10.5])})
+    p = feature_p_values(feature, batch)
+    assert p.shape == (3,) and p[1] > 0.05 and p[2] < 1e-6  # 10.5 is ordinary for a, impossible for b
+
+
+def test_spearman_of_a_column_constant_where_the_other_has_values_is_undefined_not_a_crash():
+    from quality_assets.profile import _spearman_matrix
+
+    x = np.array([[1.0, 7.0], [2.0, 7.0], [3.0, np.nan], [4.0, 7.0], [5.0, 7.0]])
+    r = _spearman_matrix(x)
+    assert np.isnan(r[0, 1]) and np.isnan(r[1, 0])

@@ -109,7 +109,7 @@ def conditional_numbers(categorical: dict[str, tuple[Categories, pa.Array]], num
                 candidates.append((eta2, a, y_name, groups, ys))
     out = []
     for eta2, a, y_name, groups, ys in sorted(candidates, key=lambda c: -c[0])[:MAX_PAIRS]:
-        k = int(groups.max()) + 1
+        k = categorical[a][0].counts.size  # every category the scorer can index, seen here or not
         overall = float(np.median(ys))
         overall_scale = MAD_SIGMA * float(np.median(np.abs(ys - overall))) or float(ys.std()) or 1.0
         centre, scale = np.full(k, overall), np.full(k, overall_scale)
