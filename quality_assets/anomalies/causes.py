@@ -50,7 +50,7 @@ def _condition(feature: Feature, value, p: float) -> str:
         return "unseen shape" if model.share(shape) == 0 else "rare shape"
     if signal == "null":
         return "null" if value is None or (isinstance(value, float) and math.isnan(value)) else "present"
-    return {"duplicate": "duplicate", "period": "differs"}.get(signal, "mismatch")
+    return {"duplicate": "duplicate", "period": "differs", "calendar": "outside"}.get(signal, "mismatch")
 
 
 @dataclass
@@ -127,6 +127,8 @@ def describe(cause: _Cause) -> str:
                 else f"{col} present where {where} is mostly null")
     if f.signal == "duplicate":
         return f"repeats the {'+'.join(f.columns)} of an earlier row of the partition"
+    if f.signal == "calendar":
+        return f"{col} outside the calendar's {f.model[0]}..{f.model[1]}"
     if f.signal == "period":
         return f"{col} differs from the partition's own value (one value per partition in the history)"
     if f.signal == "pair":

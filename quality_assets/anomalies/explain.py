@@ -53,9 +53,14 @@ def _contribution(model: RowModel, feature: Feature, batch: pa.RecordBatch, i: i
         out.update(feature.model.why(float(len(value))) if value is not None else {"why": "null"})
         out["why"] = f"length {out['why']}"
     elif feature.signal == "date":
-        out["value"] = None if value is None else f"{_fmt(value / 86400)} days from the partition's median date"
-        out["why"] = (f"{_fmt(value / 86400)} days from the partition's median date; the history spans "
-                      f"{_fmt(feature.model.raw_min / 86400)} to {_fmt(feature.model.raw_max / 86400)} days around its own")
+        if model.daily:
+            where = f"{_fmt(value / 86400)} days from the partition's day" if value is not None else "null"
+            span = f"{_fmt(feature.model.raw_min / 86400)} to {_fmt(feature.model.raw_max / 86400)} days"
+        else:
+            where = f"{_fmt(value)} interquartile spans from the partition's median date" if value is not None else "null"
+            span = f"{_fmt(feature.model.raw_min)} to {_fmt(feature.model.raw_max)} spans"
+        out["value"] = where
+        out["why"] = f"{where}; the history's partitions span {span} around their own"
     elif feature.signal == "category":
         share = feature.model.share(value)
         common = ", ".join(f"{v!r} {s:.0%}" for v, s in feature.model.top())
@@ -70,6 +75,10 @@ def _contribution(model: RowModel, feature: Feature, batch: pa.RecordBatch, i: i
         out["shape"] = value
         out["why"] = (f"shape {value!r} never seen in the history ({common})" if share == 0
                       else f"shape {value!r} is rare: {share:.3%} of the history ({common})")
+    elif feature.signal == "calendar":
+        low, high, _ = feature.model
+        out["value"] = _py(value)
+        out["why"] = f"{_fmt(value) if isinstance(value, float) else value} is not a {feature.columns[0]} ({low}..{high})"
     elif feature.signal == "period":
         own = model.columns[feature.columns[0]]
         out["value"] = _py(batch.column(f"v{own.index}")[i].as_py()) if f"v{own.index}" in batch.schema.names else None

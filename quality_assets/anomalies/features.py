@@ -223,7 +223,7 @@ class Feature:
         """Features of one column (its null indicator and its value, shape or length) count as one
         test in the Bonferroni factor: at most one of them is unusual for a given value."""
         return self.columns[0] if self.signal in ("null", "value", "date", "category", "shape", "length",
-                                                  "period") else self.name
+                                                  "period", "calendar") else self.name
 
     def smallest_p(self) -> float:
         """The smallest p-value this feature can give: a discrete feature that can never reach
@@ -235,6 +235,8 @@ class Feature:
             return float(min(self.model.p_unseen, self.model.p_seen.min(initial=1.0)))
         if self.signal in ("duplicate", "period"):
             return float(self.model)
+        if self.signal == "calendar":
+            return float(self.model[2])
         if self.signal == "combination":
             return float(self.model.min())
         return 0.0  # numbers: continuous tails

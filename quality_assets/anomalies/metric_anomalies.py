@@ -155,6 +155,26 @@ def _leave_one_out(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return out
 
 
+def _theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The median of pairwise slopes and the matching intercept: a line one outlier cannot tilt."""
+    i, j = np.triu_indices(x.size, k=1)
+    slope = float(np.median((y[j] - y[i]) / (x[j] - x[i])))
+    return slope, float(np.median(y - slope * x))
+
+
+def _trend(values: np.ndarray) -> tuple[np.ndarray, float]:
+    """Leave-one-out errors of a Theil-Sen line through the series, and its prediction for the
+    next partition."""
+    x = np.arange(values.size, dtype=np.float64)
+    residual = np.empty(values.size)
+    for k in range(values.size):
+        others = np.arange(values.size) != k
+        slope, intercept = _theil_sen(x[others], values[others])
+        residual[k] = values[k] - (intercept + slope * x[k])
+    slope, intercept = _theil_sen(x, values)
+    return residual, intercept + slope * values.size
+
+
 def _log_scale(metric: str, value: float, values: np.ndarray) -> bool:
     """Tail and dispersion metrics of a positive column are judged on a log scale: their sampling
     error is multiplicative (one large value moves a std or a p95 up far more than down), and the
@@ -207,6 +227,7 @@ def sampling_error(metric: str, expected: float, rows: float | None, expected_st
 
 
 COUNT_METRICS = ("distinct_count", "row_count")
+MIN_TREND = 4  # partitions of history before a trend can be told from noise
 
 
 def _resolution(values: np.ndarray, metric: str = "") -> float:
@@ -250,6 +271,13 @@ def _evaluate(value: float | None, history: list[tuple[str, float]], current_key
             # the weekly pattern is used only when it predicts held-out days clearly better
             if np.nansum(np.abs(seasonal_residual)) < 0.8 * np.nansum(np.abs(residual)):
                 expected, residual, seen, seasonal = float(np.median(same)), seasonal_residual, same, True
+    trend = False
+    if not seasonal and values.size >= MIN_TREND:
+        trend_residual, predicted = _trend(values)
+        # a steady rise or fall (yearly volumes that grow) is followed only when it predicts
+        # held-out partitions clearly better than the median
+        if np.sum(np.abs(trend_residual)) < 0.8 * np.nansum(np.abs(residual)):
+            expected, residual, trend = predicted, trend_residual, True
     # the spread of leave-one-out errors is a predictive spread: it includes the error of the
     # median itself, which matters on short histories
     if metric in SAMPLE_METRICS and rows and sizes and all(sizes.get(k) for k, _ in history):
@@ -291,7 +319,7 @@ def _evaluate(value: float | None, history: list[tuple[str, float]], current_key
         z = 0.0 if current == expected else math.copysign(math.inf, current - expected)
     above, below = value > upper, value < lower
     outside = (above and direction in ("both", "up")) or (below and direction in ("both", "down"))
-    how = "seasonal (same weekday) " if seasonal else ""
+    how = "seasonal (same weekday) " if seasonal else "trend-following " if trend else ""
     how += "log-scale " if log else ""
     z_text = f"robust z {z:+.1f}" if math.isfinite(z) else "history constant"
     if outside:

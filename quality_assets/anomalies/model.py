@@ -132,6 +132,11 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
             if role == "identifier":
                 skipped[col.name] = "identifier: duplicates and nulls only"
                 continue
+            bounds = roles[col.name].bounds if col.name in roles else None
+            if bounds:  # a calendar part: judged against the calendar, not the history's months or days
+                features.append(Feature(f"{col.name}:calendar", (col.name,), "calendar", (value_input,),
+                                        model=(bounds[0], bounds[1], 1 / (n + 1))))
+                continue
             if col.kind == "temporal":
                 centers[col.name] = value_input
             tail = NumericTail.fit(values, allow_log=col.kind == "numeric" and role == "measure")

@@ -32,7 +32,8 @@ CALENDAR = {"year": (1000, 3000), "yr": (1000, 3000), "quarter": (1, 4), "month"
             "week": (0, 53), "day": (1, 31), "mday": (1, 31), "dom": (1, 31), "weekday": (0, 7),
             "dow": (0, 7), "wday": (0, 7), "doy": (1, 366), "yday": (1, 366), "hour": (0, 23),
             "hr": (0, 23), "minute": (0, 59)}
-DATE_PARTS = ("year", "quarter", "month", "day", "dayofweek", "hour")
+DATE_PARTS = {"year": (1000, 3000), "quarter": (1, 4), "month": (1, 12), "day": (1, 31), "dayofweek": (0, 6),
+              "hour": (0, 23)}
 
 
 @dataclass
@@ -42,6 +43,7 @@ class ColumnRole:
     source: str  # learned | contract
     reason: str
     history: list[tuple[str, object]] = field(default_factory=list)  # period: (partition, value), oldest first
+    bounds: tuple[int, int] | None = None  # a calendar part's natural range
 
 
 def name_tokens(name: str) -> list[str]:
@@ -81,7 +83,7 @@ def _partition_stats(con, dataset: str, columns: list[ColumnInfo], partitions: l
 
 
 def _date_part_matches(con, dataset: str, partition_key: str, candidates: list[ColumnInfo],
-                       temporal: list[ColumnInfo]) -> dict[str, str]:
+                       temporal: list[ColumnInfo]) -> dict[str, tuple[str, tuple[int, int]]]:
     """Integer columns equal to a part of a date column on at least 99% of the partition's rows."""
     exprs, labels = [], []
     for col in candidates:
@@ -89,12 +91,12 @@ def _date_part_matches(con, dataset: str, partition_key: str, candidates: list[C
             for part in DATE_PARTS:
                 exprs.append(f"avg(CASE WHEN {quote_ident(col.name)} = date_part('{part}', {quote_ident(t.name)}) "
                              f"THEN 1.0 ELSE 0.0 END)")
-                labels.append((col.name, f"{part} of {t.name}"))
+                labels.append((col.name, (f"{part} of {t.name}", DATE_PARTS[part])))
     if not exprs:
         return {}
     values = con.execute(f"SELECT {', '.join(exprs)} FROM {raw_table(dataset)} WHERE _partition_key = ?",
                          [partition_key]).fetchall()[0]
-    out: dict[str, str] = {}
+    out: dict[str, tuple[str, tuple[int, int]]] = {}
     for (name, label), share in zip(labels, values, strict=True):
         if share is not None and share >= 0.99 and name not in out:
             out[name] = label
@@ -136,8 +138,9 @@ def learn_roles(con, dataset: str, partition_key: str, history: list[str], colum
         non_null, low, high, distinct = current.get(col.name) or (0, None, None, 0)
         role = _period(col.name, past, current)
         if role is None:
+            highs = [s[col.name][2] for _, s in past if s.get(col.name) and s[col.name][0]]
             role = _learned(con, dataset, col, partition_key, non_null, low, high, distinct or 0,
-                            parts.get(col.name), primary_key)
+                            parts.get(col.name), primary_key, max(highs) if highs else None)
         roles[col.name] = role
     return roles
 
@@ -164,17 +167,21 @@ def _period(name: str, past: list[tuple[str, dict]], current: dict) -> ColumnRol
 
 
 def _learned(con, dataset: str, col: ColumnInfo, partition_key: str, non_null: int, low, high, distinct: int,
-             date_part: str | None, primary_key: tuple[str, ...]) -> ColumnRole:
+             date_part: tuple[str, tuple[int, int]] | None, primary_key: tuple[str, ...],
+             past_high=None) -> ColumnRole:
     name = col.name
     if col.kind in ("temporal", "numeric_time"):
         return ColumnRole(name, "time", "learned", f"{col.db_type.lower()} values")
     if col.kind == "numeric":
-        part = date_part or (calendar_part(name, low, high) if col.integer else None)
+        named = calendar_part(name, low, high) if col.integer else None
+        part = date_part or ((named, CALENDAR[named]) if named else None)
         if part:
-            return ColumnRole(name, "time", "learned", f"calendar part: {part}")
+            return ColumnRole(name, "time", "learned", f"calendar part: {part[0]}", bounds=part[1])
         unique = non_null >= 20 and distinct >= UNIQUE * non_null
-        if col.integer and (name in primary_key or (unique and high - low + 1 <= DENSE * non_null)):
-            why = "primary key" if name in primary_key else "unique whole numbers in a dense range"
+        counter = unique and past_high is not None and low > past_high
+        if col.integer and (name in primary_key or (unique and high - low + 1 <= DENSE * non_null) or counter):
+            why = ("primary key" if name in primary_key else "unique whole numbers in a dense range"
+                   if high - low + 1 <= DENSE * non_null else "a counter: unique, past every earlier partition's values")
             return ColumnRole(name, "identifier", "learned", why)
         return ColumnRole(name, "measure", "learned", "numbers")
     if col.kind == "boolean" or non_null == 0:

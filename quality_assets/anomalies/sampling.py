@@ -42,10 +42,20 @@ def _centre(col: ColumnInfo, daily: bool) -> str:
     return f"median({value_expr(col)})"
 
 
+def _span(col: ColumnInfo, daily: bool) -> str:
+    """The unit of a date's distance from its centre: seconds for daily partitions; else the
+    partition's own interquartile span (a day when it has none), so that a month of 31 days and
+    one of 28 put their last days equally far out."""
+    if daily:
+        return "1"
+    expr = value_expr(col)
+    return f"coalesce(nullif(quantile_cont({expr}, 0.75) - quantile_cont({expr}, 0.25), 0), 86400)"
+
+
 def read_sample(con, dataset: str, columns: list[ColumnInfo], partitions: list[str], rows: int, has_file: bool,
                 skip_flagged: bool = False, daily: bool = False) -> pa.Table:
     """A deterministic sample of about `rows` rows of the partitions with every column's value as
-    v<i> (dates as seconds from their partition's day or median date)."""
+    v<i> (dates as seconds from their partition's day, or in interquartile spans from its median date)."""
     table = raw_table(dataset)
     keys = "[" + ", ".join(quote_literal(k) for k in partitions) + "]"
     inside = f"list_contains({keys}, r._partition_key)"
@@ -61,11 +71,13 @@ def read_sample(con, dataset: str, columns: list[ColumnInfo], partitions: list[s
     temporal = [c for c in columns if c.kind == "temporal"]
     if temporal:
         ctes = ("WITH centres AS (SELECT r._partition_key, "
-                + ", ".join(f"{'any_value' if daily else ''}({_centre(c, daily)}) AS m{c.index}" for c in temporal)
+                + ", ".join(f"{'any_value' if daily else ''}({_centre(c, daily)}) AS m{c.index}, "
+                            f"{'any_value' if daily else ''}({_span(c, daily)}) AS s{c.index}" for c in temporal)
                 + f" FROM {table} r WHERE {inside} GROUP BY 1) ")
     for col in columns:
         expr = value_expr(col)
-        select.append(f"{expr} - centres.m{col.index} AS v{col.index}" if col.kind == "temporal" else f"{expr} AS v{col.index}")
+        select.append(f"({expr} - centres.m{col.index}) / centres.s{col.index} AS v{col.index}"
+                      if col.kind == "temporal" else f"{expr} AS v{col.index}")
     join = " JOIN centres ON centres._partition_key = r._partition_key" if temporal else ""
     rate = rows / total if total else 1.0
     return con.sql(
@@ -87,9 +99,11 @@ def export_sql(model: RowModel, dataset: str, partition_key: str, sample_rate: f
             select.append(f"({expr}) IS DISTINCT FROM (SELECT mode({expr}) FROM {table} r WHERE {where}) "
                           f"AND ({expr}) IS NOT NULL AS {name}")
         elif name in centred:
+            col = model.columns[next(c for c, i in model.centers.items() if i == name)]
             centre = (f"epoch(TRY_CAST({quote_literal(partition_key)} AS DATE))" if model.daily
                       else f"(SELECT median({expr}) FROM {table} r WHERE {where})")
-            select.append(f"{expr} - {centre} AS {name}")
+            span = "1" if model.daily else f"(SELECT {_span(col, False)} FROM {table} r WHERE {where})"
+            select.append(f"({expr} - {centre}) / {span} AS {name}")
         else:
             select.append(f"{expr} AS {name}")
     for name, key in model.key_sets.items():

@@ -44,6 +44,12 @@ def feature_p_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
         return feature.model.p_values(shapes(column, feature.extra["coarse"]))
     if feature.signal == "category":
         return feature.model.p_values(column)
+    if feature.signal == "calendar":
+        low, high, p = feature.model
+        values = numbers(column)
+        with np.errstate(invalid="ignore"):
+            outside = (values < low) | (values > high) | (values != np.floor(values))
+        return np.where(outside & np.isfinite(values), p, 1.0)
     if feature.signal in ("duplicate", "period"):
         flags = np.asarray(column.to_numpy(zero_copy_only=False), dtype=bool)
         return np.where(flags, feature.model, 1.0)
@@ -123,8 +129,9 @@ class _Pass:
     rarest: dict[int, list[np.ndarray]]  # discrete feature -> rows at its smallest p (never seen)
 
     def rows_flagged_by(self, key: tuple[int, int], threshold: float) -> int:
-        """Rows the feature alone would flag at this row threshold."""
-        first = math.ceil(-math.log10(max(threshold, TINY)) - 1e-9)
+        """Rows the feature alone would flag at this row threshold (to within a decade: the
+        threshold's own decade counts whole, so rows tied at the threshold are never missed)."""
+        first = math.floor(-math.log10(max(threshold, TINY)) + 1e-9)
         return int(self.decades[key][max(0, first):].sum())
 
 
