@@ -136,6 +136,7 @@ class Partition:
     rows: int  # data records in the file
     fault: str | None = None
     truth: dict[int, str] = field(default_factory=dict)  # source row (1-based, header excluded) -> kind
+    planted: dict[int, tuple[str, object]] = field(default_factory=dict)  # source row -> (column, value written)
     column: str | None = None  # the shifted or renamed column
     malformed: int = 0
 
@@ -277,6 +278,17 @@ def plant_bad_rows(spec: Spec, part: pd.DataFrame, full: pd.DataFrame, rng: np.r
     return part, truth
 
 
+def planted_values(before: pd.DataFrame, after: pd.DataFrame, truth: dict[int, str]) -> dict[int, tuple[str, object]]:
+    """Source row -> (column, value) of each planted change: what the warehouse must show there."""
+    planted = {}
+    for row in truth:
+        for column in before.columns:
+            old, new = before.at[row - 1, column], after.at[row - 1, column]
+            if not (pd.isna(old) and pd.isna(new)) and str(old) != str(new):
+                planted[row] = (column, new)
+    return planted
+
+
 def shift_column(part: pd.DataFrame, column: str) -> pd.DataFrame:
     part = part.copy()
     values = part[column]
@@ -345,7 +357,9 @@ def generate(spec: Spec, landing: Path, seed: int) -> list[Partition]:
         fault = plan.get(index)
         p = Partition(path.name, path, len(df), fault)
         if fault == "bad_rows":
-            df, p.truth = plant_bad_rows(spec, df, full, rng)
+            bad, p.truth = plant_bad_rows(spec, df, full, rng)
+            p.planted = planted_values(df, bad, p.truth)
+            df = bad
         elif fault == "shift":
             df, p.column = shift_column(df, spec.shift), spec.shift
         elif fault == "volume":
@@ -442,6 +456,25 @@ def read_partition(con, dataset: str, key: str) -> dict:
                         if k not in ("dataset", "partition_key", "run_id")} for c in causes]}
 
 
+def verify_truth(warehouse: Path, dataset: str, p: Partition) -> str:
+    """Checks that raw's `_source_row` numbering matches the ground truth: each planted value is
+    in the warehouse at the source row it was planted at. Returns "n/n" (rows matching)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        matched = 0
+        for row, (column, value) in p.planted.items():
+            found = con.execute(f'SELECT CAST("{column}" AS VARCHAR) FROM raw."{dataset}" WHERE _partition_key = ? '
+                                "AND _source_row = ?", [p.key, row]).fetchall()
+            got = found[0][0] if found else None
+            try:
+                matched += got is not None and float(got) == float(value)
+            except (TypeError, ValueError):
+                matched += got == str(value)
+    finally:
+        con.close()
+    return f"{matched}/{len(p.planted)}"
+
+
 def evaluate(spec: Spec, partitions: list[Partition], warehouse: Path, statuses: dict[str, str]) -> dict:
     """Scores one data set's run. A partition whose run failed (the CLI's status) counts as a
     fault not found, and a clean one is left out of the alarm counts and listed under `failed`."""
@@ -475,6 +508,7 @@ def evaluate(spec: Spec, partitions: list[Partition], warehouse: Path, statuses:
                  "drift": s["drift"], "rows_flagged": s["rows_flagged"], "top_columns": s["top_columns"],
                  "causes": s["causes"][:8]}
         if p.fault == "bad_rows":
+            fault["truth_verified"] = verify_truth(warehouse, spec.name, p)
             truth, flagged = set(p.truth), s["flagged"]
             hits = truth & flagged
             fault.update(injected=len(truth), stored=len(flagged),
@@ -525,7 +559,8 @@ def print_dataset(r: dict) -> None:
     for key, status in r["failed"].items():
         print(f"RUN FAILED {key}: {status}")
     bad = r["faults"]["bad_rows"]
-    print(f"bad rows ({bad['partition']}): {bad['injected']} planted, {bad['rows_flagged']} flagged "
+    print(f"bad rows ({bad['partition']}): {bad['injected']} planted (found in raw at their source row: "
+          f"{bad['truth_verified']}), {bad['rows_flagged']} flagged "
           f"({bad['stored']} stored), precision {bad['precision']:.3f}, recall {bad['recall']:.3f}; "
           f"top columns {bad['top_columns']}")
     for kind, v in bad["per_kind"].items():
@@ -560,6 +595,7 @@ def print_summary(results: list[dict]) -> None:
     lines = [
         ("bad rows: precision", lambda r: f"{r['faults']['bad_rows']['precision']:.3f}"),
         ("bad rows: recall", lambda r: f"{r['faults']['bad_rows']['recall']:.3f}"),
+        ("bad rows: planted values at their source row", lambda r: r["faults"]["bad_rows"]["truth_verified"]),
         ("bad rows: flagged / planted", lambda r: f"{r['faults']['bad_rows']['rows_flagged']}/{r['faults']['bad_rows']['injected']}"),
         *[(f"  recall {k}", lambda r, k=k: "{found}/{injected}".format(**r["faults"]["bad_rows"]["per_kind"][k]))
           for k in ROW_KINDS],
