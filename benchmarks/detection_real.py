@@ -560,7 +560,7 @@ def print_dataset(r: dict) -> None:
         print(f"RUN FAILED {key}: {status}")
     bad = r["faults"]["bad_rows"]
     print(f"bad rows ({bad['partition']}): {bad['injected']} planted (found in raw at their source row: "
-          f"{bad['truth_verified']}), {bad['rows_flagged']} flagged "
+          f"{bad['truth_verified']}){' RUN FAILED' if bad.get('failed') else ''}, {bad['rows_flagged']} flagged "
           f"({bad['stored']} stored), precision {bad['precision']:.3f}, recall {bad['recall']:.3f}; "
           f"top columns {bad['top_columns']}")
     for kind, v in bad["per_kind"].items():
