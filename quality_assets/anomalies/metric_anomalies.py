@@ -241,7 +241,7 @@ def _resolution(values: np.ndarray, metric: str = "") -> float:
 def _evaluate(value: float | None, history: list[tuple[str, float]], current_key: str, metric: str,
               settings: AnomalySettings, daily: bool, column: str | None,
               rows: float | None = None, expected_std: float | None = None,
-              sizes: dict[str, float] | None = None, spread: str = "mad") -> tuple[MetricResult, bool]:
+              sizes: dict[str, float] | None = None, efficiency: float = MAD_EFFICIENCY) -> tuple[MetricResult, bool]:
     """The series' robust z, p-value and band; returns the result (not yet concluded) and whether
     the value is outside the band in the allowed direction."""
     direction = settings.direction_of(metric)
@@ -291,9 +291,7 @@ def _evaluate(value: float | None, history: list[tuple[str, float]], current_key
     residual = residual[np.isfinite(residual)]
     if not residual.size:
         scale = 0.0
-    elif spread == "sd":  # the root mean square of the prediction errors: efficient on a few partitions
-        scale = float(np.sqrt(np.mean(residual ** 2)))
-    else:  # robust to a past value the exclusions missed, at the price of efficiency
+    else:  # robust to a past value the exclusions missed
         scale = MAD_TO_SIGMA * float(np.median(np.abs(residual)))
     if grown.size:
         scale = max(scale, MAD_TO_SIGMA * float(np.median(np.abs(grown))))
@@ -303,6 +301,10 @@ def _evaluate(value: float | None, history: list[tuple[str, float]], current_key
     sampling_se = sampling_error(metric, level, rows, expected_std)
     step = _resolution(raw, metric)  # in the metric's units; relative on a log scale
     scale = max(scale, (step / level if log else step) / math.sqrt(12), sampling_se / level if log else sampling_se)
+    if scale == 0 and level:  # a constant history says nothing of its spread: the minimum change is the
+        # smallest one that counts, so it sits at z_threshold rather than at an infinite z
+        change = settings.min_relative_change * abs(level)
+        scale = (math.log1p(change / abs(level)) if log else change) / settings.z_threshold
     # the minimum changes are in the metric's own units, the z band in the judged scale
     z_low, z_high = expected - settings.z_threshold * scale, expected + settings.z_threshold * scale
     if log:
@@ -332,7 +334,7 @@ def _evaluate(value: float | None, history: list[tuple[str, float]], current_key
     # the t's degrees of freedom say how well the spread is known: few partitions, wide intervals.
     # The MAD is as precise as a standard deviation of about 37% as many values (its efficiency
     # at the normal)
-    df = max(1.0, (residual.size - 1.0) * (1.0 if spread == "sd" else MAD_EFFICIENCY))
+    df = max(1.0, (residual.size - 1.0) * efficiency)
     p_value = _p_value(z, df, direction) if outside else 1.0
     return MetricResult(**base, expected=level, lower=lower, upper=upper,
                         robust_z=None if not math.isfinite(z) else round(z, 4), seasonal=seasonal,

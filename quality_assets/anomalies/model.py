@@ -56,8 +56,9 @@ def fit_row_model(con, dataset: str, partition_key: str, reference: list[str], s
     columns, has_file = raw_columns(con, dataset, settings.exclude_columns)
     fitted_on = "history" if reference else "partition"
     reference = reference[-settings.reference_partitions:] if reference else [partition_key]
+    centred = {name for name, role in roles.items() if role.centred}
     sample = read_sample(con, dataset, columns, reference, reference_rows, has_file, skip_flagged=fitted_on == "history",
-                         daily=daily)
+                         daily=daily, centred=centred)
     keys = "[" + ", ".join(quote_literal(k) for k in reference) + "]"
     identifiers = tuple(name for name, role in roles.items() if role.role == "identifier")
     uniqueness = _key_stats(con, raw_table(dataset), keys, columns, primary_key, identifiers)
@@ -137,13 +138,14 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
                 features.append(Feature(f"{col.name}:calendar", (col.name,), "calendar", (value_input,),
                                         model=(bounds[0], bounds[1], 1 / (n + 1))))
                 continue
-            if col.kind == "temporal":
+            centred = col.kind == "temporal" or (col.name in roles and roles[col.name].centred)
+            if centred:
                 centers[col.name] = value_input
-            tail = NumericTail.fit(values, allow_log=col.kind == "numeric" and role == "measure")
+            tail = NumericTail.fit(values, allow_log=col.kind == "numeric" and role == "measure" and not centred)
             if tail is None:
                 skipped[col.name] = "fewer than 5 values in the reference"
                 continue
-            signal = "value" if col.kind != "temporal" else "date"
+            signal = "date" if centred else "value"
             features.append(Feature(col.name, (col.name,), signal, (value_input,), model=tail))
             if role in PAIRED_ROLES:
                 finite = np.isfinite(values)

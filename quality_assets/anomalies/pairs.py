@@ -15,6 +15,7 @@ MIN_CRAMERS_V = 0.5  # a pair of categorical columns is judged together only whe
 MIN_SPEARMAN = 0.9  # a pair of numeric columns is judged on its residual only when this related
 MIN_ETA_SQUARED = 0.5  # a number is judged within its category only when the category explains this much
 MAX_PAIRS = 10
+MIN_FORBIDDEN_EXPECTED = 10  # a pair never seen where independence expects this many is forbidden
 MAD_SIGMA = 1.4826
 
 def _ranks(values: np.ndarray) -> np.ndarray:
@@ -69,7 +70,10 @@ def category_pairs(categorical: dict[str, tuple[Categories, pa.Array]], features
             expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / total
             chi2 = float(np.nansum((table - expected) ** 2 / np.where(expected > 0, expected, np.nan)))
             v = math.sqrt(chi2 / (total * (min(ka, kb) - 1)))
-            if v >= MIN_CRAMERS_V:
+            # pairs that never occur where independence would expect many (a pizza in a size it
+            # never comes in) make the pair worth judging even when the columns are loosely related
+            forbidden = bool(((table == 0) & (expected >= MIN_FORBIDDEN_EXPECTED)).any())
+            if v >= MIN_CRAMERS_V or forbidden:
                 # condition on the column with more categories: its value says more about the other
                 given, other, counts = (a, b, table) if ka >= kb else (b, a, table.T)
                 candidates.append((v, given, other, counts))
@@ -82,7 +86,11 @@ def category_pairs(categorical: dict[str, tuple[Categories, pa.Array]], features
         mass = cumulative[np.searchsorted(order, flat, side="right") - 1]
         total = flat.sum()
         p = ((mass + 1) / (total + 1)).reshape(counts.shape)
-        p[counts == 0] = ((flat == 1).sum() + 1) / (total + 1)
+        # a pair never seen: the Good-Turing unseen mass, or, when independence alone would make
+        # it likely to have gone unseen, the chance of that (exp(-expected count))
+        expected = counts.sum(1, keepdims=True) * counts.sum(0, keepdims=True) / total
+        unseen = ((flat == 1).sum() + 1) / (total + 1)
+        p[counts == 0] = np.maximum(unseen, np.exp(-expected))[counts == 0]
         fg, fo = features[given], features[other]
         out.append(Feature(f"{fg.columns[0]}|{fo.columns[0]}", (fo.columns[0], fg.columns[0]), "combination",
                            (given, other), model=p,

@@ -23,6 +23,7 @@ from quality_assets.anomalies.shapes import shapes
 from quality_assets.warehouse import quote_ident, quote_literal
 
 ROLE_HISTORY = 12  # recent history partitions read to learn roles
+TURNOVER_HISTORY = 3  # partitions before labels that turn over can be told from a category
 MAX_CATEGORIES = 1000  # more distinct strings than this (or than 20% of the rows): codes or text
 UNIQUE = 0.97  # approx_count_distinct errs by a few percent
 DENSE = 1.5  # an integer key spans at most this many times as many values as it has rows
@@ -44,6 +45,7 @@ class ColumnRole:
     reason: str
     history: list[tuple[str, object]] = field(default_factory=list)  # period: (partition, value), oldest first
     bounds: tuple[int, int] | None = None  # a calendar part's natural range
+    centred: bool = False  # a number judged from its partition's median, like a date
 
 
 def name_tokens(name: str) -> list[str]:
@@ -136,13 +138,54 @@ def learn_roles(con, dataset: str, partition_key: str, history: list[str], colum
             roles[col.name] = ColumnRole(col.name, declared[col.name], "contract", "set in the contract")
             continue
         non_null, low, high, distinct = current.get(col.name) or (0, None, None, 0)
-        role = _period(col.name, past, current)
+        role = _period(col.name, past, current) or _advancing(col, past, current)
         if role is None:
             highs = [s[col.name][2] for _, s in past if s.get(col.name) and s[col.name][0]]
             role = _learned(con, dataset, col, partition_key, non_null, low, high, distinct or 0,
                             parts.get(col.name), primary_key, max(highs) if highs else None)
+        if role.role == "category" and col.kind == "string" and len(past) >= TURNOVER_HISTORY:
+            role = _turnover(con, dataset, col, [k for k, _ in past]) or role
         roles[col.name] = role
     return roles
+
+
+def _advancing(col: ColumnInfo, past: list[tuple[str, dict]], current: dict) -> ColumnRole | None:
+    """A number whose values in each partition start where the previous partition's end (a
+    decimal year, a running total): a time-like column, judged within its partition's period."""
+    now = current.get(col.name)
+    if col.kind != "numeric" or (col.integer and now and now[0] and now[3] >= UNIQUE * now[0]):
+        return None  # unique whole numbers that advance are keys (counters), not times
+    spans = [s[col.name][1:3] for _, s in past if s.get(col.name) and s[col.name][0]]
+    if current.get(col.name) and current[col.name][0]:
+        spans.append(current[col.name][1:3])
+    if len(spans) < 3 or any(low == high for low, high in spans):
+        return None
+    if all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:], strict=False)):
+        return ColumnRole(col.name, "time", "learned", "advances with the partitions: each partition's values "
+                          "start where the previous one's end", centred=True)
+    return None
+
+
+def _turnover(con, dataset: str, col: ColumnInfo, past: list[str]) -> ColumnRole | None:
+    """A category whose values mostly change from one partition to the next (names of the year's
+    storms, batch labels): labels, judged by their shapes, not as categories never seen."""
+    keys = "[" + ", ".join(quote_literal(k) for k in past) + "]"
+    rows = con.execute(f"SELECT DISTINCT _partition_key, {quote_ident(col.name)} FROM {raw_table(dataset)} "
+                       f"WHERE list_contains({keys}, _partition_key) AND {quote_ident(col.name)} IS NOT NULL").fetchall()
+    values: dict[str, set] = {}
+    for key, value in rows:
+        values.setdefault(key, set()).add(value)
+    seen: set = set()
+    shares = []
+    for key in past:
+        here = values.get(key, set())
+        if seen and here:
+            shares.append(len(here - seen) / len(here))
+        seen |= here
+    if len(shares) >= TURNOVER_HISTORY - 1 and min(shares[-(TURNOVER_HISTORY - 1):]) >= 0.5:
+        return ColumnRole(col.name, "identifier", "learned", f"labels that turn over: {min(shares):.0%} or more of "
+                          "each partition's values are new")
+    return None
 
 
 def _period(name: str, past: list[tuple[str, dict]], current: dict) -> ColumnRole | None:

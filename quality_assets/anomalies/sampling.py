@@ -37,7 +37,7 @@ def value_expr(col: ColumnInfo) -> str:
 
 def _centre(col: ColumnInfo, daily: bool) -> str:
     """Where a partition's dates are measured from: its day for daily partitions, else its median."""
-    if daily:
+    if daily and col.kind == "temporal":
         return "epoch(TRY_CAST(r._partition_key AS DATE))"
     return f"median({value_expr(col)})"
 
@@ -46,14 +46,14 @@ def _span(col: ColumnInfo, daily: bool) -> str:
     """The unit of a date's distance from its centre: seconds for daily partitions; else the
     partition's own interquartile span (a day when it has none), so that a month of 31 days and
     one of 28 put their last days equally far out."""
-    if daily:
+    if daily and col.kind == "temporal":
         return "1"
     expr = value_expr(col)
     return f"coalesce(nullif(quantile_cont({expr}, 0.75) - quantile_cont({expr}, 0.25), 0), 86400)"
 
 
 def read_sample(con, dataset: str, columns: list[ColumnInfo], partitions: list[str], rows: int, has_file: bool,
-                skip_flagged: bool = False, daily: bool = False) -> pa.Table:
+                skip_flagged: bool = False, daily: bool = False, centred: set[str] = frozenset()) -> pa.Table:
     """A deterministic sample of about `rows` rows of the partitions with every column's value as
     v<i> (dates as seconds from their partition's day, or in interquartile spans from its median date)."""
     table = raw_table(dataset)
@@ -68,16 +68,17 @@ def read_sample(con, dataset: str, columns: list[ColumnInfo], partitions: list[s
         flagged = (f" AND NOT EXISTS (SELECT 1 FROM qa.row_anomalies a WHERE a.dataset = {quote_literal(dataset)}"
                    f" AND a.partition_key = r._partition_key AND a._source_row = r._source_row{file_match})")
     select, ctes = ["r._partition_key AS _pk"], ""
-    temporal = [c for c in columns if c.kind == "temporal"]
+    temporal = [c for c in columns if c.kind == "temporal" or c.name in centred]
     if temporal:
         ctes = ("WITH centres AS (SELECT r._partition_key, "
-                + ", ".join(f"{'any_value' if daily else ''}({_centre(c, daily)}) AS m{c.index}, "
-                            f"{'any_value' if daily else ''}({_span(c, daily)}) AS s{c.index}" for c in temporal)
+                + ", ".join(f"{'any_value' if daily and c.kind == 'temporal' else ''}({_centre(c, daily)}) AS m{c.index}, "
+                            f"{'any_value' if daily and c.kind == 'temporal' else ''}({_span(c, daily)}) AS s{c.index}"
+                            for c in temporal)
                 + f" FROM {table} r WHERE {inside} GROUP BY 1) ")
     for col in columns:
         expr = value_expr(col)
         select.append(f"({expr} - centres.m{col.index}) / centres.s{col.index} AS v{col.index}"
-                      if col.kind == "temporal" else f"{expr} AS v{col.index}")
+                      if col in temporal else f"{expr} AS v{col.index}")
     join = " JOIN centres ON centres._partition_key = r._partition_key" if temporal else ""
     rate = rows / total if total else 1.0
     return con.sql(
@@ -100,9 +101,10 @@ def export_sql(model: RowModel, dataset: str, partition_key: str, sample_rate: f
                           f"AND ({expr}) IS NOT NULL AS {name}")
         elif name in centred:
             col = model.columns[next(c for c, i in model.centers.items() if i == name)]
-            centre = (f"epoch(TRY_CAST({quote_literal(partition_key)} AS DATE))" if model.daily
+            by_day = model.daily and col.kind == "temporal"
+            centre = (f"epoch(TRY_CAST({quote_literal(partition_key)} AS DATE))" if by_day
                       else f"(SELECT median({expr}) FROM {table} r WHERE {where})")
-            span = "1" if model.daily else f"(SELECT {_span(col, False)} FROM {table} r WHERE {where})"
+            span = "1" if by_day else f"(SELECT {_span(col, False)} FROM {table} r WHERE {where})"
             select.append(f"({expr} - {centre}) / {span} AS {name}")
         else:
             select.append(f"{expr} AS {name}")

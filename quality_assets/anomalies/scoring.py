@@ -85,6 +85,7 @@ def _transformed(feature: Feature, values: np.ndarray) -> np.ndarray:
 FLOOD_SHARE = 0.1  # one reason flagging more of the partition than this is a partition-level change
 FLOOD_MIN_ROWS = 10
 REFITTABLE = ("value", "date", "length", "category", "shape", "null")
+RARE = 0.01  # an event this rare in the history can be counted as a cluster
 
 
 @dataclass
@@ -148,9 +149,9 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
     row_p, strength = np.ones(n), np.zeros(n)
     decades: dict[tuple[int, int], np.ndarray] = {}
     rarest: dict[int, list[np.ndarray]] = {}
-    # discrete events expected at most once in the partition (never, or almost never, seen before)
+    # discrete events at most 1% of the history had (never, or almost never, seen before)
     smallest = np.array([f.smallest_p() for f in model.features])
-    floors = np.where((smallest > 0) & (smallest * n <= 1) & (smallest * d < 1), smallest * d * (1 + 1e-9), 0.0)
+    floors = np.where((smallest > 0) & (smallest <= RARE) & (smallest * d < 1), smallest * d * (1 + 1e-9), 0.0)
     samples, start = [], 0
     for batch in parquet.iter_batches(batch_size=batch_size):
         stop = start + batch.num_rows

@@ -221,8 +221,9 @@ def _drift_reference(settings: AnomalySettings, history: list[str], clean: list[
     the previous partition, or a pinned one."""
     if settings.reference in ("recent", "previous"):
         pool = clean[-settings.reference_pool:] if settings.reference == "recent" else history[-1:]
-        if not pool:
-            result.notes.append("no drift: no earlier partition to compare with")
+        if len(pool) < min(settings.min_history, settings.reference_pool) and settings.reference == "recent":
+            result.notes.append(f"no drift: {len(pool)} earlier partition(s) without alarms, fewer than "
+                                f"{min(settings.min_history, settings.reference_pool)}")
             return []
     elif settings.reference == partition_key:
         result.notes.append("no drift: this is the pinned reference partition")

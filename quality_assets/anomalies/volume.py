@@ -35,11 +35,10 @@ def volume_findings(con, dataset: str, partition_key: str, history: list[str], s
         if partition_key not in by_partition:
             continue
         past = [(k, by_partition[k]) for k in window if k in by_partition]
-        # the spread of past prediction errors as a standard deviation (its t has history - 1
-        # degrees of freedom): alarmed partitions are already left out, and a MAD of three
-        # values would leave a 50% drop unproven
+        # one question, asked once per partition: its t keeps history - 1 degrees of freedom
+        # (with the MAD's 37% efficiency three partitions would leave a 50% drop unproven)
         result, _ = _evaluate(by_partition[partition_key], past, partition_key, metric, settings, daily, None, rows,
-                              spread="sd")
+                              efficiency=1.0)
         if result.p_value is not None:
             # two volume tests per partition: Bonferroni across them, nothing else
             result.adjusted_p = min(1.0, result.p_value * len(VOLUME_METRICS))
