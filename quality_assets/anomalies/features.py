@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 TINY = 1e-300
 GRID = 4096
+MAX_STEPPED = 100  # a reference with at most this many distinct values is discrete (codes, counts)
 
 
 def _fmt(value: float) -> str:
@@ -70,7 +71,11 @@ class NumericTail:
         above, below = transformed[transformed > q_hi], transformed[transformed < q_lo]
         spread = float(np.quantile(transformed, 0.75) - np.quantile(transformed, 0.25)) or float(
             transformed[-1] - transformed[0]) or 1.0
-        floor = spread * 1e-3  # a tail with no excess (discrete values) still decays, steeply
+        # a tail with no excess still decays, steeply, but never faster than one step of the
+        # values' own resolution: a plot number one past the highest seen is no wild value
+        distinct = np.unique(transformed)
+        step = float(np.diff(distinct).min()) if 1 < distinct.size <= MAX_STEPPED else 0.0
+        floor = max(spread * 1e-3, step)
         raw = np.sort(values)
         q1, med, q3 = np.quantile(raw, [0.25, 0.5, 0.75])
         # inside the 1% tails a 4,096-point quantile grid resolves p to 1/4096: enough, and

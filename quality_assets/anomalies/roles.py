@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow.compute as pc
 
 from quality_assets.anomalies.columns import ColumnInfo, raw_table
@@ -182,9 +183,9 @@ def _turnover(con, dataset: str, col: ColumnInfo, past: list[str]) -> ColumnRole
         if seen and here:
             shares.append(len(here - seen) / len(here))
         seen |= here
-    if len(shares) >= TURNOVER_HISTORY - 1 and min(shares[-(TURNOVER_HISTORY - 1):]) >= 0.5:
-        return ColumnRole(col.name, "identifier", "learned", f"labels that turn over: {min(shares):.0%} or more of "
-                          "each partition's values are new")
+    if len(shares) >= TURNOVER_HISTORY - 1 and float(np.median(shares)) >= 0.5:
+        return ColumnRole(col.name, "identifier", "learned", f"labels that turn over: {float(np.median(shares)):.0%} "
+                          "of a partition's values are new, in the median partition")
     return None
 
 
