@@ -55,7 +55,9 @@ class NumericTail:
     raw_tail: NumericTail | None = None  # log columns: the raw scale, for values <= 0
 
     @classmethod
-    def fit(cls, values: np.ndarray, allow_log: bool = True) -> NumericTail | None:
+    def fit(cls, values: np.ndarray, allow_log: bool = True, edge: float = 1e-3) -> NumericTail | None:
+        """`edge`: the slowest the tails may decay, as a share of the interquartile spread (dates
+        within a period end at a soft edge: a quarter of their spread)."""
         values = values[np.isfinite(values)]
         if values.size < 5:
             return None
@@ -75,7 +77,7 @@ class NumericTail:
         # values' own resolution: a plot number one past the highest seen is no wild value
         distinct = np.unique(transformed)
         step = float(np.diff(distinct).min()) if 1 < distinct.size <= MAX_STEPPED else 0.0
-        floor = max(spread * 1e-3, step)
+        floor = max(spread * edge, step)
         raw = np.sort(values)
         q1, med, q3 = np.quantile(raw, [0.25, 0.5, 0.75])
         # inside the 1% tails a 4,096-point quantile grid resolves p to 1/4096: enough, and

@@ -24,7 +24,8 @@ from quality_assets.anomalies.shapes import shapes
 from quality_assets.warehouse import quote_ident, quote_literal
 
 NUMERIC_KINDS = ("numeric", "temporal", "numeric_time")
-PAIRED_ROLES = ("measure",)  # only measures enter the numeric pairs; categories the category pairs
+PAIRED_ROLES = ("measure",)
+PERIOD_EDGE = 0.25  # a partition's period ends at a soft edge: a quarter of its dates' interquartile span  # only measures enter the numeric pairs; categories the category pairs
 
 
 @dataclass
@@ -141,7 +142,8 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
             centred = col.kind == "temporal" or (col.name in roles and roles[col.name].centred)
             if centred:
                 centers[col.name] = value_input
-            tail = NumericTail.fit(values, allow_log=col.kind == "numeric" and role == "measure" and not centred)
+            tail = NumericTail.fit(values, allow_log=col.kind == "numeric" and role == "measure" and not centred,
+                                   edge=PERIOD_EDGE if centred else 1e-3)
             if tail is None:
                 skipped[col.name] = "fewer than 5 values in the reference"
                 continue

@@ -86,6 +86,7 @@ FLOOD_SHARE = 0.1  # one reason flagging more of the partition than this is a pa
 FLOOD_MIN_ROWS = 10
 REFITTABLE = ("value", "date", "length", "category", "shape", "null")
 RARE = 0.01  # an event this rare in the history can be counted as a cluster
+VALUED = ("category", "shape")
 
 
 @dataclass
@@ -128,6 +129,7 @@ class _Pass:
     decades: dict[tuple[int, int], np.ndarray]  # (feature, direction) -> rows per decade of d * p
     sample: pa.Table
     rarest: dict[int, list[np.ndarray]]  # discrete feature -> rows at its smallest p (never seen)
+    present: dict[int, int]  # category and shape features -> rows with a value
 
     def rows_flagged_by(self, key: tuple[int, int], threshold: float) -> int:
         """Rows the feature alone would flag at this row threshold (to within a decade: the
@@ -149,6 +151,7 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
     row_p, strength = np.ones(n), np.zeros(n)
     decades: dict[tuple[int, int], np.ndarray] = {}
     rarest: dict[int, list[np.ndarray]] = {}
+    present: dict[int, int] = {}
     # discrete events at most 1% of the history had (never, or almost never, seen before)
     smallest = np.array([f.smallest_p() for f in model.features])
     floors = np.where((smallest > 0) & (smallest <= RARE) & (smallest * d < 1), smallest * d * (1 + 1e-9), 0.0)
@@ -159,6 +162,10 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
             matrix = np.minimum(1.0, d * batch_p_matrix(model, batch))
             for j in np.flatnonzero((floors > 0) & (matrix <= floors).any(axis=0)):
                 rarest.setdefault(int(j), []).append(start + np.flatnonzero(matrix[:, j] <= floors[j]))
+            for j in np.flatnonzero(floors > 0):
+                if model.features[j].signal in VALUED:  # only rows with a value can carry an unseen one
+                    present[int(j)] = present.get(int(j), 0) + len(batch) - batch.column(
+                        model.features[j].inputs[0]).null_count
             row_p[start:stop] = matrix.min(axis=1)
             strength[start:stop] = -np.log10(np.clip(matrix, TINY, 1.0)).sum(axis=1)
             for j in np.flatnonzero((matrix <= 0.5).any(axis=0)):
@@ -172,7 +179,7 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
         samples.append(batch.filter(batch.column("_sample")))
         start = stop
     return _Pass(row_p, strength, decades, pa.Table.from_batches(samples, schema=parquet.schema_arrow),
-                 {j: np.concatenate(rows) for j, rows in rarest.items()})
+                 {j: np.concatenate(rows) for j, rows in rarest.items()}, present)
 
 
 def clustered_rows(scored: _Pass, model: RowModel, d: int, settings: AnomalySettings) -> np.ndarray:
@@ -188,7 +195,7 @@ def clustered_rows(scored: _Pass, model: RowModel, d: int, settings: AnomalySett
         feature = model.features[j]
         if feature.signal == "duplicate" and feature.extra["duplicates"]:
             continue  # a code that repeats at all repeats more in a larger partition: no per-row rate
-        expected = n * feature.smallest_p()
+        expected = scored.present.get(j, n) * feature.smallest_p()
         if rows.size >= 2 and d * stats.poisson.sf(rows.size - 1, expected) <= settings.fdr:
             out.append(rows)
     return np.unique(np.concatenate(out))

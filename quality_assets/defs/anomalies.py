@@ -188,6 +188,8 @@ def anomaly_metadata(result: AnomalyResult) -> dict:
     }
     if result.causes:
         metadata["causes"] = dg.MetadataValue.md(causes_table(result.causes))
+        metadata["top_causes"] = dg.MetadataValue.json(
+            [{"level": c["level"], "rows": c["rows"], "description": c["description"]} for c in result.causes[:5]])
     if result.roles:
         metadata["column_roles"] = dg.MetadataValue.md(markdown_table(
             [{"column": r.column, "role": r.role, "source": r.source, "why": r.reason} for r in result.roles.values()],
