@@ -214,3 +214,42 @@ def test_spearman_of_a_column_constant_where_the_other_has_values_is_undefined_n
     x = np.array([[1.0, 7.0], [2.0, 7.0], [3.0, np.nan], [4.0, 7.0], [5.0, 7.0]])
     r = _spearman_matrix(x)
     assert np.isnan(r[0, 1]) and np.isnan(r[1, 0])
+
+
+def test_a_calendar_part_is_judged_against_the_calendar_not_the_months_history_happened_to_have(warehouse, dataset):
+    rng = np.random.default_rng(18)
+    months = [month(i, rng) for i in range(6)]
+    for data in months[:5]:  # the history only ever saw the first half of each month
+        data["day"] = rng.integers(1, 16, len(data["day"]))
+    months[5]["day"][[7, 70, 700]] = 32  # no month has a 32nd day
+    result = run_months(warehouse, dataset, months)[-1]
+    assert result.roles["day"].bounds == (1, 31)
+    assert {r["_source_row"] for r in result.rows} == {8, 71, 701}  # the 16th to the 31st are fine
+    [cause] = [c for c in result.causes if c["columns"] == ["day"]]
+    assert cause["description"] == "day outside the calendar's 1..31" and cause["rows"] == 3
+
+
+def test_labels_that_turn_over_each_partition_are_identifiers_not_a_flood_of_unseen_categories(warehouse, dataset):
+    rng = np.random.default_rng(19)
+    months = [month(i, rng) for i in range(6)]
+    for i, data in enumerate(months):  # each file's campaigns have names of their own
+        data["campaign"] = np.array([f"Wave{i}{c}" for c in rng.choice(list("ABCDEFGH"), len(data["amount"]))])
+    results = run_months(warehouse, dataset, months)
+    last = results[-1]
+    assert last.roles["campaign"].role == "identifier" and "turn over" in last.roles["campaign"].reason
+    assert last.rows_flagged <= 3 and not [c for c in last.causes if c["level"] == "partition"]
+
+
+def test_a_pair_never_seen_where_independence_expects_many_is_flagged(warehouse, dataset):
+    rng = np.random.default_rng(20)
+    sizes = np.array(["S", "M", "L"])
+    months = [month(i, rng) for i in range(6)]
+    for data in months:  # the north store never sells size S: a forbidden pair, the columns otherwise independent
+        data["size"] = rng.choice(sizes, len(data["amount"]))
+        data["size"][(data["store"] == "north") & (data["size"] == "S")] = "M"
+    last = months[5]
+    north = np.flatnonzero(last["store"] == "north")[:6]
+    last["size"][north] = "S"
+    result = run_months(warehouse, dataset, months)[-1]
+    assert set(north + 1) <= {r["_source_row"] for r in result.rows}
+    assert any(c["signal"] == "combination" and c["rows"] >= 6 for c in result.causes)

@@ -142,8 +142,11 @@ def learn_roles(con, dataset: str, partition_key: str, history: list[str], colum
         role = _period(col.name, past, current) or _advancing(col, past, current)
         if role is None:
             highs = [s[col.name][2] for _, s in past if s.get(col.name) and s[col.name][0]]
+            lows = [s[col.name][1] for _, s in past if s.get(col.name) and s[col.name][0]]
+            # a calendar part is known from the history's values: a stray 32nd day does not unmake it
+            span = (min(lows), max(highs)) if highs else (low, high)
             role = _learned(con, dataset, col, partition_key, non_null, low, high, distinct or 0,
-                            parts.get(col.name), primary_key, max(highs) if highs else None)
+                            parts.get(col.name), primary_key, max(highs) if highs else None, span)
         if role.role == "category" and col.kind == "string" and len(past) >= TURNOVER_HISTORY:
             role = _turnover(con, dataset, col, [k for k, _ in past]) or role
         roles[col.name] = role
@@ -212,12 +215,12 @@ def _period(name: str, past: list[tuple[str, dict]], current: dict) -> ColumnRol
 
 def _learned(con, dataset: str, col: ColumnInfo, partition_key: str, non_null: int, low, high, distinct: int,
              date_part: tuple[str, tuple[int, int]] | None, primary_key: tuple[str, ...],
-             past_high=None) -> ColumnRole:
+             past_high=None, span: tuple = (None, None)) -> ColumnRole:
     name = col.name
     if col.kind in ("temporal", "numeric_time"):
         return ColumnRole(name, "time", "learned", f"{col.db_type.lower()} values")
     if col.kind == "numeric":
-        named = calendar_part(name, low, high) if col.integer else None
+        named = calendar_part(name, *span) if col.integer else None
         part = date_part or ((named, CALENDAR[named]) if named else None)
         if part:
             return ColumnRole(name, "time", "learned", f"calendar part: {part[0]}", bounds=part[1])
