@@ -82,10 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     from quality_assets.cli_ops import add_operations_commands
     from quality_assets.report.compare import add_compare_command
     from quality_assets.suggest import add_suggest_command
+    from quality_assets.ui import add_ui_command
 
     add_operations_commands(sub)
     add_suggest_command(sub)
     add_compare_command(sub)
+    add_ui_command(sub)
     return parser
 
 
