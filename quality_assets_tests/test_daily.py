@@ -20,6 +20,8 @@ from quality_assets.defs.daily import FILE_PARSED_CHECK, forget
 from quality_assets.defs.definitions import build_definitions
 from quality_assets.warehouse import Warehouse
 
+pytestmark = pytest.mark.clock  # date-sensitive: `make test-future` runs it a year ahead too
+
 CONTRACT = """\
 datasets:
   sales:

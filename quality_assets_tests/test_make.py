@@ -119,3 +119,30 @@ def test_slow_tier_holds_the_deployment_the_big_file_chromium_and_make_ui():
     dry_run = subprocess.run(["make", "-n", "test-fast"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert dry_run.returncode == 0 and '-m "not slow"' in dry_run.stdout, dry_run.stdout + dry_run.stderr
     assert "make test-fast" in (REPO / "README.md").read_text()
+
+
+def faked_days() -> int:
+    """The shift `make test-future` asks libfaketime for ("+365d"), 0 without it."""
+    spec = os.environ.get("FAKETIME", "") if "faketime" in os.environ.get("LD_PRELOAD", "") else ""
+    return int(spec[1:-1]) if spec.startswith("+") and spec.endswith("d") else 0
+
+
+@pytest.mark.clock
+def test_the_year_ahead_run_moves_every_clock_the_code_reads():
+    """The guard is only worth something if the clock really moved: for Python, DuckDB's now() and
+    child processes alike (measured against PostgreSQL's server clock, which libfaketime leaves alone)."""
+    import datetime as dt
+
+    import duckdb
+    from deployment_support import pg_connect
+
+    python_now = dt.datetime.now(dt.timezone.utc)
+    with pg_connect("postgres") as con:
+        real_now = con.execute("SELECT now()").fetchone()[0]
+    duckdb_now = duckdb.connect().execute("SELECT now()").fetchone()[0]
+    child_now = dt.datetime.fromtimestamp(int(subprocess.run(["date", "+%s"], capture_output=True, text=True).stdout),
+                                          dt.timezone.utc)
+    shift = dt.timedelta(days=faked_days())
+    assert abs(python_now - real_now - shift) < dt.timedelta(minutes=5), (python_now, real_now, shift)
+    for other in (duckdb_now, child_now):
+        assert abs(other - python_now) < dt.timedelta(minutes=5), (other, python_now)
