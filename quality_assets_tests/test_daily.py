@@ -413,6 +413,15 @@ def test_daily_landing_sensor_runs_closed_days_once_and_waits_for_today(project)
         assert third.run_requests[0].run_key != first.run_requests[0].run_key
 
 
+def test_daily_landing_sensor_reports_a_missing_landing_folder(project):
+    (project / "landing" / "sales").rmdir()
+    repo = definitions(project).get_repository_def()
+    with dg.instance_for_test() as instance:
+        result = evaluate(repo.get_sensor_def("sales_landing_sensor"), instance, repo)
+    assert result.run_requests == []
+    assert result.skip_message == f"dataset 'sales': the landing folder {project / 'landing' / 'sales'} does not exist"
+
+
 def test_forget_drops_keys_from_the_cursor():
     cursor = json.dumps({"version": 1, "seen": {"a": {"v": "1:1", "h": None}, "b": {"v": "1:2", "h": None}}, "pending": {}})
     assert json.loads(forget(cursor, ["a"]))["seen"] == {"b": {"v": "1:2", "h": None}}
