@@ -306,6 +306,36 @@ def load_contract(path: str | Path) -> Contract:
     return parse_contract(text, path, problems)
 
 
+def _yaml_error(exc: yaml.YAMLError, text: str) -> tuple[int | None, str]:
+    """The line to fix and what is wrong. A quote or bracket left open is only noticed where the
+    scanner gives up (often many lines later): the line to fix is where it was opened."""
+    problem_mark, context_mark = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+    problem, context = getattr(exc, "problem", None) or str(exc), getattr(exc, "context", None) or ""
+    quoted = _multiline_quote(text)
+    if quoted is not None and (problem_mark is None or quoted[0] <= problem_mark.line + 1):
+        return quoted[0], (f"a quoted value opened on line {quoted[0]} runs on to line {quoted[1]}: is its closing "
+                           f"quote missing? (the parser then found: {problem})")
+    left_open = context_mark is not None and ("quoted scalar" in context or "flow" in context)
+    if left_open and (problem_mark is None or problem_mark.line != context_mark.line):
+        where = f" on line {problem_mark.line + 1}" if problem_mark is not None else ""
+        what = context.removeprefix("while parsing ").removeprefix("while scanning ")
+        return context_mark.line + 1, f"{what} opened here is still open{where} ({problem})"
+    mark = problem_mark or context_mark
+    return (mark.line + 1 if mark else None), problem
+
+
+def _multiline_quote(text: str) -> tuple[int, int] | None:
+    """(first line, last line) of the first quoted scalar spanning lines: legal YAML, but in a
+    contract almost always a quote left open."""
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, yaml.ScalarToken) and not token.plain and token.end_mark.line > token.start_mark.line:
+                return token.start_mark.line + 1, token.end_mark.line + 1
+    except yaml.YAMLError:
+        pass
+    return None
+
+
 def parse_contract(text: str, path: Path, problems: _Problems | None = None) -> Contract:
     problems = problems or _Problems(path)
     loader = _LineLoader(text)
@@ -315,9 +345,7 @@ def parse_contract(text: str, path: Path, problems: _Problems | None = None) -> 
             problems.add(line, where, f"duplicate key {key!r} (first given on line {first})")
         doc = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark else None
-        reason = getattr(exc, "problem", None) or str(exc)
+        line, reason = _yaml_error(exc, text)
         problems.add(line, "YAML", f"cannot parse: {reason}")
         raise ContractError(path, problems.items) from None
     finally:

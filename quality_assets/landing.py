@@ -50,6 +50,14 @@ def partition_key(relative: str) -> str | None:
     return relative
 
 
+def missing_landing(dataset: Dataset) -> str | None:
+    """Why the dataset's landing folder cannot be watched (it does not exist), or None."""
+    root = dataset.landing_dir
+    if root.is_dir():
+        return None
+    return f"dataset {dataset.name!r}: the landing folder {root} " + ("is not a folder" if root.exists() else "does not exist")
+
+
 def list_landed(dataset: Dataset) -> tuple[list[LandedFile], list[str]]:
     """Files matching the dataset's glob, skipping hidden and temporary names, sorted by key.
 

@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from quality_assets.cli import _outcome
+from quality_assets.cli_run import outcome_of
 from quality_assets.config import settings_from_env
 from quality_assets.contract import load_contract
 from quality_assets.defs.definitions import build_definitions
@@ -136,8 +136,10 @@ def test_an_error_rule_blocks_published_until_the_data_is_fixed(project):
         assert not warn.passed and warn.severity == dg.AssetCheckSeverity.WARN and not warn.blocking
         assert found["orders/validation:not_null_order_id"].passed
         assert found["orders/raw:file_parsed"].severity == dg.AssetCheckSeverity.WARN  # 'oops' was quarantined
-        outcome = _outcome("orders", "a.csv", result)
-        assert outcome.error_failed and outcome.status == "loaded_with_errors (not published: blocked by accepted_values_currency)"
+        outcome = outcome_of("orders", "a.csv", result)
+        assert outcome.error_failed and (outcome.status, outcome.outcome) == ("loaded_with_errors", "blocked")
+        assert outcome.reasons()[:2] == ["not published: blocked by accepted_values_currency",
+                                         "1 row(s) quarantined (E_NUMERIC_FORMAT 1)"]
         assert published_rows(project) == []
         [validation] = result.asset_materializations_for_node("orders__validation")
         assert validation.metadata["publish"].value == "blocked by accepted_values_currency"
@@ -147,7 +149,8 @@ def test_an_error_rule_blocks_published_until_the_data_is_fixed(project):
         assert "orders/published" in materialized(fixed)
         [published] = fixed.asset_materializations_for_node("orders__published")
         assert published.partition == "a.csv" and published.metadata["dagster/row_count"].value == 3
-        assert _outcome("orders", "a.csv", fixed).status == "loaded_with_errors, published"
+        outcome = outcome_of("orders", "a.csv", fixed)
+        assert (outcome.status, outcome.outcome, outcome.published) == ("loaded_with_errors", "warnings", True)
     # the quarantined row (order 3) never reaches published; the warn rule's negative amount does
     assert published_rows(project) == [("a.csv", 1, 5.0, "EUR"), ("a.csv", 2, -1.0, "USD"), ("a.csv", 4, 7.0, "USD")]
 
@@ -157,7 +160,12 @@ def test_a_rejected_file_blocks_everything_after_raw(project):
         result = run_file(project, instance, "blob.csv", "\x00\x01binary\x00" * 50)
         assert not result.success and materialized(result) == ["orders/raw"]
         assert not checks(result)["orders/raw:file_parsed"].passed
-        assert _outcome("orders", "blob.csv", result).status == "rejected (not published: blocked by file_parsed)"
+        outcome = outcome_of("orders", "blob.csv", result)
+        assert (outcome.outcome, outcome.status, outcome.published) == ("rejected", "rejected", False)
+        assert outcome.reasons() == ["rejected: the file is binary, not text in a supported format (NUL bytes in the first block)"]
+        # file_parsed blocks the stages after raw, the report included: raw writes the report, saying why
+        assert outcome.verdict == "fail" and "binary" in outcome.headline
+        assert "the file was rejected: the file is binary" in Path(outcome.report_path).read_text()
 
 
 def test_published_on_its_own_needs_a_passing_validation_of_the_current_data_and_rules(project):
@@ -183,7 +191,7 @@ def test_published_on_its_own_needs_a_passing_validation_of_the_current_data_and
         # and re-running under the new rules blocks again, naming the rule
         again = run_file(project, instance, "a.csv")
         assert not again.success
-        assert _outcome("orders", "a.csv", again).status.endswith("(not published: blocked by accepted_values_currency)")
+        assert outcome_of("orders", "a.csv", again).blocked_by == ["accepted_values_currency"]
     assert [r[1] for r in published_rows(project)] == [1, 2, 4]  # the last good version stays published
 
 

@@ -35,12 +35,11 @@ def test_demo_runs_the_pipeline_and_says_where_to_look(demo):
     table = result.stdout
     assert "orders_20261103.csv" in table and "loaded_with_errors" in table
     # the last orders file has a currency nobody agreed on: an error rule keeps it out of published
-    assert "5 file(s): 2 clean, 2 with warnings, 1 failed an error check" in table
-    assert "not published: blocked by accepted_values_currency" in table
+    assert "5 file(s): 2 passed, 2 warnings, 1 blocked; 4 published" in table
+    assert "  orders/orders_20261103.csv: not published: blocked by accepted_values_currency; 4 row(s) quarantined (" in table
     assert f"warehouse:  {root / 'warehouse' / 'quality.duckdb'}" in table
-    assert "dagster dev" in table
     report = root / "output" / "orders" / "orders_20261103.csv" / "report.html"
-    assert f"a report:   {report}  (open it in a browser; 5 written)" in table and report.is_file()
+    assert f"a report:   {report}  (open it in a browser; 5 written by this run)" in table and report.is_file()
     assert "Traceback" not in result.stderr and "Stack Trace" not in result.stderr  # failures are in the table
     assert "[########################] 5/5" in result.stderr  # progress was shown
     with duckdb.connect(str(root / "warehouse" / "quality.duckdb"), read_only=True) as con:
@@ -54,6 +53,34 @@ def test_demo_runs_the_pipeline_and_says_where_to_look(demo):
             raw_rows = con.execute(f'SELECT count(*) FROM raw."{dataset}"').fetchone()[0]
             assert raw_rows == loaded and loaded + quarantined == read
         assert con.execute('SELECT count(*) FROM raw."customers"').fetchone()[0] == 500
+
+
+def outcome_column(table: str) -> dict[str, str]:
+    """file -> its outcome, from the summary table."""
+    lines = table.split("\n\n")[0].splitlines()
+    start = lines[0].index("outcome")
+    return {line.split()[1]: line[start:].strip() for line in lines[2:]}
+
+
+def test_demo_words_agree_with_the_reports_and_its_hints_work_as_printed(demo):
+    root, result = demo
+    outcomes = outcome_column(result.stdout)
+    assert outcomes == {"orders_20261101.csv": "passed, published", "orders_20261102.csv": "passed, published",
+                        "orders_20261103.csv": "blocked", "customers_2026w45.txt.gz": "warnings, published",
+                        "events_20261103.jsonl": "warnings, published"}
+    headline = {"passed": "Pass: ", "warnings": "Warnings: ", "blocked": "Fail: "}
+    for dataset in ("orders", "customers", "events"):
+        for folder in (root / "output" / dataset).iterdir():
+            page = (folder / "report.html").read_text()
+            assert headline[outcomes[folder.name].split(",")[0]] in page, folder.name
+    hints = dict(line.strip().split(":", 1) for line in result.stdout.split("Where to look:")[1].splitlines()
+                 if line.startswith("  ") and ":" in line)
+    assert "duckdb " not in hints["query it"].split(" -c ")[0]  # no DuckDB CLI assumed: the venv's Python
+    query = subprocess.run(["bash", "-c", hints["query it"].strip()], capture_output=True, text=True, timeout=120)
+    assert query.returncode == 0 and "orders_20261103.csv" in query.stdout and "loaded_with_errors" in query.stdout
+    ui = hints["the UI"].strip().split("  (")[0]
+    assert ui == f"{SCRIPT} --contracts {root / 'quality.yaml'} ui"
+    assert subprocess.run(["bash", "-c", ui + " --help"], capture_output=True, timeout=60).returncode == 0
 
 
 def test_run_again_is_a_noop_then_picks_up_a_changed_file(demo):
@@ -79,6 +106,74 @@ def test_error_check_failure_exits_1_and_names_the_file(demo, tmp_path):
     assert "landed" in result.stderr and (root / "landing" / "orders" / "blob.csv").exists()
     line = next(line for line in result.stdout.splitlines() if "blob.csv" in line)
     assert "file_parsed(error)" in line and "rejected" in line
+
+
+def test_run_says_why_for_every_file_that_is_not_simply_published(tmp_path):
+    (tmp_path / "quality.yaml").write_text(
+        "datasets:\n  orders:\n    landing: {path: landing}\n    columns: {id: bigint, amount: double}\n"
+        "    rules:\n      - range: {column: amount, min: 0}\n")
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "a_good.csv").write_text("id,amount\n1,2\n2,3\n")
+    (landing / "b_blob.csv").write_bytes(b"\x00\x01binary\x00" * 64)
+    (landing / "c_empty.csv").write_text("")
+    (landing / "d_header.csv").write_text("id,amount\n")
+    (landing / "e_bad.csv").write_text("id,amount\n1,x\n2,-5\n3,1\n4,y\n5,1,extra\n")
+    result = run_cli("run", cwd=tmp_path, env={"QA_CONTRACTS": str(tmp_path / "quality.yaml")})
+    assert result.returncode == 1, result.stdout + result.stderr  # rejected and blocked files
+    out = result.stdout
+    assert outcome_column(out) == {"a_good.csv": "passed, published", "b_blob.csv": "rejected", "c_empty.csv": "empty",
+                                   "d_header.csv": "empty", "e_bad.csv": "blocked"}
+    output = tmp_path / "output" / "orders"
+    assert ("  orders/b_blob.csv: rejected: the file is binary, not text in a supported format (NUL bytes in the first block)\n"
+            f"      report: {output / 'b_blob.csv' / 'report.html'}\n") in out
+    assert "Fail: the file was rejected: the file is binary" in (output / "b_blob.csv" / "report.html").read_text()
+    assert "  orders/c_empty.csv: empty: the file is empty\n" in out
+    assert "  orders/d_header.csv: empty: header only: no data rows\n" in out
+    assert "Empty: the file is empty" in (output / "c_empty.csv" / "report.html").read_text()
+    assert ("  orders/e_bad.csv: not published: blocked by range_amount; "
+            "3 row(s) quarantined (E_NUMERIC_FORMAT 2, E_COLUMN_COUNT 1)\n") in out
+    assert "5 file(s): 1 passed, 1 blocked, 1 rejected, 2 empty; 1 published" in out
+    assert "clean" not in out
+    where = out.split("Where to look:")[1]
+    assert f"a report:   {output / 'b_blob.csv' / 'report.html'}" in where
+    assert "qa.quarantine" in where and f"{SCRIPT} --contracts {tmp_path / 'quality.yaml'} ui" in where
+
+
+def test_a_missing_landing_folder_is_refused_naming_the_dataset_and_folder(tmp_path):
+    (tmp_path / "quality.yaml").write_text(
+        "datasets:\n  orders:\n    landing: {path: landing/ordres}\n  customers:\n    landing: {path: landing/customers}\n")
+    (tmp_path / "landing" / "customers").mkdir(parents=True)
+    (tmp_path / "landing" / "customers" / "c.csv").write_text("id\n1\n")
+    env = {"QA_CONTRACTS": str(tmp_path / "quality.yaml")}
+    problem = f"dataset 'orders': the landing folder {tmp_path / 'landing' / 'ordres'} does not exist"
+    for args in (["validate"], ["run"], ["run", "--dataset", "orders"]):
+        result = run_cli(*args, cwd=tmp_path, env=env)
+        assert result.returncode == 2 and problem in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "warehouse").exists()  # nothing ran
+    # the other dataset alone still runs
+    assert run_cli("run", "--dataset", "customers", cwd=tmp_path, env=env).returncode == 0
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_global_options_before_or_after_the_command(demo, tmp_path, command):
+    root, _ = demo
+    contract = str(root / "quality.yaml")
+    before = run_cli("--contracts", contract, command, cwd=tmp_path)
+    after = run_cli(command, "--contracts", contract, cwd=tmp_path)
+    assert before.returncode == after.returncode == 0, before.stderr + after.stderr
+    assert before.stdout == after.stdout and before.stderr == after.stderr
+
+
+def test_a_closed_pipe_ends_quietly(demo, tmp_path):
+    root, _ = demo
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "DAGSTER_HOME"))}
+    process = subprocess.Popen([SCRIPT, "--contracts", str(root / "quality.yaml"), "validate"], cwd=tmp_path,
+                               env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # as `| head` does once it has its lines
+    stderr = process.communicate(timeout=120)[1].decode()
+    assert process.returncode == 141 and stderr == ""
 
 
 def test_bad_contract_exits_2_with_file_and_line(tmp_path):

@@ -152,6 +152,23 @@ def test_invalid_yaml_syntax_names_the_line(tmp_path):
     assert line_of(text, "not_null") <= line <= line_of(text, "unique") + 1  # at or just after the open bracket
 
 
+@pytest.mark.parametrize("bad, hint", [
+    ('      glob: "*.csv', "a quoted value opened on line 8 runs on to line 28: is its closing quote missing?"),
+    ("      glob: '*.csv", "a quoted value opened on line 8 runs on to line"),
+    ("      glob: [a, b", "flow sequence opened here is still open on line 9"),
+    ("      glob: {a: b", "flow mapping opened here is still open on line 9"),
+], ids=["double-quote", "single-quote", "bracket", "brace"])
+def test_a_quote_or_bracket_left_open_is_reported_where_it_opens(tmp_path, bad, hint):
+    from quality_assets.demo import DEMO_CONTRACT
+
+    lines = DEMO_CONTRACT.splitlines()
+    assert lines[7] == '      glob: "*.csv"'
+    lines[7] = bad
+    path, problems = contract_problems(tmp_path, "\n".join(lines) + "\n")
+    assert len(problems) == 1 and problems[0].startswith(f"{path}:8: YAML: cannot parse: "), problems
+    assert hint in problems[0]
+
+
 def test_tab_indentation_is_a_yaml_error_not_a_traceback(tmp_path):
     path, problems = contract_problems(tmp_path, "version: 1\ndatasets:\n\torders: {}\n")
     assert problems[0].startswith(f"{path}:3: YAML: cannot parse")

@@ -20,6 +20,8 @@ from quality_assets.defs.daily import FILE_PARSED_CHECK, forget
 from quality_assets.defs.definitions import build_definitions
 from quality_assets.warehouse import Warehouse
 
+pytestmark = pytest.mark.clock  # date-sensitive: `make test-future` runs it a year ahead too
+
 CONTRACT = """\
 datasets:
   sales:
@@ -409,6 +411,15 @@ def test_daily_landing_sensor_runs_closed_days_once_and_waits_for_today(project)
         third = evaluate(sensor, instance, repo, second.cursor)
         assert [r.partition_key for r in third.run_requests] == ["2026-11-03"]
         assert third.run_requests[0].run_key != first.run_requests[0].run_key
+
+
+def test_daily_landing_sensor_reports_a_missing_landing_folder(project):
+    (project / "landing" / "sales").rmdir()
+    repo = definitions(project).get_repository_def()
+    with dg.instance_for_test() as instance:
+        result = evaluate(repo.get_sensor_def("sales_landing_sensor"), instance, repo)
+    assert result.run_requests == []
+    assert result.skip_message == f"dataset 'sales': the landing folder {project / 'landing' / 'sales'} does not exist"
 
 
 def test_forget_drops_keys_from_the_cursor():

@@ -15,7 +15,7 @@ from quality_assets.defs.raw import (
     build_raw_asset,
     files_partitions,
 )
-from quality_assets.defs.resources import WarehouseResource
+from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
 
 CONTRACT = """\
 datasets:
@@ -77,10 +77,26 @@ def materialize_file(project: Path, dataset: str, name: str, instance, force: bo
         [build_raw_asset(ds, partitions)],
         partition_key=name,
         instance=instance,
-        resources={"warehouse": WarehouseResource(path=str(project / "wh.duckdb"))},
+        resources={"warehouse": WarehouseResource(path=str(project / "wh.duckdb")),
+                   "output_folder": OutputFolderResource(path=str(project / "output"))},
         run_config=dg.RunConfig(ops={f"{dataset}__raw": RawLoadConfig(force=force)}),
         raise_on_error=False,
     )
+
+
+def test_descriptions_render_in_the_ui_as_written(project):
+    """The UI renders descriptions as markdown: an <angle-bracketed> word outside a code span is an
+    HTML tag to it and disappears (the report's description read `orders//.`)."""
+    import re
+
+    defs = build_definitions(load_contract(project / "quality.yaml"), settings_for(project))
+    repo = defs.get_repository_def()
+    texts = {key.to_user_string(): repo.asset_graph.get(key).description for key in repo.asset_graph.get_all_asset_keys()}
+    texts.update({s.name: s.description for s in [*repo.sensor_defs, *repo.schedule_defs]})
+    texts.update({j.name: j.description for j in repo.get_all_jobs()})
+    for name, text in texts.items():
+        assert not re.search(r"<[A-Za-z_/]", re.sub(r"`[^`]*`", "", text or "")), (name, text)
+    assert "`$QA_OUTPUT_DIR/orders/<partition>/`" in texts["orders/report"]
 
 
 def test_materialize_clean_file_passes_check_and_records_metadata(project):

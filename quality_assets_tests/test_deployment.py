@@ -44,7 +44,7 @@ datasets:
   sales:
     landing: {path: landing/sales, glob: "*.csv"}
     partitioning: daily
-    daily: {start: 2026-11-01, file_pattern: 'sales_(?P<date>\\d{8})'}
+    daily: {start: FIRST_DAY, file_pattern: 'sales_(?P<date>\\d{8})'}
     columns: {id: bigint, total: double}
 """
 BIG_ROWS = 1_500_000
@@ -73,6 +73,24 @@ def today() -> dt.date:
     return dt.date.today()
 
 
+# The daily files' days, derived from today so that the test means the same on any date: closed,
+# and well inside the 30-day retention of OPERATIONS.md. Day n stands for its example day 2026-11-0n.
+FIRST = today() - dt.timedelta(days=10)
+
+
+def day(n: int, fmt: str = "%Y-%m-%d") -> str:
+    return (FIRST + dt.timedelta(days=n - 1)).strftime(fmt)
+
+
+def sales_file(n: int, suffix: str = "") -> str:
+    return f"sales_{day(n, '%Y%m%d')}{suffix}.csv"
+
+
+def with_test_days(text: str) -> str:
+    """OPERATIONS.md's example days (2026-11-01..09) replaced by the test's days."""
+    return re.sub(r"2026-11-0(\d)", lambda m: day(int(m.group(1))), text)
+
+
 def land(folder: Path, name: str, text: str | bytes) -> Path:
     """Write under a temporary name, then rename: the sensor only ever sees complete files."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -85,7 +103,7 @@ def land(folder: Path, name: str, text: str | bytes) -> Path:
 def run_block(deployment: Deployment, name: str, **kwargs) -> list[subprocess.CompletedProcess]:
     """Run every command of an OPERATIONS.md block in the deployment's folder and environment."""
     results = []
-    for line in command_lines(operations_blocks()[name]):
+    for line in command_lines(with_test_days(operations_blocks()[name])):
         result = subprocess.run(["bash", "-c", line], cwd=deployment.workdir, env=deployment.env,
                                 capture_output=True, text=True, timeout=300, **kwargs)
         assert result.returncode == 0, f"{name}: {line}\nstdout: {result.stdout}\nstderr: {result.stderr}"
@@ -247,12 +265,11 @@ def test_compose_agrees_with_dagster_yaml_and_workspace():
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
-    assert today() > dt.date(2026, 11, 7), "the test's daily files are dated 2026-11-01..06"
     root = tmp_path_factory.mktemp("deployment")
     project = root / "project"
     for folder in ("landing/orders", "landing/sales"):
         (project / folder).mkdir(parents=True)
-    (project / "quality.yaml").write_text(CONTRACT)
+    (project / "quality.yaml").write_text(CONTRACT.replace("FIRST_DAY", day(1)))
     with fresh_database() as database:
         deployment = Deployment(root, database, project, extra_env={"BACKUP_DIR": str(root / "backups")})
         try:
@@ -265,25 +282,26 @@ def deployment(tmp_path_factory):
             deployment.stop_all()
 
 
+@pytest.mark.slow
 def test_landed_files_are_processed_through_the_real_processes(deployment):
     orders = deployment.project / "landing" / "orders"
     sales = deployment.project / "landing" / "sales"
     land(orders, "good.csv", "order_id,amount,day\n1,2.5,2026-11-01\n2,3.5,2026-11-01\n3,1,2026-11-02\n")
     land(orders, "bad.csv", "order_id,amount,day\n4,x,2026-11-01\n5,2,2026-11-02\n")
     land(orders, "blob.csv", b"\x00\x01binary\x00" * 64)
-    land(sales, "sales_20261101.csv", "id,total\n1,10\n2,20\n")
-    land(sales, "sales_20261103.csv", "id,total\n3,30\n")
-    land(sales, "sales_20261105.csv", "id,total\n4,40\n5,50\n")
-    land(sales, "sales_20261105_late.csv", "id,total\n6,60\n")
+    land(sales, sales_file(1), "id,total\n1,10\n2,20\n")
+    land(sales, sales_file(3), "id,total\n3,30\n")
+    land(sales, sales_file(5), "id,total\n4,40\n5,50\n")
+    land(sales, sales_file(5, "_late"), "id,total\n6,60\n")
     land(sales, f"sales_{today():%Y%m%d}.csv", "id,total\n7,70\n")  # today has not ended: waits
     land(sales, "notes.csv", "id,total\n8,80\n")  # no date in the name: skipped
 
-    runs = wait_runs_done(deployment, ["good.csv", "bad.csv", "blob.csv", "2026-11-01", "2026-11-03", "2026-11-05"])
+    runs = wait_runs_done(deployment, ["good.csv", "bad.csv", "blob.csv", day(1), day(3), day(5)])
     statuses = {p: [r["status"] for r in rs] for p, rs in runs.items()}
     assert statuses == {
         "good.csv": ["SUCCESS"], "bad.csv": ["SUCCESS"],
         "blob.csv": ["FAILURE"],  # the blocking file_parsed check failed with error severity
-        "2026-11-01": ["SUCCESS"], "2026-11-03": ["SUCCESS"], "2026-11-05": ["SUCCESS"],  # one run per day
+        day(1): ["SUCCESS"], day(3): ["SUCCESS"], day(5): ["SUCCESS"],  # one run per day
     }
     for rs in runs.values():
         assert rs[0]["tags"]["dagster/sensor_name"] in ("orders_landing_sensor", "sales_landing_sensor")
@@ -294,7 +312,7 @@ def test_landed_files_are_processed_through_the_real_processes(deployment):
     assert check_executions(deployment, ["orders", "raw"]) == {
         "good.csv": ["SUCCEEDED"], "bad.csv": ["FAILED"], "blob.csv": ["FAILED"]}
     assert check_executions(deployment, ["sales", "raw"]) == {
-        "2026-11-01": ["SUCCEEDED"], "2026-11-03": ["SUCCEEDED"], "2026-11-05": ["SUCCEEDED"]}
+        day(1): ["SUCCEEDED"], day(3): ["SUCCEEDED"], day(5): ["SUCCEEDED"]}
 
     # The warehouse holds every row once, with its partition and run.
     assert dict(warehouse_rows(deployment, 'SELECT _partition_key, count(*) FROM raw."orders" GROUP BY 1')) == {
@@ -304,15 +322,15 @@ def test_landed_files_are_processed_through_the_real_processes(deployment):
     assert dict(warehouse_rows(deployment, "SELECT partition_key, status FROM qa.files WHERE dataset = 'orders'")) == {
         "good.csv": "loaded", "bad.csv": "loaded_with_errors", "blob.csv": "rejected"}
     assert sorted(warehouse_rows(deployment, 'SELECT _partition_key, _source_file, id FROM raw."sales"')) == [
-        ("2026-11-01", "sales_20261101.csv", 1), ("2026-11-01", "sales_20261101.csv", 2),
-        ("2026-11-03", "sales_20261103.csv", 3), ("2026-11-05", "sales_20261105.csv", 4),
-        ("2026-11-05", "sales_20261105.csv", 5), ("2026-11-05", "sales_20261105_late.csv", 6)]
+        (day(1), sales_file(1), 1), (day(1), sales_file(1), 2),
+        (day(3), sales_file(3), 3), (day(5), sales_file(5), 4),
+        (day(5), sales_file(5), 5), (day(5), sales_file(5, "_late"), 6)]
     run_ids = {r["run_id"] for rs in runs.values() for r in rs}
     assert {r[0] for r in warehouse_rows(deployment, 'SELECT DISTINCT _run_id FROM raw."orders"')} <= run_ids
 
     # The webserver's GraphQL API reports the materializations.
     assert set(deployment.materialized_partitions(["orders", "raw"])) >= {"good.csv", "bad.csv"}
-    assert set(deployment.materialized_partitions(["sales", "raw"])) == {"2026-11-01", "2026-11-03", "2026-11-05"}
+    assert set(deployment.materialized_partitions(["sales", "raw"])) == {day(1), day(3), day(5)}
 
     # Alerts: both failed checks and the failed run, each naming dataset, partition, rule and report.
     def alerts():
@@ -332,13 +350,14 @@ def test_landed_files_are_processed_through_the_real_processes(deployment):
     assert "QA_ALERT {" in deployment.services["code"].log.read_text()  # the log line
 
 
+@pytest.mark.slow
 def test_backfill_of_a_date_range_is_one_run(deployment):
     # Through the daemon: a backfill launched on the webserver's GraphQL API, as the UI does.
     data = deployment.graphql(
         """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
              __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
         {"params": {"partitionsByAssets": [{"assetKey": {"path": ["sales", "raw"]},
-                                           "partitions": {"range": {"start": "2026-11-04", "end": "2026-11-06"}}}]}},
+                                           "partitions": {"range": {"start": day(4), "end": day(6)}}}]}},
     )["launchPartitionBackfill"]
     assert data["__typename"] == "LaunchBackfillSuccess", data
     backfill_id = data["backfillId"]
@@ -354,19 +373,19 @@ def test_backfill_of_a_date_range_is_one_run(deployment):
     [run] = runs
     assert run["status"] == "SUCCESS"
     assert (run["tags"]["dagster/asset_partition_range_start"], run["tags"]["dagster/asset_partition_range_end"]) == (
-        "2026-11-04", "2026-11-06")
+        day(4), day(6))
     # Every day of the range is materialized by that run; the days without files fail the check (warn).
     partitions = deployment.sql(
         "SELECT partition FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION' ORDER BY partition",
         [run["run_id"]])
-    assert [p[0] for p in partitions] == ["2026-11-04", "2026-11-05", "2026-11-06"]
+    assert [p[0] for p in partitions] == [day(4), day(5), day(6)]
     checks = dict(deployment.sql("SELECT partition, execution_status FROM asset_check_executions WHERE run_id = %s",
                                  [run["run_id"]]))
     # each day's own result, and the run's verdict over the range (partition NULL)
-    assert checks == {"2026-11-04": "FAILED", "2026-11-05": "SUCCEEDED", "2026-11-06": "FAILED", None: "FAILED"}
+    assert checks == {day(4): "FAILED", day(5): "SUCCEEDED", day(6): "FAILED", None: "FAILED"}
     statuses = dict(warehouse_rows(deployment, "SELECT status, count(*) FROM qa.files WHERE run_id = ? GROUP BY 1",
                                    [run["run_id"]]))
-    assert statuses == {"unchanged": 2}  # 2026-11-05's two files, identical: nothing rewritten
+    assert statuses == {"unchanged": 2}  # day 5's two files, identical: nothing rewritten
 
     # From the command line (OPERATIONS.md), in-process against the same instance: also one run.
     before = {r["run_id"] for r in deployment.runs()}
@@ -374,8 +393,8 @@ def test_backfill_of_a_date_range_is_one_run(deployment):
     new = [r for r in deployment.runs() if r["run_id"] not in before]
     assert len(new) == 1 and new[0]["status"] == "SUCCESS", (new, result.stderr[-2000:])
     assert (new[0]["tags"]["dagster/asset_partition_range_start"], new[0]["tags"]["dagster/asset_partition_range_end"]) == (
-        "2026-11-01", "2026-11-03")
-    assert set(deployment.materialized_partitions(["sales", "raw"])) >= {f"2026-11-0{d}" for d in range(1, 7)}
+        day(1), day(3))
+    assert set(deployment.materialized_partitions(["sales", "raw"])) >= {day(d) for d in range(1, 7)}
 
 
 def run_workers(deployment: Deployment) -> list[int]:
@@ -384,6 +403,7 @@ def run_workers(deployment: Deployment) -> list[int]:
             and "resource_tracker" not in cmdline(pid)]
 
 
+@pytest.mark.slow
 def test_daemon_killed_during_a_run_then_restarted(deployment):
     orders = deployment.project / "landing" / "orders"
     lines = ["order_id,amount,day"] + [f"{i},{i % 1000}.5,2026-11-0{i % 7 + 1}" for i in range(BIG_ROWS)]
@@ -437,6 +457,7 @@ def test_daemon_killed_during_a_run_then_restarted(deployment):
         60, "the restarted daemon's heartbeat")
 
 
+@pytest.mark.slow
 def test_operations_commands(deployment):
     [info, grpc, daemon, pg] = run_block(deployment, "health")
     assert json.loads(info.stdout)["dagster_webserver_version"]
@@ -474,6 +495,7 @@ def test_operations_commands(deployment):
     assert "accepting connections" in ready.stdout
 
 
+@pytest.mark.slow
 def test_retention_removes_old_partitions_everywhere(deployment):
     dry, real = run_block(deployment, "retention")  # nothing is 30 days old yet
     assert "nothing to remove" in dry.stdout and "nothing to remove" in real.stdout
@@ -497,9 +519,10 @@ def test_retention_removes_old_partitions_everywhere(deployment):
     assert warehouse_rows(deployment, "SELECT count(*) FROM qa.files WHERE dataset = 'orders'") == [(0,)]
     assert (deployment.project / "landing" / "orders" / "good.csv").exists()
     # The sales dataset was not touched.
-    assert set(deployment.materialized_partitions(["sales", "raw"])) >= {"2026-11-01", "2026-11-05"}
+    assert set(deployment.materialized_partitions(["sales", "raw"])) >= {day(1), day(5)}
 
 
+@pytest.mark.slow
 def test_backup_and_restore(deployment):
     run_block(deployment, "backup")
     runs_before = deployment.sql("SELECT count(*) FROM runs")[0][0]
@@ -521,6 +544,7 @@ def test_backup_and_restore(deployment):
     assert data["runsOrError"]["count"] == runs_before
 
 
+@pytest.mark.slow
 def test_local_dagster_dev_serves_the_demo(tmp_path):
     """OPERATIONS.md's laptop deployment: the demo, then `dagster dev` with its embedded instance."""
     port = str(free_port())

@@ -31,7 +31,7 @@ from quality_assets.contract import load_contract
 from quality_assets.defs.definitions import build_definitions
 from quality_assets.defs.profile import build_profile_asset
 from quality_assets.defs.raw import build_raw_asset, files_partitions
-from quality_assets.defs.resources import WarehouseResource
+from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
 from quality_assets.profile import (
     COLUMN_METRICS,
     ProfileOptions,
@@ -498,7 +498,8 @@ def test_materialize_raw_and_profile_twice_keeps_history(tmp_path, monkeypatch):
     partitions = files_partitions(dataset)
     assert dg.AssetKey(["orders", "profile"]) in {
         key for a in build_definitions(contract, settings).assets for key in a.keys}
-    resources = {"warehouse": WarehouseResource(path=str(settings.duckdb_path))}
+    resources = {"warehouse": WarehouseResource(path=str(settings.duckdb_path)),
+                 "output_folder": OutputFolderResource(path=str(settings.output_dir))}
     assets = [build_raw_asset(dataset, partitions), build_profile_asset(dataset, partitions)]
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("orders_files", ["a.csv"])

@@ -481,6 +481,7 @@ def open_page(browser, path: Path):
     return page, seen
 
 
+@pytest.mark.slow
 def test_report_in_chromium_loads_offline_with_every_section(pipeline, browser):
     root, settings, _ = pipeline
     path = partition_output_dir(settings.output_dir, "orders", ODD_FILE) / REPORT_FILE
@@ -505,6 +506,7 @@ def test_report_in_chromium_loads_offline_with_every_section(pipeline, browser):
     page.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strip_csp", [False, True], ids=["as-written", "without-csp"])
 def test_hostile_names_and_values_render_as_text(pipeline, browser, tmp_path, strip_csp):
     """Escaping alone keeps data inert: also checked with the page's Content-Security-Policy removed."""
@@ -529,6 +531,7 @@ def test_hostile_names_and_values_render_as_text(pipeline, browser, tmp_path, st
     page.close()
 
 
+@pytest.mark.slow
 def test_comparison_in_chromium(pipeline, browser):
     root, settings, _ = pipeline
     output = root / "cmp-browser.html"

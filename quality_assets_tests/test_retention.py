@@ -20,6 +20,8 @@ from quality_assets.retention import (
 )
 from quality_assets.warehouse import Warehouse
 
+pytestmark = pytest.mark.clock  # date-sensitive: `make test-future` runs it a year ahead too
+
 SCRIPT = str(Path(sys.executable).with_name("quality-assets"))
 OLD_DAY = dt.date.today() - dt.timedelta(days=50)
 NEW_DAY = dt.date.today() - dt.timedelta(days=2)

@@ -152,6 +152,7 @@ def test_row_count(harness, tmp_path):
     assert result.message == "4 rows, expected [2, 3]"
 
 
+@pytest.mark.clock
 def test_freshness_of_a_column_counts_a_date_through_its_day(harness, tmp_path):
     ds = dataset(tmp_path, [{"freshness": {"column": "day", "max_age": "1d"}}])
     fresh = only(evaluate(harness, ds, csv(*GOOD), now=dt.datetime(2026, 11, 4, 12, tzinfo=dt.timezone.utc)))
@@ -160,6 +161,7 @@ def test_freshness_of_a_column_counts_a_date_through_its_day(harness, tmp_path):
     assert not stale.passed and "newest day is 2.0d old" in stale.message
 
 
+@pytest.mark.clock
 def test_freshness_of_the_file(harness, tmp_path):
     ds = dataset(tmp_path, [{"freshness": {"max_age": "2h"}}])
     path = harness.write("a.csv", csv(*GOOD))

@@ -16,6 +16,8 @@ from quality_assets.ingest import LoadAudit, insert_audit
 from quality_assets.scorecard import compute_scorecard, markdown, write_files, write_scorecard
 from quality_assets.warehouse import Warehouse
 
+pytestmark = pytest.mark.clock  # date-sensitive: `make test-future` runs it a year ahead too
+
 DAY = "2026-11-03"
 NOW = dt.datetime(2026, 11, 5, 8, 0)
 

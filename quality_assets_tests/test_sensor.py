@@ -198,13 +198,16 @@ def test_file_already_partitioned_is_not_added_again_but_runs_when_changed(make_
     assert sensor.instance.get_dynamic_partitions(PARTITIONS) == ["a.csv"]
 
 
-def test_missing_landing_folder_gives_no_error_and_no_requests(make_sensor):
+def test_missing_landing_folder_is_reported_on_every_tick_then_its_files_run_once_it_exists(make_sensor):
     sensor = make_sensor(make_folder=False)
+    problem = f"dataset 'orders': the landing folder {sensor.root} does not exist"
 
-    result = sensor.tick()
-
-    assert_quiet(result)
-    assert sensor.cursor_state() == {"version": 1, "seen": {}, "pending": {}}
+    for _ in range(2):
+        result = sensor.tick()
+        assert (requested(result), added(result), skipped(result)) == ([], [], problem)
+        assert sensor.logs == [("ERROR", f"{problem}: create it, or fix landing.path in the contract")]
+    sensor.land("a.csv", "id\n1\n", age_s=HOUR_S)
+    assert [key for key, _ in requested(sensor.tick())] == ["a.csv"]
 
 
 # --- changes --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from quality_assets.defs.raw import (
     markdown_table,
 )
 from quality_assets.defs.resources import WarehouseResource
-from quality_assets.landing import plan_tick
+from quality_assets.landing import missing_landing, plan_tick
 
 
 def daily_partitions(dataset: Dataset) -> dg.DailyPartitionsDefinition:
@@ -156,6 +156,9 @@ def build_daily_landing_sensor(dataset: Dataset, job, settings: Settings) -> dg.
         ),
     )
     def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        if (problem := missing_landing(dataset)) is not None:  # said on every tick, in the log and the UI
+            context.log.error(f"{problem}: create it, or fix landing.path in the contract")
+            return dg.SensorResult(skip_reason=problem, cursor=context.cursor)
         plan = plan_tick(
             dataset, context.cursor, time.time_ns(), set(),
             settle_s=settings.sensor_settle_s,

@@ -8,9 +8,10 @@ from contextlib import contextmanager
 import dagster as dg
 
 from quality_assets.contract import Dataset
-from quality_assets.defs.resources import WarehouseResource
+from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
 from quality_assets.ingest import LoadAudit, load_file
 from quality_assets.landing import resolve_file
+from quality_assets.report import build_report
 
 FILE_PARSED_CHECK = "file_parsed"
 WAREHOUSE_POOL = "duckdb_warehouse"
@@ -56,14 +57,24 @@ def build_raw_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg
         ],
         metadata={"dataset": dataset.name, "landing_dir": str(dataset.landing_dir), "glob": dataset.glob},
     )
-    def raw(context: dg.AssetExecutionContext, config: RawLoadConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    def raw(context: dg.AssetExecutionContext, config: RawLoadConfig, warehouse: WarehouseResource,
+            output_folder: OutputFolderResource) -> dg.MaterializeResult:
         try:
             path = resolve_file(dataset, context.partition_key)
         except FileNotFoundError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
         audit = load_file(warehouse.get(), path, dataset, context.partition_key, context.run.run_id, force=config.force)
         context.log.info(f"{dataset.name}/{context.partition_key}: {audit.status}: {audit.message}")
-        return dg.MaterializeResult(metadata=raw_metadata(audit), check_results=[file_parsed_result(audit)])
+        metadata = raw_metadata(audit)
+        if audit.status == "rejected":
+            # file_parsed fails and blocks every later stage, the report included: the producer still
+            # gets a report saying why.
+            report = build_report(warehouse.get(), dataset.name, context.partition_key, output_folder.get(),
+                                  dataset.description or "")
+            metadata["report_path"] = dg.MetadataValue.path(str(report.report_path))
+            metadata["verdict"] = report.data.verdict.level
+            metadata["headline"] = report.data.verdict.headline
+        return dg.MaterializeResult(metadata=metadata, check_results=[file_parsed_result(audit)])
 
     return raw
 

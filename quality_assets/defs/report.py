@@ -40,7 +40,7 @@ def _report_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.A
         description=(
             "A self-contained HTML report of the partition (verdict and failures first, then the file audit, "
             "every column's profile and trend, correlations) with profile.json, metrics.csv, audit.log.json and "
-            "metrics.prom, written atomically under <QA_OUTPUT_DIR>/" + dataset.name + "/<partition>/."
+            "metrics.prom, written atomically under `$QA_OUTPUT_DIR/" + dataset.name + "/<partition>/`."
         ),
         metadata={"dataset": dataset.name},
     )
@@ -71,6 +71,7 @@ def report_metadata(result: ReportResult) -> dict:
     summary = data.summary()
     return {
         "verdict": data.verdict.level,
+        "headline": data.verdict.headline,
         "summary": dg.MetadataValue.md(summary_markdown(result)),
         "report_path": dg.MetadataValue.path(str(result.report_path)),
         "output_folder": dg.MetadataValue.path(str(result.folder)),

@@ -34,7 +34,7 @@ def build_scorecard(contract: Contract, settings: Settings) -> tuple:
         pool=WAREHOUSE_POOL,
         description=(
             "Per dataset and day: files, rows, quarantined rows, checks passed and failed, anomalies, "
-            "drift and freshness, in qa.scorecard and <QA_OUTPUT_DIR>/scorecard/<day>/."
+            "drift and freshness, in qa.scorecard and `$QA_OUTPUT_DIR/scorecard/<day>/`."
         ),
     )
     def scorecard(

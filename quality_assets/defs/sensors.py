@@ -7,7 +7,7 @@ import dagster as dg
 
 from quality_assets.config import Settings
 from quality_assets.contract import Dataset
-from quality_assets.landing import plan_tick, run_key
+from quality_assets.landing import missing_landing, plan_tick, run_key
 
 
 def build_landing_sensor(
@@ -27,6 +27,9 @@ def build_landing_sensor(
         ),
     )
     def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        if (problem := missing_landing(dataset)) is not None:  # said on every tick, in the log and the UI
+            context.log.error(f"{problem}: create it, or fix landing.path in the contract")
+            return dg.SensorResult(skip_reason=problem, cursor=context.cursor)
         plan = plan_tick(
             dataset, context.cursor, time.time_ns(), set(),
             settle_s=settings.sensor_settle_s,

@@ -129,6 +129,9 @@ def verdict_of(data: ReportData) -> Verdict:
     if load is None:
         return Verdict("no_data", "No load recorded for this partition",
                        ["qa.files has no row for it: the file was never loaded, or retention removed it"])
+    if load.get("status") in ("empty", "loaded") and not load.get("rows_read"):  # empty or header only
+        return Verdict("no_data", f"Empty: {load.get('message') or 'the file holds no data rows'}",
+                       ["there is nothing to check: the file holds no data rows"])
     reasons_fail, reasons_warn = [], []
     if load.get("status") == "rejected":
         reasons_fail.append(f"the file was rejected: {load.get('message') or load.get('status')}")
