@@ -19,6 +19,7 @@ from pathlib import Path
 
 OUTCOMES = ("passed", "warnings", "blocked", "rejected", "empty", "failed")
 TOP_CODES = 3
+TOP_CAUSES = 3  # anomaly causes printed per file
 
 
 @dataclass
@@ -36,6 +37,7 @@ class FileOutcome:
     verdict: str = ""  # the report's: pass | warn | fail | no_data
     headline: str = ""  # the report's headline
     report_path: str | None = None
+    causes: list[dict] = field(default_factory=list)  # the anomaly stage's top causes (level, rows, description)
     failure: str = ""  # why the run failed, when not because of a check
     error_failed: bool = False
     seconds: float = 0.0
@@ -76,6 +78,9 @@ class FileOutcome:
             parts.append("failed warn checks: " + ", ".join(warned))
         if outcome == "warnings" and self.headline:
             parts.append(f"verdict: {self.headline}")
+        for cause in self.causes[:TOP_CAUSES]:
+            what = "change" if cause.get("level") == "partition" else f"{cause.get('rows', 0):,} row(s)"
+            parts.append(f"anomaly ({what}): {cause.get('description', '')}")
         return parts
 
 
@@ -131,6 +136,8 @@ def outcome_of(dataset: str, key: str, result) -> FileOutcome:
             outcome.quarantined_by_code = dict(meta.get("quarantined_by_code") or {})
         elif stage == "published":
             outcome.published = True
+        elif stage == "anomalies":
+            outcome.causes = list(meta.get("top_causes") or [])
         if stage in ("raw", "report") and "verdict" in meta:  # raw has it when it wrote a rejected file's report
             outcome.verdict, outcome.headline = meta["verdict"], meta.get("headline", "")
             outcome.report_path = meta.get("report_path")

@@ -140,6 +140,22 @@ def test_run_says_why_for_every_file_that_is_not_simply_published(tmp_path):
     assert "qa.quarantine" in where and f"{SCRIPT} --contracts {tmp_path / 'quality.yaml'} ui" in where
 
 
+def test_run_names_the_anomaly_causes_of_each_file(tmp_path):
+    (tmp_path / "quality.yaml").write_text("datasets:\n  sales:\n    landing: {path: landing}\n")
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    rng = __import__("random").Random(4)
+    for month in range(1, 6):
+        rows = [f"{month},{rng.choice(['north', 'south', 'east'])},{rng.lognormvariate(3.5, 0.4):.2f}" for _ in range(300)]
+        if month == 5:  # ten amounts in thousands of cents
+            rows = [r if i % 30 else r.rsplit(",", 1)[0] + ",40000.00" for i, r in enumerate(rows)]
+        (landing / f"sales_{month:02d}.csv").write_text("period,store,amount\n" + "\n".join(rows) + "\n")
+    result = run_cli("run", cwd=tmp_path, env={"QA_CONTRACTS": str(tmp_path / "quality.yaml")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("  sales/sales_05.csv:"))
+    assert "anomaly (10 row(s)): amount above its usual range" in line, result.stdout
+
+
 def test_a_missing_landing_folder_is_refused_naming_the_dataset_and_folder(tmp_path):
     (tmp_path / "quality.yaml").write_text(
         "datasets:\n  orders:\n    landing: {path: landing/ordres}\n  customers:\n    landing: {path: landing/customers}\n")
