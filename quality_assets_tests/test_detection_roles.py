@@ -253,3 +253,17 @@ def test_a_pair_never_seen_where_independence_expects_many_is_flagged(warehouse,
     result = run_months(warehouse, dataset, months)[-1]
     assert set(north + 1) <= {r["_source_row"] for r in result.rows}
     assert any(c["signal"] == "combination" and c["rows"] >= 6 for c in result.causes)
+
+
+def test_a_new_category_on_many_rows_is_reported_once_a_handful_of_unseen_values_row_by_row(warehouse, dataset):
+    rng = np.random.default_rng(21)
+    months = [month(i, rng) for i in range(6)]
+    last = months[5]
+    last["store"][:60] = "harbour"  # a new store opened: 6% of the rows
+    last["store"][[500, 600, 700]] = "nrth"  # a typo on three rows
+    result = run_months(warehouse, dataset, months)[-1]
+    flagged = {r["_source_row"] for r in result.rows}
+    assert {501, 601, 701} <= flagged and not flagged & set(range(1, 61))
+    [opened] = [c for c in result.causes if c["condition"] == "new value"]
+    assert opened["rows"] == 60 and opened["level"] == "partition" and "'harbour'" in opened["description"]
+    assert not any(m.metric == "rows_departing" and m.column_name == "store" for m in result.metrics)

@@ -87,6 +87,7 @@ FLOOD_MIN_ROWS = 10
 REFITTABLE = ("value", "date", "length", "category", "shape", "null")
 RARE = 0.01  # an event this rare in the history can be counted as a cluster
 VALUED = ("category", "shape")
+NEW_VALUE_SHARE = 0.01  # an unseen value on more rows than this share is a new category, not a typo
 
 
 @dataclass
@@ -262,6 +263,7 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
     flagged_mask = scored.row_p <= threshold
     if settings.contamination is None:
         flagged_mask[clustered_rows(scored, model, d, settings)] = True
+        floods += new_categories(parquet, model, batch_size, flagged_mask)
     flagged = int(flagged_mask.sum())
     if flagged == 0:
         return RowScores(n, 0, threshold, method, [], d, [], floods), first.sample
@@ -273,6 +275,33 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
     rank[order] = np.arange(1, flagged + 1)
     top, causes = explain_flagged(parquet, model, batch_size, flagged_mask, rank, scored.row_p, max_rows)
     return RowScores(n, flagged, threshold, method, top, d, summarise_causes(causes, n), floods), first.sample
+
+
+def new_categories(parquet: pq.ParquetFile, model: RowModel, batch_size: int, flagged: np.ndarray) -> list[dict]:
+    """A value never seen before that many rows carry is a category that appears (reported once,
+    its rows unflagged); carried by a handful of rows, it stays suspicious row by row."""
+    n = flagged.size
+    limit = max(FLOOD_MIN_ROWS, NEW_VALUE_SHARE * n)
+    features = [j for j, f in enumerate(model.features) if f.signal == "category" and not f.extra.get("refit")]
+    rows: dict[tuple[int, object], list[int]] = {}
+    start = 0
+    for batch in parquet.iter_batches(batch_size=batch_size, columns=list({model.features[j].inputs[0] for j in features})):
+        local = np.flatnonzero(flagged[start:start + batch.num_rows])
+        for j in features if local.size else ():
+            values = batch.column(model.features[j].inputs[0]).take(pa.array(local))
+            for i in np.flatnonzero(model.features[j].model.index(values) == -1):
+                rows.setdefault((j, values[int(i)].as_py()), []).append(start + int(local[i]))
+        start += batch.num_rows
+    out = []
+    for (j, value), where in sorted(rows.items(), key=lambda kv: -len(kv[1])):
+        if len(where) > limit:
+            flagged[where] = False
+            column = model.features[j].columns[0]
+            out.append({"level": "partition", "columns": [column], "signal": "category", "condition": "new value",
+                        "rows": len(where), "share": len(where) / n, "examples": [],
+                        "description": f"{len(where):,} rows ({len(where) / n:.1%}): {column} takes the new value "
+                                       f"{value!r}, never seen in the history: a category that appears, reported once"})
+    return out
 
 
 def explain_flagged(parquet: pq.ParquetFile, model: RowModel, batch_size: int, flagged: np.ndarray,

@@ -184,7 +184,8 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
             counted = {c["columns"][0] for c in period_causes}
             result.causes = scores.floods + period_causes + [
                 c for c in scores.causes if not (c["signal"] == "period" and c["columns"][0] in counted)]
-            result.metrics += [_flood_metric(flood, len(result.reference_partitions)) for flood in scores.floods]
+            result.metrics += [_flood_metric(flood, len(result.reference_partitions)) for flood in scores.floods
+                               if flood["condition"] != "new value"]  # a category that appears is news, not an alarm
             if reference_sample is not None:
                 result.drift = judge(_drift_tests(model, result.roles, current_sample, reference_sample), settings)
         result.duration_s = round(time.perf_counter() - started, 3)
