@@ -87,7 +87,10 @@ class NumericTail:
             sorted_values=grid, n=n, log=log, q_lo=float(q_lo), q_hi=float(q_hi),
             beta_lo=max(float(np.mean(q_lo - below)) if below.size else 0.0, floor),
             beta_hi=max(float(np.mean(above - q_hi)) if above.size else 0.0, floor),
-            share_lo=max(below.size, 1) / (n + 1), share_hi=max(above.size, 1) / (n + 1),
+            # the mass at or beyond the threshold: values piled on the maximum (the 31st of a
+            # month) are a tail too, not an empty one
+            share_lo=max(int((transformed <= q_lo).sum()), 1) / (n + 1),
+            share_hi=max(int((transformed >= q_hi).sum()), 1) / (n + 1),
             median=float(med), mad=float(np.median(np.abs(raw - med))), q1=float(q1), q3=float(q3),
             raw_min=float(raw[0]), raw_max=float(raw[-1]),
         )
