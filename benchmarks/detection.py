@@ -3,6 +3,7 @@
     /work/venv/bin/python benchmarks/detection.py                       # quality, then speed at 1M and 10M rows
     /work/venv/bin/python benchmarks/detection.py --skip-speed          # quality only (~3 minutes)
     /work/venv/bin/python benchmarks/detection.py --skip-quality --speed-rows 1000000
+    git worktree add /tmp/before <commit>; .venv/bin/python benchmarks/detection.py --baseline /tmp/before --speed-rows 1000000
 
 Quality. A generated web-shop export, one daily partition per day: 17 mixed columns (integer key,
 customer code, country and its currency, channel, category, quantity, unit price, amount =
@@ -406,16 +407,48 @@ def speed(rows_list: list[int]) -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def compare(rows_list: list[int], baseline: Path, rounds: int) -> None:
+    """This tree's anomaly stage against another tree's (`--baseline`, e.g. a worktree of an older
+    commit) on the same data, alternating, each run in its own process; best of the rounds."""
+    theirs = baseline / "benchmarks" / "detection.py"
+    print(f"\nSpeed against {baseline} (best of {rounds} alternating rounds, each run in its own process)\n")
+    print(f"{'rows':>11} {'tree':<9} {'wall s':>8} {'cpu s':>8} {'peak RSS MB':>12} {'ratio':>7}  detail")
+    for rows in rows_list:
+        path = speed_warehouse(rows)
+        best: dict[str, dict] = {}
+        for _ in range(rounds):
+            for label, script in (("baseline", theirs), ("this", Path(__file__))):
+                work = Path(tempfile.mkdtemp(prefix="detection-", dir=DATA_DIR))
+                try:
+                    shutil.copy(path, work / "bench.duckdb")
+                    out = subprocess.run([sys.executable, str(script), "--child", "anomalies", str(work / "bench.duckdb")],
+                                         capture_output=True, text=True, check=True)
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
+                result = json.loads(out.stdout.strip().splitlines()[-1])
+                if label not in best or result["wall"] < best[label]["wall"]:
+                    best[label] = result
+        for label in ("baseline", "this"):
+            r = best[label]
+            print(f"{rows:>11,} {label:<9} {r['wall']:>8.2f} {r['cpu']:>8.2f} {r['rss_mb']:>12.0f} "
+                  f"{r['wall'] / best['baseline']['wall']:>7.2f}  {r['detail']}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--speed-rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--seed", type=int, default=20261129)
+    parser.add_argument("--baseline", type=Path, help="another tree (a worktree of an older commit) to compare speed with")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
+        return
+    if args.baseline:
+        compare(args.speed_rows, args.baseline.resolve(), args.rounds)
         return
     if not args.skip_quality:
         root = Path(tempfile.mkdtemp(prefix="detection-quality-"))

@@ -185,7 +185,8 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
             result.causes = scores.floods + period_causes + [
                 c for c in scores.causes if not (c["signal"] == "period" and c["columns"][0] in counted)]
             result.metrics += [_flood_metric(flood, len(result.reference_partitions)) for flood in scores.floods
-                               if flood["condition"] != "new value"]  # a category that appears is news, not an alarm
+                               if flood["condition"] != "new value"  # a category that appears is news, not an alarm
+                               and not _level_expected(flood, result.metrics)]
             if reference_sample is not None:
                 result.drift = judge(_drift_tests(model, result.roles, current_sample, reference_sample), settings)
         result.duration_s = round(time.perf_counter() - started, 3)
@@ -208,6 +209,20 @@ def explained_by_volume(metrics: list[MetricResult], volume: list[MetricResult])
             m.is_anomaly = False
             m.reason = f"follows the row count ({rows.value:,.0f} rows, {rows.expected:,.0f} expected): " + m.reason
     return metrics
+
+
+def _level_expected(flood: dict, metrics: list[MetricResult]) -> bool:
+    """A number whose rows all left the history's range while its median stayed within the band
+    its history predicts (a price that rises every year) changed as expected: the cause is kept,
+    without an alarm."""
+    if flood["signal"] != "value":
+        return False
+    median = next((m for m in metrics if m.column_name == flood["columns"][0] and m.metric == "p50"), None)
+    if median is None or median.p_value is None or median.is_anomaly:
+        return False
+    flood["description"] = flood["description"].replace(
+        "; a partition-level change", f"; its median is where its history predicts ({median.reason})")
+    return True
 
 
 def _flood_metric(flood: dict, history: int) -> MetricResult:
