@@ -26,7 +26,7 @@ from quality_assets.ingest import (
     QUARANTINE_LINE_CAP,
     LoadAudit,
     Staged,
-    _evolve_raw_table,
+    evolve_raw_table,
     insert_audit,
     raw_table,
     sha256_file,
@@ -268,7 +268,7 @@ def _publish(con: duckdb.DuckDBPyConnection, dataset: Dataset, staged: dict[str,
             for files in staged.values():
                 for _, one in files:
                     if id(one) not in done:
-                        _evolve_raw_table(con, table, one)
+                        evolve_raw_table(con, table, one)
                         done.add(id(one))
             con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {SOURCE_FILE_COLUMN} VARCHAR")
             for day, files in staged.items():

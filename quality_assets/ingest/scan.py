@@ -1,0 +1,203 @@
+"""Reading a file's bytes: sha256, format and compression, blank and binary heads, UTF-8 validity,
+transcoding, and where its line breaks stop being regular.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+SNIFF_BYTES = 256 * 1024
+
+
+def sha256_file(path: Path, chunk: int = 8 * 1024 * 1024) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class FileScan:
+    sha256: str
+    irregular_from: int | None  # first byte offset with irregular line breaks (None: none)
+    line_breaks_known: bool  # False for compressed files: their text was not scanned
+
+
+def scan_file(path: Path, sha256: str | None = None, chunk: int = 8 * 1024 * 1024) -> FileScan:
+    """The file's sha256 (unless given) and, for uncompressed files, where its line breaks stop
+    being regular, from one read."""
+    digest = hashlib.sha256()
+    breaks = LineBreaks()
+    with open(path, "rb") as handle:
+        block = handle.read(chunk)
+        compressed = block[:2] == b"\x1f\x8b"
+        while block:
+            if sha256 is None:
+                digest.update(block)
+            if not compressed:
+                breaks.feed(block)
+            block = handle.read(chunk)
+    breaks.feed(b"", final=True)
+    return FileScan(sha256 or digest.hexdigest(), breaks.first if not compressed else None, not compressed)
+
+
+class LineBreaks:
+    """Finds the first byte offset where a text's line breaks stop being regular: an empty line,
+    or a line break of another kind (LF, CRLF, CR) than the first one. Searches in C (find,
+    count); a regular expression only inside a CRLF block whose counts disagree."""
+
+    _STRAY_IN_CRLF = re.compile(rb"(?<!\r)\n|\r(?!\n)")
+
+    def __init__(self) -> None:
+        self.kind: bytes | None = None
+        self.offset = 0  # file offset of the next byte fed, minus the held bytes
+        self.held = b""
+        self.first: int | None = None
+
+    def feed(self, block: bytes, final: bool = False) -> None:
+        if self.first is not None:
+            return
+        chunk = self.held + block
+        start = self.offset
+        if final:
+            self.held = b""
+        else:
+            # A trailing run of CR/LF may continue in the next block: judge it with that.
+            body = chunk.rstrip(b"\r\n")
+            chunk, self.held = body, chunk[len(body):]
+        self.offset = start + len(chunk)
+        found = self._find(chunk)
+        if found is not None:
+            self.first = start + found
+
+    def _find(self, chunk: bytes) -> int | None:
+        has_cr = b"\r" in chunk
+        hits = [chunk.find(b"\n\n")]
+        if has_cr:
+            hits += [chunk.find(b"\r\r"), chunk.find(b"\n\r\n")]
+        if self.kind is None:
+            lf, cr = chunk.find(b"\n"), chunk.find(b"\r")
+            if lf >= 0 or cr >= 0:
+                i = min(p for p in (lf, cr) if p >= 0)
+                self.kind = b"\r\n" if chunk[i:i + 2] == b"\r\n" else chunk[i:i + 1]
+        if self.kind == b"\n" and has_cr:
+            hits.append(chunk.find(b"\r"))
+        elif self.kind == b"\r":
+            hits.append(chunk.find(b"\n"))
+        elif self.kind == b"\r\n":
+            crlf = chunk.count(b"\r\n")
+            if not (crlf == chunk.count(b"\n") == chunk.count(b"\r")):
+                stray = self._STRAY_IN_CRLF.search(chunk)
+                hits.append(stray.start() if stray else -1)
+        hits = [h for h in hits if h >= 0]
+        return min(hits) if hits else None
+
+
+def is_blank(head: bytes) -> bool:
+    """Nothing but a byte-order mark and whitespace."""
+    for bom in (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        if head.startswith(bom):
+            head = head[len(bom):]
+            if bom != codecs.BOM_UTF8:
+                head = head.replace(b"\x00", b"")
+            break
+    return not head.strip()
+
+
+def peek(source: Path) -> tuple[bytes, str | None]:
+    with open(source, "rb") as handle:
+        magic = handle.read(4)
+    if magic[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(source, "rb") as handle:
+                return handle.read(SNIFF_BYTES), "gzip"
+        except (OSError, EOFError):
+            return magic, "gzip"
+    with open(source, "rb") as handle:
+        return handle.read(SNIFF_BYTES), None
+
+
+def detect_format(source: Path, head: bytes) -> str:
+    if head[:4] == b"PAR1":
+        return "parquet"
+    name = source.name.lower().removesuffix(".gz")
+    if name.endswith(".parquet"):
+        return "parquet"
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "json"
+    if head.lstrip()[:1] == b"{":
+        return "json"
+    return "csv"
+
+
+def read_text_sample(source: Path, compression: str | None, encoding: str) -> str:
+    opener = gzip.open if compression == "gzip" else open
+    with opener(source, "rb") as handle:
+        raw = handle.read(SNIFF_BYTES)
+    return raw.decode(encoding, errors="replace").lstrip("\ufeff")
+
+
+def transcode(source: Path, compression: str | None, encoding: str, workdir: Path) -> Path:
+    target = workdir / "transcoded.csv"
+    opener = gzip.open if compression == "gzip" else open
+    with opener(source, "rb") as raw, open(target, "w", encoding="utf-8", newline="") as out:
+        reader = codecs.getreader(encoding)(raw, errors="replace")
+        while chunk := reader.read(4 * 1024 * 1024):
+            out.write(chunk.lstrip("\ufeff") if out.tell() == 0 else chunk)
+    return target
+
+
+def is_utf8(source: Path, compression: str | None) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    opener = gzip.open if compression == "gzip" else open
+    try:
+        with opener(source, "rb") as handle:
+            while block := handle.read(8 * 1024 * 1024):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def irregular_line_breaks(source: Path, compression: str | None, end: int) -> bool:
+    """Whether the first `end` bytes of the (decompressed) file hold an empty line or more than
+    one kind of line break (LF, CRLF, CR). Counts bytes in C, never loops over lines."""
+    opener = gzip.open if compression == "gzip" else open
+    kinds: set[str] = set()
+    held = b""
+    with opener(source, "rb") as handle:
+        remaining = end + 2
+        while True:
+            block = handle.read(min(max(remaining, 0), 8 * 1024 * 1024))
+            remaining -= len(block)
+            chunk = held + block
+            held = b""
+            if block and remaining > 0:
+                # A trailing run of CR/LF may continue in the next block: judge it with that.
+                body = chunk.rstrip(b"\r\n")
+                chunk, held = body, chunk[len(body):]
+            if _line_break_kinds(chunk, kinds):
+                return True
+            if not block or remaining <= 0:
+                return False
+
+
+def _line_break_kinds(chunk: bytes, kinds: set[str]) -> bool:
+    """Add the kinds of line break in chunk to kinds; True when irregular (empty line or mixed)."""
+    if b"\n\n" in chunk or b"\r\r" in chunk or b"\n\r\n" in chunk:
+        return True
+    crlf, lf, cr = chunk.count(b"\r\n"), chunk.count(b"\n"), chunk.count(b"\r")
+    if crlf:
+        kinds.add("crlf")
+    if lf > crlf:
+        kinds.add("lf")
+    if cr > crlf:
+        kinds.add("cr")
+    return len(kinds) > 1
