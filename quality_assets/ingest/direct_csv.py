@@ -26,6 +26,7 @@ from quality_assets.ingest.audit import (
 )
 from quality_assets.ingest.casting import INTEGER_TYPES, STRICT_INTEGER
 from quality_assets.ingest.commit import evolve_columns, finish_publish, raw_table
+from quality_assets.ingest.fields import field_check_needed, misfit_records
 from quality_assets.ingest.quarantine import quarantine_rejects
 from quality_assets.ingest.scan import detect_format, is_blank, is_utf8, peek
 from quality_assets.ingest.sniff import (
@@ -147,6 +148,9 @@ def load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Loa
             except duckdb.Error as exc:
                 raise HandOver(first_line_of(exc)) from None
             phases["insert_s"] = seconds_since(step)
+            if field_check_needed(scan.result(), dialect) and misfit_records(
+                    con, plan.source, plan.options, dialect, len(plan.targets)):
+                raise HandOver("records with more or fewer fields than the header")
             step = time.perf_counter()
             rejected = con.execute(
                 "SELECT line, list(error_type::VARCHAR ORDER BY column_idx), list(column_idx ORDER BY column_idx), "

@@ -18,6 +18,7 @@ from quality_assets.ingest.audit import LoadAudit
 from quality_assets.ingest.commit import insert_audit, publish_stage
 from quality_assets.ingest.direct_csv import HandOver, load_csv_direct, plan_direct_csv
 from quality_assets.ingest.scan import scan_file, sha256_file
+from quality_assets.ingest.sniff import CSV_DELIMITERS
 from quality_assets.ingest.stage import new_audit, stage_with_scan
 from quality_assets.warehouse import Warehouse
 
@@ -56,11 +57,12 @@ def load_file(
             insert_audit(con, audit)
         return audit
     with ThreadPoolExecutor(max_workers=1) as pool:
-        # One read of the file, beside DuckDB's parse: its sha256 and where its line breaks stop
-        # being regular (see LineBreaks).
-        scan = pool.submit(scan_file, source, digest)
         audit = new_audit(source, stat, dataset, partition_key, run_id)
         plan = plan_direct_csv(warehouse, source, dataset, audit)
+        # One read of the file, beside DuckDB's parse: its sha256, where its line breaks stop
+        # being regular (see LineBreaks) and how many lines end with the delimiter.
+        delimiter = plan.dialect.delimiter if plan else dataset.csv.delimiter
+        scan = pool.submit(scan_file, source, digest, delimiters=(delimiter,) if delimiter else CSV_DELIMITERS)
         hand_over = None
         if plan is not None:
             try:

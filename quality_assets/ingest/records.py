@@ -73,6 +73,9 @@ def stage_csv_records(con, source: Path, dataset: Dataset, dialect: Dialect, enc
     """Record-by-record CSV reader for files DuckDB's reader rejects as a whole."""
     targets = target_names(dataset, dialect.names)
     width = len(targets)
+    # A file whose records all end with one empty field (see fields.py) expects it on every record.
+    expected = width + 1 if dialect.trailing_empty else width
+    trailing = " (the last one empty, as on every record of this file)" if dialect.trailing_empty else ""
     null_values = set(dataset.csv.null_values)
     limit = max(dataset.csv.max_line_bytes, 1024)
     csv.field_size_limit(max(limit * 2, csv.field_size_limit()))
@@ -122,12 +125,12 @@ def stage_csv_records(con, source: Path, dataset: Dataset, dialect: Dialect, enc
             raw_line = "".join(item[1] for item in lines).rstrip("\r\n")
             if not all(item[2] for item in lines):
                 quarantine.append(quarantine_row(record_no, lines[0][0], None, "E_ENCODING", ERROR_CODES["E_ENCODING"] + f" ({encoding})", None, raw_line))
-            elif len(fields) != width:
+            elif len(fields) != expected or (dialect.trailing_empty and fields[-1] != ""):
                 quarantine.append(quarantine_row(
                     record_no, lines[0][0], None, "E_COLUMN_COUNT",
-                    f"expected {width} fields, found {len(fields)}", None, raw_line))
+                    f"expected {expected} fields{trailing}, found {len(fields)}", None, raw_line))
             else:
-                batch.append([record_no, lines[0][0], raw_line, *(None if v in null_values else v for v in fields)])
+                batch.append([record_no, lines[0][0], raw_line, *(None if v in null_values else v for v in fields[:width])])
                 if len(batch) >= BATCH_ROWS:
                     _append_text_rows(con, batch, targets)
                     batch = []

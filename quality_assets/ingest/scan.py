@@ -8,7 +8,7 @@ import codecs
 import gzip
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SNIFF_BYTES = 256 * 1024
@@ -27,13 +27,21 @@ class FileScan:
     sha256: str
     irregular_from: int | None  # first byte offset with irregular line breaks (None: none)
     line_breaks_known: bool  # False for compressed files: their text was not scanned
+    ending_with: dict[str, int] = field(default_factory=dict)  # delimiter -> lines ending with it
+
+    def may_end_with(self, delimiter: str) -> bool:
+        """Whether some line may end with `delimiter` (always for unscanned, compressed files)."""
+        return not self.line_breaks_known or self.ending_with.get(delimiter, 1) > 0
 
 
-def scan_file(path: Path, sha256: str | None = None, chunk: int = 8 * 1024 * 1024) -> FileScan:
+def scan_file(path: Path, sha256: str | None = None, chunk: int = 8 * 1024 * 1024,
+              delimiters: tuple[str, ...] = ()) -> FileScan:
     """The file's sha256 (unless given) and, for uncompressed files, where its line breaks stop
-    being regular, from one read."""
+    being regular and how many lines end with each of `delimiters`, from one read."""
     digest = hashlib.sha256()
     breaks = LineBreaks()
+    ending = dict.fromkeys((d.encode() for d in delimiters), 0)
+    last = b""
     with open(path, "rb") as handle:
         block = handle.read(chunk)
         compressed = block[:2] == b"\x1f\x8b"
@@ -42,9 +50,17 @@ def scan_file(path: Path, sha256: str | None = None, chunk: int = 8 * 1024 * 102
                 digest.update(block)
             if not compressed:
                 breaks.feed(block)
+                # Lines ending with a delimiter (an empty last field, or a surplus one): counted
+                # in C, the byte before the block carried over.
+                joined = last + block
+                has_cr = b"\r" in joined
+                for delimiter in ending:
+                    ending[delimiter] += joined.count(delimiter + b"\n") + (joined.count(delimiter + b"\r") if has_cr else 0)
+                last = block[-1:]
             block = handle.read(chunk)
     breaks.feed(b"", final=True)
-    return FileScan(sha256 or digest.hexdigest(), breaks.first if not compressed else None, not compressed)
+    return FileScan(sha256 or digest.hexdigest(), breaks.first if not compressed else None, not compressed,
+                    {d.decode(): n for d, n in ending.items()})
 
 
 class LineBreaks:

@@ -31,6 +31,7 @@ class Dialect:
     header: bool
     names: list[str]  # source names (header values, or column1..N)
     date_format: str = "%Y-%m-%d"
+    trailing_empty: bool = False  # every data record ends with one empty field beyond the header
 
 
 def sniff_dialect(sample: str, dataset: Dataset) -> Dialect:
@@ -53,7 +54,9 @@ def sniff_dialect(sample: str, dataset: Dataset) -> Dialect:
         names = [declared[i] if i < len(declared) else f"column{i + 1}" for i in range(width)]
     names = _dedupe(names)
     body = records[1:] if header else records
-    return Dialect(delimiter, quote, opts.escape or quote, header, names, _vote_date_format(body, names, dataset))
+    trailing_empty = bool(header and body) and all(len(r) == len(first) + 1 and r[-1] == "" for r in body)
+    return Dialect(delimiter, quote, opts.escape or quote, header, names, _vote_date_format(body, names, dataset),
+                   trailing_empty)
 
 
 DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y/%m/%d", "%d-%m-%Y", "%Y%m%d")

@@ -29,6 +29,7 @@ from quality_assets.ingest.quarantine import (
     whole_file_outcome,
 )
 from quality_assets.ingest.scan import detect_format, is_blank, peek, scan_file
+from quality_assets.ingest.sniff import CSV_DELIMITERS
 from quality_assets.ingest.staged_csv import record_number_sql, stage_csv
 from quality_assets.warehouse import Warehouse, quote_ident
 
@@ -43,7 +44,8 @@ def stage_file(
 ) -> Staged:
     """Parse `source` into `workdir/stage.duckdb` (tables `rows`, `quarantine`)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        scan = pool.submit(scan_file, source)
+        delimiters = (dataset.csv.delimiter,) if dataset.csv.delimiter else CSV_DELIMITERS
+        scan = pool.submit(scan_file, source, delimiters=delimiters)
         return stage_with_scan(warehouse, source, dataset, partition_key, run_id, workdir, scan)
 
 
