@@ -74,3 +74,65 @@ def test_json_iso_timestamps_are_inferred_as_timestamps_not_dates(harness, tmp_p
         (dt.datetime(2026, 1, 2, 3, 4, 5), dt.date(2026, 1, 2), dt.datetime(2026, 1, 2)),
         (dt.datetime(2026, 1, 3, 10, 30), dt.date(2026, 1, 3), dt.datetime(2026, 1, 3, 8)),
     ]
+
+
+PATHS = {"duckdb": ("n.csv", "duckdb"), "staged": ("n.csv", "duckdb"), "python": ("n.csv", "python"),
+         "json": ("n.jsonl", "python-json")}
+
+
+def numbers_file(path_kind: str, rows: list[tuple[str, str]]) -> tuple[str, bytes, dict]:
+    """A file of (id, amount) text pairs on the given parser path, and the CSV options it needs."""
+    name, _ = PATHS[path_kind]
+    if path_kind == "json":
+        text = "".join(f'{{"id": {i}, "amount": {a}}}\n' for i, a in rows)
+        return name, text.encode(), {}
+    text = "id,amount\n" + "".join(f"{i},{a}\n" for i, a in rows)
+    if path_kind == "python":
+        text += '99,"unterminated\n'
+    return name, text.encode("cp1252" if path_kind == "staged" else "utf-8"), (
+        {"encoding": "cp1252"} if path_kind == "staged" else {})
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "inferred"])
+@pytest.mark.parametrize("path_kind", list(PATHS))
+def test_numbers_out_of_range_are_quarantined_not_stored_as_infinity(harness, tmp_path, path_kind, declared):
+    rows = [("1", "1.5"), ("2", "1e400"), ("3", "-1e400"), ("4", "2.5")]
+    name, data, csv = numbers_file(path_kind, rows)
+    columns = {"id": "bigint", "amount": "double"} if declared else None
+    extra = 1 if path_kind == "python" else 0
+    loaded = check(harness.load(harness.write(name, data), simple_dataset(tmp_path, columns, csv)), 4 + extra)
+    assert loaded.audit.parser == PATHS[path_kind][1]
+    assert values(loaded, "id", "amount") == [(1, 1.5), (4, 2.5)]
+    out = [(q["source_row"], q["error_code"], q["column_name"]) for q in loaded.quarantine if q["error_code"] != "E_QUOTE"]
+    assert out == [(2, "E_NUMERIC_RANGE", "amount"), (3, "E_NUMERIC_RANGE", "amount")]
+    assert "out of range for DOUBLE" in loaded.quarantine[0]["message"]
+
+
+@pytest.mark.parametrize("path_kind", list(PATHS))
+def test_integer_past_int64_in_a_bigint_column_is_out_of_range(harness, tmp_path, path_kind):
+    rows = [("1", "1"), ("99999999999999999999", "2"), ("-9223372036854775809", "3"), ("9223372036854775807", "4"),
+            ("1.5", "5")]
+    name, data, csv = numbers_file(path_kind, rows)
+    extra = 1 if path_kind == "python" else 0
+    dataset = simple_dataset(tmp_path, {"id": "bigint", "amount": "bigint"}, csv)
+    loaded = check(harness.load(harness.write(name, data), dataset), 5 + extra)
+    assert values(loaded, "id") == [(1,), (9223372036854775807,)]
+    out = [(q["source_row"], q["error_code"], q["raw_value"]) for q in loaded.quarantine if q["error_code"] != "E_QUOTE"]
+    assert out == [(2, "E_NUMERIC_RANGE", "99999999999999999999"), (3, "E_NUMERIC_RANGE", "-9223372036854775809"),
+                   (5, "E_NUMERIC_FORMAT", "1.5")]
+    assert "out of range for BIGINT" in loaded.quarantine[0]["message"]
+
+
+@pytest.mark.parametrize("path_kind", ["duckdb", "staged", "python"])
+@pytest.mark.parametrize("setting", [None, "string", "null"])
+def test_quoted_empty_is_an_empty_string_and_unquoted_empty_is_null(harness, tmp_path, path_kind, setting):
+    text = 'id,name,note\n1,"",a\n2,,b\n3,"x",""\n'
+    if path_kind == "python":
+        text += '4,"unterminated\n'
+    csv = {"encoding": "cp1252"} if path_kind == "staged" else {}
+    if setting:
+        csv["quoted_empty"] = setting
+    dataset = simple_dataset(tmp_path, {"id": "bigint", "name": "string", "note": "string"}, csv)
+    loaded = check(harness.load(harness.write("e.csv", text), dataset), 3 + (path_kind == "python"))
+    empty = None if setting == "null" else ""
+    assert values(loaded, "id", "name", "note") == [(1, empty, "a"), (2, None, "b"), (3, "x", empty)]

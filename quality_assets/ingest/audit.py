@@ -15,6 +15,7 @@ ERROR_CODES = {
     "E_ENCODING": "bytes that are not valid in the declared encoding",
     "E_LINE_SIZE": "a record longer than max_line_bytes",
     "E_NUMERIC_FORMAT": "a value that is not a number in a numeric column",
+    "E_NUMERIC_RANGE": "a number its column's type cannot hold (an integer past int64, 1e400 in DOUBLE)",
     "E_DATE_FORMAT": "a value that is not a date or timestamp in a temporal column",
     "E_BOOLEAN_FORMAT": "a value that is not true/false in a boolean column",
     "E_TYPE": "a value that cannot be cast to its column's type",

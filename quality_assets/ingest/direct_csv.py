@@ -10,7 +10,7 @@ import time
 import uuid
 import zlib
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -24,7 +24,7 @@ from quality_assets.ingest.audit import (
     seconds_since,
     set_outcome,
 )
-from quality_assets.ingest.casting import INTEGER_TYPES, STRICT_INTEGER
+from quality_assets.ingest.casting import FLOAT_TYPES, INTEGER_TYPES, STRICT_INTEGER, number_failure
 from quality_assets.ingest.commit import evolve_columns, finish_publish, raw_table
 from quality_assets.ingest.fields import field_check_needed, misfit_records
 from quality_assets.ingest.quarantine import quarantine_rejects
@@ -59,6 +59,7 @@ class _DirectCsv:
     column_types: dict[str, str]  # the types the rows get
     integers: dict[str, str]  # declared integer columns: read as text, cast strictly in the insert
     clock: float
+    floats: list[str] = field(default_factory=list)  # floating-point columns: infinity (1e400) is out of range
 
 
 def plan_direct_csv(warehouse: Warehouse, source: Path, dataset: Dataset, audit: LoadAudit) -> _DirectCsv | None:
@@ -102,7 +103,8 @@ def plan_direct_csv(warehouse: Warehouse, source: Path, dataset: Dataset, audit:
     options["types"] = {row[0]: "VARCHAR" if tgt in integers else row[1] for tgt, row in zip(targets, described, strict=True)}
     column_types = {tgt: integers.get(tgt, row[1]) for tgt, row in zip(targets, described, strict=True)}
     audit.phases["prepare_s"] = round(time.perf_counter() - clock, 3)
-    return _DirectCsv(source, dataset, audit, dialect, options, targets, column_types, integers, clock)
+    floats = [tgt for tgt, kind in column_types.items() if kind in FLOAT_TYPES]
+    return _DirectCsv(source, dataset, audit, dialect, options, targets, column_types, integers, clock, floats)
 
 
 def _reader_sql(source: Path, options: dict) -> str:
@@ -176,9 +178,10 @@ def load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Loa
             codes: dict[str, int] = {}
             for row in quarantine:
                 codes[row[3]] = codes.get(row[3], 0) + 1
-            not_whole = _quarantine_marked_rows(con, table, plan, pending) if plan.integers else 0
-            if not_whole:
-                codes["E_NUMERIC_FORMAT"] = codes.get("E_NUMERIC_FORMAT", 0) + not_whole
+            marked = _quarantine_marked_rows(con, table, plan, pending) if plan.integers or plan.floats else {}
+            for marked_code, count in marked.items():
+                codes[marked_code] = codes.get(marked_code, 0) + count
+            not_whole = sum(marked.values())
             set_outcome(audit, inserted - not_whole, codes)
             audit.columns = list(plan.targets)
             keep = ", ".join(quote_ident(c) for c in audit.columns)
@@ -207,18 +210,24 @@ def load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Loa
 
 
 def _direct_insert_sql(table: str, plan: _DirectCsv, options: dict, pending: str) -> tuple[str, list]:
-    """INSERT of the file's rows, with no record numbers yet. A row whose declared integer column
-    is not a whole number goes under the `pending` key, a JSON array of its integer columns' text
-    in `_run_id` (for _quarantine_marked_rows)."""
+    """INSERT of the file's rows, with no record numbers yet. A row whose integer column is not a
+    whole number in range, or whose floating-point column is infinite, goes under the `pending`
+    key, a JSON array of those columns' text in `_run_id` (for _quarantine_marked_rows)."""
     audit = plan.audit
     names = ", ".join(quote_ident(t) for t in plan.targets)
-    if not plan.integers:
+    if not plan.integers and not plan.floats:
         sql = (f"INSERT INTO {table} (_partition_key, _source_row, _run_id, {names}) "
                f"SELECT ?, NULL, ?, * FROM {_reader_sql(plan.source, options)}")
         return sql, [audit.partition_key, audit.run_id]
     inner, outer, texts, checks = [], [], [], []
     for i, (src, tgt) in enumerate(zip(plan.dialect.names, plan.targets, strict=True)):
         column = quote_ident(src)
+        if tgt in plan.floats:
+            inner.append(f"{column} AS c{i}")
+            outer.append(f"c{i}")
+            texts.append(f"CAST(c{i} AS VARCHAR)")
+            checks.append(f"NOT coalesce(isinf(c{i}), false)")
+            continue
         if tgt not in plan.integers:
             inner.append(f"{column} AS c{i}")
             outer.append(f"c{i}")
@@ -291,29 +300,44 @@ def _shift_tree(ordinal: str, steps: list[tuple[int, int]], lo: int, hi: int, be
             f"ELSE {_shift_tree(ordinal, steps, lo, mid, below)} END")
 
 
-def _quarantine_marked_rows(con, table: str, plan: _DirectCsv, pending: str) -> int:
+def _checked_columns(plan: _DirectCsv) -> list[str]:
+    """The columns whose text _direct_insert_sql keeps for a pending row, in file order."""
+    return [t for t in plan.targets if t in plan.integers or t in plan.floats]
+
+
+def _quarantine_marked_rows(con, table: str, plan: _DirectCsv, pending: str) -> dict[str, int]:
     """Quarantine the rows _direct_insert_sql put under `pending` (an integer column that is not
-    a whole number); returns how many."""
+    a whole number in range, a floating-point one that is infinite); returns how many per code."""
     audit = plan.audit
-    texts = {name: f"json_extract_string(_run_id, '$[{i}]')" for i, name in enumerate(plan.integers)}
-    failing = [
-        (name, f"NOT ({text} IS NULL OR TRY_CAST(CASE WHEN regexp_full_match({text}, {quote_literal(STRICT_INTEGER)}) "
-               f"THEN {text} END AS {plan.integers[name]}) IS NOT NULL)")
-        for name, text in texts.items()
-    ]
-    first = "CASE " + " ".join(f"WHEN {cond} THEN {quote_literal(name)}" for name, cond in failing) + " END"
-    value = "CASE " + " ".join(f"WHEN {cond} THEN {texts[name]}" for name, cond in failing) + " END"
-    kind = "CASE " + " ".join(f"WHEN {cond} THEN {quote_literal(plan.integers[name])}" for name, cond in failing) + " END"
+    checked = _checked_columns(plan)
+    texts = {name: f"json_extract_string(_run_id, '$[{i}]')" for i, name in enumerate(checked)}
+    failing = []
+    for name in checked:
+        text = texts[name]
+        if name in plan.floats:
+            cond = f"coalesce(isinf(TRY_CAST({text} AS DOUBLE)), false)"
+            failing.append((name, cond, number_failure(text, "DOUBLE")))
+        else:
+            kind = plan.integers[name]
+            cond = (f"NOT ({text} IS NULL OR TRY_CAST(CASE WHEN regexp_full_match({text}, {quote_literal(STRICT_INTEGER)}) "
+                    f"THEN {text} END AS {kind}) IS NOT NULL)")
+            failing.append((name, cond, number_failure(text, kind)))
+    first = "CASE " + " ".join(f"WHEN {cond} THEN {quote_literal(name)}" for name, cond, _ in failing) + " END"
+    value = "CASE " + " ".join(f"WHEN {cond} THEN {texts[name]}" for name, cond, _ in failing) + " END"
+    code = "CASE " + " ".join(f"WHEN {cond} THEN {sql[0]}" for _, cond, sql in failing) + " END"
+    message = "CASE " + " ".join(f"WHEN {cond} THEN {sql[1]}" for _, cond, sql in failing) + " END"
     fields = " || ',' || ".join(
         f"coalesce({texts[c]}, '')" if c in texts else f"coalesce(CAST({quote_ident(c)} AS VARCHAR), '')"
         for c in plan.targets
     )
     moved = con.execute(
-        f"INSERT INTO qa.quarantine SELECT ?, ?, ?, _source_row, NULL, column_name, 'E_NUMERIC_FORMAT', "
-        f"'cannot cast ' || left(raw_value, 200) || ' to ' || type || ' (not a whole number)', "
+        f"INSERT INTO qa.quarantine SELECT ?, ?, ?, _source_row, NULL, column_name, code, message, "
         f"left(raw_value, 1000), left(raw_line, {QUARANTINE_LINE_CAP}), strlen(raw_line) FROM ("
-        f"  SELECT _source_row, {first} AS column_name, {value} AS raw_value, {kind} AS type, {fields} AS raw_line "
-        f"  FROM {table} WHERE _partition_key = ?) ORDER BY _source_row",
+        f"  SELECT _source_row, {first} AS column_name, {value} AS raw_value, {code} AS code, {message} AS message, "
+        f"  {fields} AS raw_line FROM {table} WHERE _partition_key = ?) ORDER BY _source_row RETURNING error_code",
         [audit.dataset, audit.partition_key, audit.run_id, pending],
-    ).fetchone()[0]
-    return moved
+    ).fetchall()
+    codes: dict[str, int] = {}
+    for (moved_code,) in moved:
+        codes[moved_code] = codes.get(moved_code, 0) + 1
+    return codes

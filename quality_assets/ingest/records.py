@@ -76,6 +76,8 @@ def stage_csv_records(con, source: Path, dataset: Dataset, dialect: Dialect, enc
     # A file whose records all end with one empty field (see fields.py) expects it on every record.
     expected = width + 1 if dialect.trailing_empty else width
     trailing = " (the last one empty, as on every record of this file)" if dialect.trailing_empty else ""
+    keep_quoted_empty = dataset.csv.quoted_empty == "string"
+    double_quote = dialect.quote * 2
     null_values = set(dataset.csv.null_values)
     limit = max(dataset.csv.max_line_bytes, 1024)
     csv.field_size_limit(max(limit * 2, csv.field_size_limit()))
@@ -130,7 +132,11 @@ def stage_csv_records(con, source: Path, dataset: Dataset, dialect: Dialect, enc
                     record_no, lines[0][0], None, "E_COLUMN_COUNT",
                     f"expected {expected} fields{trailing}, found {len(fields)}", None, raw_line))
             else:
-                batch.append([record_no, lines[0][0], raw_line, *(None if v in null_values else v for v in fields[:width])])
+                values = [None if v in null_values else v for v in fields[:width]]
+                if keep_quoted_empty and double_quote in raw_line and None in values:
+                    quoted = quoted_empty_fields(raw_line, dialect.delimiter, dialect.quote)
+                    values = ["" if v is None and i < len(quoted) and quoted[i] else v for i, v in enumerate(values)]
+                batch.append([record_no, lines[0][0], raw_line, *values])
                 if len(batch) >= BATCH_ROWS:
                     _append_text_rows(con, batch, targets)
                     batch = []
@@ -156,3 +162,27 @@ def _append_text_rows(con, batch: list[list], targets: list[str]) -> None:
         )
     finally:
         con.unregister("text_batch")
+
+
+def quoted_empty_fields(line: str, delimiter: str, quote: str) -> list[bool]:
+    """For each field of a CSV record, whether it is a quoted empty string (`""`): Python's csv
+    reader returns '' for it and for an unquoted empty field alike."""
+    flags, i, n = [], 0, len(line)
+    while True:
+        if i < n and line[i] == quote:
+            j, empty = i + 1, True
+            while j < n:
+                if line[j] == quote:
+                    if j + 1 < n and line[j + 1] == quote:
+                        j, empty = j + 2, False
+                        continue
+                    break
+                j, empty = j + 1, False
+            flags.append(empty)
+            i = line.find(delimiter, j + 1)
+        else:
+            flags.append(False)
+            i = line.find(delimiter, i)
+        if i < 0:
+            return flags
+        i += 1

@@ -193,6 +193,7 @@ def csv_options(dataset: Dataset, dialect: Dialect, encoding: str, compression: 
         "encoding": encoding,
         "max_line_size": max(opts.max_line_bytes, 1024),
         "nullstr": list(opts.null_values),
+        "allow_quoted_nulls": opts.quoted_empty == "null",  # by default a quoted "" is the empty string
         "normalize_names": False,
         "compression": "gzip" if compression == "gzip" else "none",
     }

@@ -11,7 +11,7 @@ import duckdb
 
 from quality_assets.contract import Dataset
 from quality_assets.ingest.audit import LoadAudit, first_line_of, table_columns, table_types
-from quality_assets.ingest.casting import INTEGER_TYPES, STRICT_INTEGER
+from quality_assets.ingest.casting import FLOAT_TYPES, INTEGER_TYPES, STRICT_INTEGER, number_failure
 from quality_assets.ingest.fields import field_check_needed, misfit_records
 from quality_assets.ingest.quarantine import insert_quarantine, quarantine_rejects, reset_stage
 from quality_assets.ingest.records import stage_csv_records
@@ -106,9 +106,9 @@ def _stage_csv_duckdb(con, source: Path, dataset: Dataset, dialect: Dialect, enc
         rows = quarantine_rejects(source, compression, scan, rejected, dialect, targets, column_types, header_lines)
         insert_quarantine(con, rows)
     _record_shifts(con)
-    if integers:
-        _quarantine_non_integers(con, integers)
-        column_types.update(integers)  # cast when published
+    floats = [name for name, kind in column_types.items() if kind in FLOAT_TYPES]
+    _quarantine_misfit_numbers(con, integers, floats)
+    column_types.update(integers)  # cast when published
     return column_types
 
 
@@ -120,42 +120,50 @@ def sniffed_integers(described: list[tuple], targets: list[str], declared: dict[
             if tgt not in declared and row[1] in INTEGER_TYPES}
 
 
-def _quarantine_non_integers(con, integers: dict[str, str]) -> None:
-    """Quarantine rows whose text in a declared integer column is not a whole number.
+def _quarantine_misfit_numbers(con, integers: dict[str, str], floats: list[str]) -> None:
+    """Quarantine rows whose text in an integer column is not a whole number in the type's range,
+    or whose floating-point column read as infinity (1e400: beyond DOUBLE's range).
 
-    The columns stay text in the stage; publishing casts them, which cannot fail after this.
+    Integer columns stay text in the stage; publishing casts them, which cannot fail after this.
     """
     failing = [
         (name, f"({quote_ident(name)} IS NOT NULL AND NOT (regexp_full_match({quote_ident(name)}, "
-               f"{quote_literal(STRICT_INTEGER)}) AND TRY_CAST({quote_ident(name)} AS {kind}) IS NOT NULL))")
+               f"{quote_literal(STRICT_INTEGER)}) AND TRY_CAST({quote_ident(name)} AS {kind}) IS NOT NULL))",
+         number_failure(quote_ident(name), kind))
         for name, kind in integers.items()
+    ] + [
+        (name, f"coalesce(isinf({quote_ident(name)}), false)",
+         number_failure(f"CAST({quote_ident(name)} AS VARCHAR)", "DOUBLE"))
+        for name in floats
     ]
-    any_failing = " OR ".join(cond for _, cond in failing)
-    first = "CASE " + " ".join(f"WHEN {cond} THEN {quote_literal(name)}" for name, cond in failing) + " END"
-    value = "CASE " + " ".join(f"WHEN {cond} THEN {quote_ident(name)}" for name, cond in failing) + " END"
-    kind = "CASE " + " ".join(f"WHEN {cond} THEN {quote_literal(integers[name])}" for name, cond in failing) + " END"
+    if not failing:
+        return
+    any_failing = " OR ".join(cond for _, cond, _ in failing)
+    first = "CASE " + " ".join(f"WHEN {cond} THEN {quote_literal(name)}" for name, cond, _ in failing) + " END"
+    value = "CASE " + " ".join(f"WHEN {cond} THEN CAST({quote_ident(name)} AS VARCHAR)" for name, cond, _ in failing) + " END"
+    code = "CASE " + " ".join(f"WHEN {cond} THEN {sql[0]}" for _, cond, sql in failing) + " END"
+    message = "CASE " + " ".join(f"WHEN {cond} THEN {sql[1]}" for _, cond, sql in failing) + " END"
     columns = [c for c in table_columns(con, "rows") if c != "_source_row"]
     fields = " || ',' || ".join(f"coalesce(CAST({quote_ident(c)} AS VARCHAR), '')" for c in columns)
     con.execute(
-        f"CREATE TEMP TABLE non_integers AS SELECT rowid AS staged_rowid, {record_number_sql(con)} AS source_row, "
-        f"{first} AS column_name, {value} AS raw_value, {kind} AS type, {fields} AS raw_line "
+        f"CREATE TEMP TABLE misfit_numbers AS SELECT rowid AS staged_rowid, {record_number_sql(con)} AS source_row, "
+        f"{first} AS column_name, {value} AS raw_value, {code} AS code, {message} AS message, {fields} AS raw_line "
         f"FROM rows WHERE {any_failing}"
     )
-    if con.execute("SELECT count(*) FROM non_integers").fetchone()[0] == 0:
+    if con.execute("SELECT count(*) FROM misfit_numbers").fetchone()[0] == 0:
         return
     con.execute(
-        "INSERT INTO quarantine SELECT source_row, NULL, column_name, 'E_NUMERIC_FORMAT', "
-        "'cannot cast ' || left(raw_value, 200) || ' to ' || type || ' (not a whole number)', "
-        "left(raw_value, 1000), raw_line, NULL FROM non_integers"
+        "INSERT INTO quarantine SELECT source_row, NULL, column_name, code, message, "
+        "left(raw_value, 1000), raw_line, NULL FROM misfit_numbers"
     )
     if "_source_row" in table_columns(con, "rows"):
-        con.execute("DELETE FROM rows WHERE rowid IN (SELECT staged_rowid FROM non_integers)")
+        con.execute("DELETE FROM rows WHERE rowid IN (SELECT staged_rowid FROM misfit_numbers)")
         return
     # Deleting would let the checkpoint at close compact the table and renumber its rowids (which
     # are the record numbers here): keep the numbers in a column instead.
     con.execute(
         f"CREATE TABLE rows_numbered AS SELECT {record_number_sql(con)} AS _source_row, * FROM rows "
-        "WHERE rowid NOT IN (SELECT staged_rowid FROM non_integers)"
+        "WHERE rowid NOT IN (SELECT staged_rowid FROM misfit_numbers)"
     )
     con.execute("DROP TABLE rows")
     con.execute("ALTER TABLE rows_numbered RENAME TO rows")
