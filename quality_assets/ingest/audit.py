@@ -14,6 +14,7 @@ ERROR_CODES = {
     "E_QUOTE": "an unterminated or misplaced quote",
     "E_ENCODING": "bytes that are not valid in the declared encoding",
     "E_LINE_SIZE": "a record longer than max_line_bytes",
+    "E_NUL": "a NUL byte inside the record (binary data in a text file)",
     "E_NUMERIC_FORMAT": "a value that is not a number in a numeric column",
     "E_NUMERIC_RANGE": "a number its column's type cannot hold (an integer past int64, 1e400 in DOUBLE)",
     "E_DATE_FORMAT": "a value that is not a date or timestamp in a temporal column",

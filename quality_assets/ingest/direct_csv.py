@@ -26,9 +26,16 @@ from quality_assets.ingest.audit import (
 )
 from quality_assets.ingest.casting import FLOAT_TYPES, INTEGER_TYPES, STRICT_INTEGER, number_failure
 from quality_assets.ingest.commit import evolve_columns, finish_publish, raw_table
-from quality_assets.ingest.fields import field_check_needed, misfit_records
+from quality_assets.ingest.fields import field_check_needed, misfit_records, nul_condition
 from quality_assets.ingest.quarantine import quarantine_rejects
-from quality_assets.ingest.scan import detect_format, is_blank, is_utf8, peek
+from quality_assets.ingest.scan import (
+    FileScan,
+    binary_reason,
+    detect_format,
+    is_blank,
+    is_utf8,
+    peek,
+)
 from quality_assets.ingest.sniff import (
     DUCKDB_ENCODINGS,
     Dialect,
@@ -68,9 +75,11 @@ def plan_direct_csv(warehouse: Warehouse, source: Path, dataset: Dataset, audit:
     clock = time.perf_counter()
     head, compression = peek(source)
     fmt = dataset.format if dataset.format != "auto" else detect_format(source, head)
-    if fmt != "csv" or audit.bytes == 0 or is_blank(head) or b"\x00" in head:
+    if fmt != "csv" or audit.bytes == 0 or is_blank(head):
         return None
     encoding = csv_encoding(dataset, head)
+    if binary_reason(head, encoding) or b"\x00" in head:
+        return None  # rejected, or NUL bytes in records: the staged path
     if encoding not in DUCKDB_ENCODINGS:
         return None
     audit.format, audit.compression, audit.encoding = fmt, compression, encoding
@@ -150,6 +159,8 @@ def load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Loa
             except duckdb.Error as exc:
                 raise HandOver(first_line_of(exc)) from None
             phases["insert_s"] = seconds_since(step)
+            if _holds_nul(con, table, [key, pending], plan, scan.result()):
+                raise HandOver("NUL bytes in records")
             if field_check_needed(scan.result(), dialect) and misfit_records(
                     con, plan.source, plan.options, dialect, len(plan.targets)):
                 raise HandOver("records with more or fewer fields than the header")
@@ -207,6 +218,19 @@ def load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Loa
             con.execute(f"DELETE FROM {table} WHERE _partition_key = ?", [pending])
     audit.column_types = dict(plan.column_types)
     return audit
+
+
+def _holds_nul(con, table: str, keys: list[str], plan: _DirectCsv, scan: FileScan) -> bool:
+    """Whether a record holds a NUL byte: counted by the scan, or looked for in the rows just
+    loaded when the scan could not read the text (a compressed file)."""
+    if scan.line_breaks_known:
+        return scan.nul_bytes > 0
+    condition = nul_condition(plan.targets, plan.column_types)
+    if condition is None:
+        return False
+    keyed = ", ".join("?" for _ in keys)
+    return bool(con.execute(f"SELECT 1 FROM {table} WHERE _partition_key IN ({keyed}) AND ({condition}) LIMIT 1",
+                            keys).fetchall())
 
 
 def _direct_insert_sql(table: str, plan: _DirectCsv, options: dict, pending: str) -> tuple[str, list]:

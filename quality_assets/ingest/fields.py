@@ -59,3 +59,10 @@ def misfit_records(con: duckdb.DuckDBPyConnection, source: Path, options: dict, 
         fields = next(iter(sample_records(line or "", dialect.delimiter, dialect.quote, limit=1)), [])
         count += all(value == "" for value in fields[width:])  # else the reader rejects it itself
     return count
+
+
+def nul_condition(columns: list[str], column_types: dict[str, str]) -> str | None:
+    """SQL that holds for a row with a NUL character in a text column (None: no text column).
+    DuckDB's reader keeps NULs; the record-by-record reader quarantines their records (E_NUL)."""
+    texts = [c for c in columns if column_types.get(c, "VARCHAR") == "VARCHAR"]
+    return " OR ".join(f"contains({quote_ident(c)}, chr(0))" for c in texts) or None

@@ -34,6 +34,9 @@ def stage_json(con, source: Path, dataset: Dataset, audit: LoadAudit) -> dict[st
             if not stripped:
                 continue
             record_no += 1
+            if "\x00" in stripped:
+                quarantine.append(quarantine_row(record_no, line_no, None, "E_NUL", ERROR_CODES["E_NUL"], None, stripped))
+                continue
             if not clean:
                 quarantine.append(quarantine_row(record_no, line_no, None, "E_ENCODING", ERROR_CODES["E_ENCODING"] + " (utf-8)", None, stripped))
                 continue

@@ -125,7 +125,9 @@ def stage_csv_records(con, source: Path, dataset: Dataset, dialect: Dialect, enc
             record_no += 1
             lines = feed.current
             raw_line = "".join(item[1] for item in lines).rstrip("\r\n")
-            if not all(item[2] for item in lines):
+            if "\x00" in raw_line:
+                quarantine.append(quarantine_row(record_no, lines[0][0], None, "E_NUL", ERROR_CODES["E_NUL"], None, raw_line))
+            elif not all(item[2] for item in lines):
                 quarantine.append(quarantine_row(record_no, lines[0][0], None, "E_ENCODING", ERROR_CODES["E_ENCODING"] + f" ({encoding})", None, raw_line))
             elif len(fields) != expected or (dialect.trailing_empty and fields[-1] != ""):
                 quarantine.append(quarantine_row(

@@ -28,6 +28,11 @@ class FileScan:
     irregular_from: int | None  # first byte offset with irregular line breaks (None: none)
     line_breaks_known: bool  # False for compressed files: their text was not scanned
     ending_with: dict[str, int] = field(default_factory=dict)  # delimiter -> lines ending with it
+    nul_bytes: int = 0  # NUL bytes in the (uncompressed) file
+
+    def may_hold_nul(self) -> bool:
+        """Whether a record may hold a NUL byte (always for unscanned, compressed files)."""
+        return not self.line_breaks_known or self.nul_bytes > 0
 
     def may_end_with(self, delimiter: str) -> bool:
         """Whether some line may end with `delimiter` (always for unscanned, compressed files)."""
@@ -41,6 +46,7 @@ def scan_file(path: Path, sha256: str | None = None, chunk: int = 8 * 1024 * 102
     digest = hashlib.sha256()
     breaks = LineBreaks()
     ending = dict.fromkeys((d.encode() for d in delimiters), 0)
+    nul_bytes = 0
     last = b""
     with open(path, "rb") as handle:
         block = handle.read(chunk)
@@ -50,6 +56,7 @@ def scan_file(path: Path, sha256: str | None = None, chunk: int = 8 * 1024 * 102
                 digest.update(block)
             if not compressed:
                 breaks.feed(block)
+                nul_bytes += block.count(b"\x00")
                 # Lines ending with a delimiter (an empty last field, or a surplus one): counted
                 # in C, the byte before the block carried over.
                 joined = last + block
@@ -60,7 +67,7 @@ def scan_file(path: Path, sha256: str | None = None, chunk: int = 8 * 1024 * 102
             block = handle.read(chunk)
     breaks.feed(b"", final=True)
     return FileScan(sha256 or digest.hexdigest(), breaks.first if not compressed else None, not compressed,
-                    {d.decode(): n for d, n in ending.items()})
+                    {d.decode(): n for d, n in ending.items()}, nul_bytes)
 
 
 class LineBreaks:
@@ -217,3 +224,23 @@ def _line_break_kinds(chunk: bytes, kinds: set[str]) -> bool:
     if cr > crlf:
         kinds.add("cr")
     return len(kinds) > 1
+
+
+TEXT_CONTROLS = frozenset(b"\t\n\r\f\v\x1a")  # \x1a: the end-of-file mark of old DOS exports
+BINARY_CONTROL_SHARE = 0.05
+BINARY_INVALID_SHARE = 0.2
+
+
+def binary_reason(head: bytes, encoding: str) -> str | None:
+    """Why the first block is not text (too many control bytes, or too little valid UTF-8), or
+    None when it is text: a NUL or two inside records is then a record's fault, not the file's."""
+    if not head or encoding.startswith("utf-16") or head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return None
+    controls = sum(head.count(bytes([b])) for b in range(32) if b not in TEXT_CONTROLS) + head.count(b"\x7f")
+    if controls > BINARY_CONTROL_SHARE * len(head):
+        return f"{controls / len(head):.0%} control bytes in the first {len(head):,} bytes"
+    if encoding in ("utf-8", "utf8"):
+        invalid = head.decode("utf-8", errors="replace").count("\ufffd")
+        if invalid > BINARY_INVALID_SHARE * len(head):
+            return f"{invalid / len(head):.0%} of the first {len(head):,} bytes are not UTF-8"
+    return None

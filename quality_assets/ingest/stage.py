@@ -28,7 +28,7 @@ from quality_assets.ingest.quarantine import (
     reset_stage,
     whole_file_outcome,
 )
-from quality_assets.ingest.scan import detect_format, is_blank, peek, scan_file
+from quality_assets.ingest.scan import binary_reason, detect_format, is_blank, peek, scan_file
 from quality_assets.ingest.sniff import CSV_DELIMITERS
 from quality_assets.ingest.staged_csv import record_number_sql, stage_csv
 from quality_assets.warehouse import Warehouse, quote_ident
@@ -92,9 +92,10 @@ def _stage_into(con, source: Path, dataset: Dataset, audit: LoadAudit, workdir: 
         return whole_file_outcome(con, audit, "E_EMPTY_FILE", FILE_ERRORS["E_EMPTY_FILE"], "empty")
     if fmt == "parquet":
         return stage_parquet(con, source, dataset, audit)
-    encoding = dataset.csv.encoding.lower()
-    if b"\x00" in head and not encoding.startswith("utf-16") and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return whole_file_outcome(con, audit, "E_BINARY", FILE_ERRORS["E_BINARY"] + " (NUL bytes in the first block)", "rejected")
+    unreadable_gzip = compression == "gzip" and head[:2] == b"\x1f\x8b"  # judged by the gzip reader below
+    reason = None if unreadable_gzip else binary_reason(head, dataset.csv.encoding.lower())
+    if reason:
+        return whole_file_outcome(con, audit, "E_BINARY", f"{FILE_ERRORS['E_BINARY']} ({reason})", "rejected")
     try:
         if fmt == "json":
             return stage_json(con, source, dataset, audit)

@@ -12,7 +12,7 @@ import duckdb
 from quality_assets.contract import Dataset
 from quality_assets.ingest.audit import LoadAudit, first_line_of, table_columns, table_types
 from quality_assets.ingest.casting import FLOAT_TYPES, INTEGER_TYPES, STRICT_INTEGER, number_failure
-from quality_assets.ingest.fields import field_check_needed, misfit_records
+from quality_assets.ingest.fields import field_check_needed, misfit_records, nul_condition
 from quality_assets.ingest.quarantine import insert_quarantine, quarantine_rejects, reset_stage
 from quality_assets.ingest.records import stage_csv_records
 from quality_assets.ingest.scan import is_utf8, transcode
@@ -92,6 +92,10 @@ def _stage_csv_duckdb(con, source: Path, dataset: Dataset, dialect: Dialect, enc
     # row's rowid is its ordinal among the rows DuckDB accepted, and the record number follows
     # from the rejected records before it (see record_number_sql).
     con.execute(f"CREATE TABLE rows AS SELECT {select} FROM {reader}")
+    known = scan.result() if scan is not None and scan.result().line_breaks_known else None
+    nul = nul_condition(targets, table_types(con, "rows"))
+    if (known.nul_bytes > 0) if known else (nul and con.execute(f"SELECT 1 FROM rows WHERE {nul} LIMIT 1").fetchall()):
+        raise duckdb.InvalidInputException("NUL bytes in records")
     if field_check_needed(scan.result() if scan is not None else None, dialect) and misfit_records(
             con, source, options, dialect, len(targets)):
         raise duckdb.InvalidInputException("records with more or fewer fields than the header")
