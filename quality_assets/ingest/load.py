@@ -20,7 +20,7 @@ from quality_assets.ingest.direct_csv import HandOver, load_csv_direct, plan_dir
 from quality_assets.ingest.scan import scan_file, sha256_file
 from quality_assets.ingest.sniff import CSV_DELIMITERS
 from quality_assets.ingest.stage import new_audit, stage_with_scan
-from quality_assets.warehouse import Warehouse
+from quality_assets.warehouse import Warehouse, WarehouseBusy
 
 
 def load_file(
@@ -33,8 +33,24 @@ def load_file(
 ) -> LoadAudit:
     """Load one file into its partition (a CSV straight into raw when DuckDB's reader can take
     it, anything else staged then published); a no-op when this partition already holds
-    identical content."""
-    source = Path(source)
+    identical content. When the warehouse stays busy past its timeout, the audit row saying so
+    is kept for the next connection and WarehouseBusy raised."""
+    started = dt.datetime.now()
+    try:
+        return _load_file(warehouse, Path(source), dataset, partition_key, run_id, force)
+    except WarehouseBusy as exc:
+        audit = LoadAudit(
+            dataset=dataset.name, partition_key=partition_key, run_id=run_id, source_path=str(source),
+            status="failed", message=f"not loaded: {exc}", error_codes={"E_WAREHOUSE_BUSY": 1},
+            contract_fingerprint=dataset.fingerprint(), started=started, finished=dt.datetime.now(),
+        )
+        audit.duration_s = round((audit.finished - started).total_seconds(), 3)
+        warehouse.defer_insert("qa.files", audit.as_row())
+        raise
+
+
+def _load_file(warehouse: Warehouse, source: Path, dataset: Dataset, partition_key: str, run_id: str,
+               force: bool) -> LoadAudit:
     previous = None
     if not force:
         with warehouse.connect() as con:
@@ -96,7 +112,7 @@ def _unchanged(previous: dict, source: Path, stat: os.stat_result, dataset: Data
 def last_load(con: duckdb.DuckDBPyConnection, dataset: str, partition_key: str) -> dict | None:
     """The newest audit row of a partition that changed the warehouse, as a dict."""
     rel = con.execute(
-        "SELECT * FROM qa.files WHERE dataset = ? AND partition_key = ? AND status <> 'unchanged' "
+        "SELECT * FROM qa.files WHERE dataset = ? AND partition_key = ? AND status NOT IN ('unchanged', 'failed') "
         "ORDER BY finished DESC LIMIT 1",
         [dataset, partition_key],
     )
