@@ -10,10 +10,11 @@ import pytest
 from conftest import (
     simple_dataset,
 )
-from ingest_support import ORDERS, check, file_audit
+from ingest_support import ORDERS, check, file_audit, values
 
 from quality_assets import ingest
 from quality_assets.ingest import FILE_ERRORS
+from quality_assets.ingest import load as load_module
 
 
 @pytest.mark.parametrize("content", [b"", b"\n\n  \n", b"\xef\xbb\xbf"], ids=["zero_bytes", "whitespace", "bom_only"])
@@ -99,3 +100,34 @@ def test_audit_row_records_the_file(harness, tmp_path):
     assert audit["columns"] == ["id", "name", "amount"]
     assert audit["finished"] >= audit["started"] and audit["duration_s"] >= 0
     assert audit["contract_fingerprint"] == loaded.audit.contract_fingerprint != ""
+
+
+@pytest.mark.parametrize("path_kind", ["duckdb", "staged"])
+def test_a_file_that_changes_while_it_is_read_is_not_recorded_as_loaded(harness, tmp_path, monkeypatch, path_kind):
+    csv = {"encoding": "cp1252"} if path_kind == "staged" else None
+    dataset = simple_dataset(tmp_path, ORDERS, csv)
+    path = harness.write("grow.csv", "id,name,amount\n1,a,1.5\n")
+    first = check(harness.load(path, dataset), 1)
+    path.write_text("id,name,amount\n1,a,1.5\n2,b,2.5\n")
+    real_scan = load_module.scan_file
+
+    def scan_then_append(source, *args, **kwargs):
+        scanned = real_scan(source, *args, **kwargs)
+        with open(source, "a") as handle:  # a writer still appending after the hash was taken
+            handle.write("3,c,3.5\n")
+        return scanned
+
+    monkeypatch.setattr(load_module, "scan_file", scan_then_append)
+    changed = harness.load(path, dataset)
+    assert changed.audit.status == "failed" and changed.audit.error_codes == {"E_FILE_CHANGED": 1}
+    assert "changed while it was read" in changed.audit.message
+    assert values(changed, "id") == values(first, "id") == [(1,)]  # the partition keeps what it had
+    assert file_audit_rows(harness, "grow.csv")[-1]["status"] == "failed"
+    monkeypatch.undo()
+    settled = check(harness.load(path, dataset), 3)  # the next tick loads it: no 'unchanged' shortcut
+    assert settled.audit.status == "loaded" and settled.audit.bytes == path.stat().st_size
+    assert settled.audit.sha256 == ingest.sha256_file(path)
+
+
+def file_audit_rows(harness, partition: str) -> list[dict]:
+    return harness.audits("ds", partition)

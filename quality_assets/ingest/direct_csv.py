@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import os
 import time
 import uuid
 import zlib
@@ -31,6 +32,7 @@ from quality_assets.ingest.quarantine import quarantine_rejects
 from quality_assets.ingest.scan import (
     FileScan,
     binary_reason,
+    check_unchanged,
     detect_format,
     is_blank,
     is_utf8,
@@ -66,10 +68,12 @@ class _DirectCsv:
     column_types: dict[str, str]  # the types the rows get
     integers: dict[str, str]  # declared integer columns: read as text, cast strictly in the insert
     clock: float
+    stat: os.stat_result  # the file before the load: compared after it
     floats: list[str] = field(default_factory=list)  # floating-point columns: infinity (1e400) is out of range
 
 
-def plan_direct_csv(warehouse: Warehouse, source: Path, dataset: Dataset, audit: LoadAudit) -> _DirectCsv | None:
+def plan_direct_csv(warehouse: Warehouse, source: Path, dataset: Dataset, audit: LoadAudit,
+                    stat: os.stat_result) -> _DirectCsv | None:
     """Prepare a straight load (no lock held), or None when the file must be staged: not CSV,
     empty or binary, an encoding DuckDB cannot read, or a file DuckDB's reader cannot describe."""
     clock = time.perf_counter()
@@ -113,7 +117,7 @@ def plan_direct_csv(warehouse: Warehouse, source: Path, dataset: Dataset, audit:
     column_types = {tgt: integers.get(tgt, row[1]) for tgt, row in zip(targets, described, strict=True)}
     audit.phases["prepare_s"] = round(time.perf_counter() - clock, 3)
     floats = [tgt for tgt, kind in column_types.items() if kind in FLOAT_TYPES]
-    return _DirectCsv(source, dataset, audit, dialect, options, targets, column_types, integers, clock, floats)
+    return _DirectCsv(source, dataset, audit, dialect, options, targets, column_types, integers, clock, stat, floats)
 
 
 def _reader_sql(source: Path, options: dict) -> str:
@@ -205,6 +209,7 @@ def load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Loa
             step = time.perf_counter()
             audit.sha256 = scan.result().sha256
             phases["sha256_wait_s"] = seconds_since(step)
+            check_unchanged(plan.source, plan.stat, scan.result())  # else rolled back: not recorded as loaded
             audit.finished = dt.datetime.now()
             audit.duration_s = round(time.perf_counter() - plan.clock, 3)
             finish_publish(con, audit, changes)

@@ -17,7 +17,7 @@ from quality_assets.contract import Dataset
 from quality_assets.ingest.audit import LoadAudit
 from quality_assets.ingest.commit import insert_audit, publish_stage
 from quality_assets.ingest.direct_csv import HandOver, load_csv_direct, plan_direct_csv
-from quality_assets.ingest.scan import scan_file, sha256_file
+from quality_assets.ingest.scan import FileChanged, scan_file, sha256_file
 from quality_assets.ingest.sniff import CSV_DELIMITERS
 from quality_assets.ingest.stage import new_audit, stage_with_scan
 from quality_assets.warehouse import Warehouse, WarehouseBusy
@@ -39,14 +39,29 @@ def load_file(
     try:
         return _load_file(warehouse, Path(source), dataset, partition_key, run_id, force)
     except WarehouseBusy as exc:
-        audit = LoadAudit(
-            dataset=dataset.name, partition_key=partition_key, run_id=run_id, source_path=str(source),
-            status="failed", message=f"not loaded: {exc}", error_codes={"E_WAREHOUSE_BUSY": 1},
-            contract_fingerprint=dataset.fingerprint(), started=started, finished=dt.datetime.now(),
-        )
-        audit.duration_s = round((audit.finished - started).total_seconds(), 3)
+        audit = _not_loaded(source, dataset, partition_key, run_id, started, "E_WAREHOUSE_BUSY", str(exc))
         warehouse.defer_insert("qa.files", audit.as_row())
         raise
+    except FileChanged as exc:
+        # Rolled back: the partition keeps what it had; the sensor sees the new size or mtime
+        # and requests the file again once it has settled.
+        audit = _not_loaded(source, dataset, partition_key, run_id, started, "E_FILE_CHANGED",
+                            f"{exc}; loaded again once it stops changing")
+        with warehouse.connect() as con:
+            insert_audit(con, audit)
+        return audit
+
+
+def _not_loaded(source: Path, dataset: Dataset, partition_key: str, run_id: str, started: dt.datetime,
+                code: str, reason: str) -> LoadAudit:
+    """The audit row of a load that gave up before it changed the warehouse."""
+    finished = dt.datetime.now()
+    return LoadAudit(
+        dataset=dataset.name, partition_key=partition_key, run_id=run_id, source_path=str(source),
+        status="failed", message=f"not loaded: {reason}", error_codes={code: 1},
+        contract_fingerprint=dataset.fingerprint(), started=started, finished=finished,
+        duration_s=round((finished - started).total_seconds(), 3),
+    )
 
 
 def _load_file(warehouse: Warehouse, source: Path, dataset: Dataset, partition_key: str, run_id: str,
@@ -74,7 +89,7 @@ def _load_file(warehouse: Warehouse, source: Path, dataset: Dataset, partition_k
         return audit
     with ThreadPoolExecutor(max_workers=1) as pool:
         audit = new_audit(source, stat, dataset, partition_key, run_id)
-        plan = plan_direct_csv(warehouse, source, dataset, audit)
+        plan = plan_direct_csv(warehouse, source, dataset, audit, stat)
         # One read of the file, beside DuckDB's parse: its sha256, where its line breaks stop
         # being regular (see LineBreaks) and how many lines end with the delimiter.
         delimiter = plan.dialect.delimiter if plan else dataset.csv.delimiter

@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ class FileScan:
     line_breaks_known: bool  # False for compressed files: their text was not scanned
     ending_with: dict[str, int] = field(default_factory=dict)  # delimiter -> lines ending with it
     nul_bytes: int = 0  # NUL bytes in the (uncompressed) file
+    bytes_read: int = 0  # bytes hashed: the file's size as this read saw it
 
     def may_hold_nul(self) -> bool:
         """Whether a record may hold a NUL byte (always for unscanned, compressed files)."""
@@ -39,6 +41,26 @@ class FileScan:
         return not self.line_breaks_known or self.ending_with.get(delimiter, 1) > 0
 
 
+class FileChanged(Exception):
+    """The file changed while it was read: what was parsed is not what was hashed."""
+
+
+def check_unchanged(path: Path, before: os.stat_result, scan: FileScan) -> None:
+    """Raise FileChanged unless the file has the size and mtime it had before the load and the
+    scan hashed exactly that many bytes: the audit's sha256 and bytes are then of the bytes the
+    parser read."""
+    try:
+        after = path.stat()
+    except FileNotFoundError:
+        raise FileChanged("the file was removed while it was read") from None
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise FileChanged(f"the file changed while it was read ({before.st_size:,} -> {after.st_size:,} bytes, "
+                          f"mtime {before.st_mtime_ns / 1e9:.6f} -> {after.st_mtime_ns / 1e9:.6f})")
+    if scan.bytes_read != before.st_size:
+        raise FileChanged(f"the file changed while it was read ({before.st_size:,} bytes listed, "
+                          f"{scan.bytes_read:,} bytes read)")
+
+
 def scan_file(path: Path, sha256: str | None = None, chunk: int = 8 * 1024 * 1024,
               delimiters: tuple[str, ...] = ()) -> FileScan:
     """The file's sha256 (unless given) and, for uncompressed files, where its line breaks stop
@@ -46,12 +68,13 @@ def scan_file(path: Path, sha256: str | None = None, chunk: int = 8 * 1024 * 102
     digest = hashlib.sha256()
     breaks = LineBreaks()
     ending = dict.fromkeys((d.encode() for d in delimiters), 0)
-    nul_bytes = 0
+    nul_bytes = bytes_read = 0
     last = b""
     with open(path, "rb") as handle:
         block = handle.read(chunk)
         compressed = block[:2] == b"\x1f\x8b"
         while block:
+            bytes_read += len(block)
             if sha256 is None:
                 digest.update(block)
             if not compressed:
@@ -67,7 +90,7 @@ def scan_file(path: Path, sha256: str | None = None, chunk: int = 8 * 1024 * 102
             block = handle.read(chunk)
     breaks.feed(b"", final=True)
     return FileScan(sha256 or digest.hexdigest(), breaks.first if not compressed else None, not compressed,
-                    {d.decode(): n for d, n in ending.items()}, nul_bytes)
+                    {d.decode(): n for d, n in ending.items()}, nul_bytes, bytes_read)
 
 
 class LineBreaks:

@@ -28,7 +28,14 @@ from quality_assets.ingest.quarantine import (
     reset_stage,
     whole_file_outcome,
 )
-from quality_assets.ingest.scan import binary_reason, detect_format, is_blank, peek, scan_file
+from quality_assets.ingest.scan import (
+    binary_reason,
+    check_unchanged,
+    detect_format,
+    is_blank,
+    peek,
+    scan_file,
+)
 from quality_assets.ingest.sniff import CSV_DELIMITERS
 from quality_assets.ingest.staged_csv import record_number_sql, stage_csv
 from quality_assets.warehouse import Warehouse, quote_ident
@@ -74,6 +81,7 @@ def stage_with_scan(warehouse: Warehouse, source: Path, dataset: Dataset, partit
         stored = {name: kind for name, kind in table_types(con, "rows").items() if column_types.get(name, kind) != kind}
     finally:
         con.close()
+    check_unchanged(source, stat, scan.result())
     audit.sha256 = scan.result().sha256
     audit.finished = dt.datetime.now()
     audit.duration_s = round(time.perf_counter() - clock, 3)
