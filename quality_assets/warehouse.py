@@ -55,6 +55,16 @@ QA_TABLES_DDL = [
         duplicate_of VARCHAR,
         contract_fingerprint VARCHAR
     )""",
+    """CREATE TABLE IF NOT EXISTS qa.dataset_columns (
+        dataset VARCHAR NOT NULL,
+        column_name VARCHAR NOT NULL,
+        column_type VARCHAR NOT NULL,
+        ordinal INTEGER NOT NULL,
+        origin VARCHAR NOT NULL,
+        partition_key VARCHAR,
+        run_id VARCHAR,
+        recorded TIMESTAMP
+    )""",
     """CREATE TABLE IF NOT EXISTS qa.quarantine (
         dataset VARCHAR NOT NULL,
         partition_key VARCHAR NOT NULL,

@@ -122,21 +122,27 @@ def test_extra_column_in_a_later_file_is_added(harness, tmp_path):
     assert rows == [("day1.csv", 1, "a", None), ("day1.csv", 2, "b", None), ("day2.csv", 3, "c", "web")]
 
 
-@pytest.mark.parametrize("first, second, widened, expected", [
-    ("10\n20\n", "abc\n40\n", "VARCHAR", ["10", "20", "abc", "40"]),
-    ("abc\n20\n", "30\n40\n", "VARCHAR", ["abc", "20", "30", "40"]),
-    ("10\n20\n", "2.5\n40\n", "DOUBLE", [10.0, 20.0, 2.5, 40.0]),
-    ("2024-01-01\n", "2024-01-02 10:30:00\n", "TIMESTAMP", None),
-], ids=["bigint_to_text", "text_then_bigint", "bigint_to_double", "date_to_timestamp"])
-def test_undeclared_column_type_change_widens_without_losing_values(harness, tmp_path, first, second, widened, expected):
-    dataset = simple_dataset(tmp_path)
+@pytest.mark.parametrize("first, second, kept, expected, misfits", [
+    ("10\n20\n", "abc\n40\n", "BIGINT", [10, 20, 40], [("abc", "E_NUMERIC_FORMAT")]),
+    ("abc\n20\n", "30\n40\n", "VARCHAR", ["abc", "20", "30", "40"], []),
+    ("10\n20\n", "2.5\n40\n", "BIGINT", [10, 20, 40], [("2.5", "E_NUMERIC_FORMAT")]),
+    ("10\n20\n", "99999999999999999999\n40\n", "BIGINT", [10, 20, 40], [("99999999999999999999", "E_NUMERIC_RANGE")]),
+    ("2024-01-01\n", "2024-01-02 10:30:00\n2024-01-03\n", "DATE", None, [("2024-01-02 10:30:00", "E_DATE_FORMAT")]),
+], ids=["bigint_then_text", "text_then_bigint", "bigint_then_double", "bigint_then_overflow", "date_then_timestamp"])
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252"], ids=["straight", "staged"])
+def test_undeclared_column_keeps_the_type_of_the_first_file(harness, tmp_path, first, second, kept, expected, misfits,
+                                                            encoding):
+    """One schema per dataset: later files are read with the first file's types, never widening
+    them; a value that does not fit is quarantined with its code."""
+    dataset = simple_dataset(tmp_path, csv={"encoding": encoding})
     check(harness.load(harness.write("day1.csv", "v\n" + first), dataset), first.count("\n"))
     later = check(harness.load(harness.write("day2.csv", "v\n" + second), dataset), second.count("\n"))
     types = dict((row[0], row[1]) for row in harness.query('DESCRIBE raw."ds"'))
-    assert types["v"] == widened
+    assert types["v"] == kept
+    assert harness.query("SELECT column_name, column_type, origin, partition_key FROM qa.dataset_columns") == [
+        ("v", kept, "inferred", "day1.csv")]
     stored = [row[0] for row in harness.query('SELECT v FROM raw."ds" ORDER BY _partition_key, _source_row')]
     if expected is not None:
         assert stored == expected
-    else:
-        assert [str(v) for v in stored] == ["2024-01-01 00:00:00", "2024-01-02 10:30:00"]
-    assert later.audit.rows_quarantined == 0
+    assert [(q["raw_value"], q["error_code"]) for q in later.quarantine] == misfits
+    assert later.audit.column_types["v"] == kept

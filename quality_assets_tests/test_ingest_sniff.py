@@ -8,7 +8,7 @@ import pytest
 from conftest import (
     simple_dataset,
 )
-from ingest_support import check, csv_text
+from ingest_support import check, csv_text, values
 
 from quality_assets.ingest import sniff_dialect
 
@@ -91,3 +91,37 @@ def test_voted_date_format_also_applies_on_the_python_path(harness, tmp_path):
     assert loaded.audit.parser == "python"
     assert loaded.codes() == ["E_QUOTE"]
     assert [str(d) for d in loaded.column("day")] == ["2024-01-31", "2024-03-01", "2024-03-02"]
+
+
+def body(n: int = 20, delimiter: str = ",", quote: str = "") -> str:
+    return "".join(delimiter.join(f"{quote}{v}{quote}" for v in (str(i), f"name{i}", f"{i}.5")) + "\n"
+                   for i in range(1, n + 1))
+
+
+@pytest.mark.parametrize("header_line, names, note", [
+    ("id;name;amount", ["id", "name", "amount"], "W_HEADER_RESPLIT"),  # a ; header over a , body
+    ("id name amount", ["id", "name", "amount"], "W_HEADER_RESPLIT"),  # space separated
+    ('id,"name,amount', ["id", "name", "amount"], "W_HEADER_RESPLIT"),  # a stray quote merging names
+    ('id,"name amount', ["column_1", "column_2", "column_3"], "W_HEADER_POSITIONAL"),  # and a missing delimiter
+    ("id,name,amount,", ["id", "name", "amount"], None),  # a trailing delimiter on the header only
+    ("id,name", ["column_1", "column_2", "column_3"], "W_HEADER_POSITIONAL"),  # a name missing
+])
+def test_damaged_header_is_recovered_and_every_row_loads(harness, tmp_path, header_line, names, note):
+    loaded = check(harness.load(harness.write("h.csv", header_line + "\n" + body()), simple_dataset(tmp_path)), 20)
+    assert loaded.audit.columns == names and loaded.quarantine == []
+    assert (note in loaded.audit.error_codes) if note else not loaded.audit.error_codes
+    assert [row[names[0]] for row in loaded.raw] == list(range(1, 21))
+
+
+def test_preamble_lines_are_skipped_and_counted(harness, tmp_path):
+    text = "Sales export\nGenerated 2026-01-31 by the ERP\n\nid,name,amount\n" + body()
+    loaded = check(harness.load(harness.write("p.csv", text), simple_dataset(tmp_path)), 20)
+    assert loaded.audit.columns == ["id", "name", "amount"] and loaded.audit.error_codes == {"W_PREAMBLE": 3}
+    assert values(loaded, "_source_row", "id")[:2] == [(1, 1), (2, 2)]
+
+
+@pytest.mark.parametrize("delimiter, quote", [(" ", ""), (",", "'"), ("\t", "'")])
+def test_space_delimiter_and_single_quotes_are_sniffed(tmp_path, delimiter, quote):
+    sample = delimiter.join(f"{quote}{n}{quote}" for n in ("id", "name", "amount")) + "\n" + body(20, delimiter, quote)
+    found = sniff(tmp_path, sample)
+    assert (found.delimiter, found.quote if quote else '"', found.names) == (delimiter, quote or '"', ["id", "name", "amount"])

@@ -28,11 +28,13 @@ from quality_assets.ingest.commit import evolve_raw_table, insert_audit, publish
 from quality_assets.ingest.load import last_load, load_file
 from quality_assets.ingest.quarantine import cast_error_code
 from quality_assets.ingest.scan import FileScan, scan_file, sha256_file
+from quality_assets.ingest.schema import extend_schema, record_new_columns, stored_schema
 from quality_assets.ingest.sniff import Dialect, sniff_dialect
 from quality_assets.ingest.stage import stage_file
 
 __all__ = [
     "ERROR_CODES", "FILE_ERRORS", "META_COLUMNS", "QUARANTINE_LINE_CAP", "Dialect", "FileScan", "LoadAudit",
-    "Staged", "cast_error_code", "evolve_raw_table", "insert_audit", "is_temporary_name", "last_load",
-    "load_file", "publish_stage", "raw_table", "scan_file", "sha256_file", "sniff_dialect", "stage_file",
+    "Staged", "cast_error_code", "evolve_raw_table", "extend_schema", "insert_audit", "is_temporary_name", "last_load",
+    "load_file", "publish_stage", "raw_table", "record_new_columns", "scan_file", "sha256_file", "sniff_dialect",
+    "stage_file", "stored_schema",
 ]

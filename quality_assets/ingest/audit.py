@@ -25,6 +25,11 @@ ERROR_CODES = {
 }
 
 
+FILE_WARNINGS = {
+    "W_PREAMBLE": "lines before the header that are not part of the table (counted), skipped",
+    "W_HEADER_RESPLIT": "a header line in another dialect than the body, re-split with the one that fits",
+    "W_HEADER_POSITIONAL": "a header line that fits no dialect of the body: columns named column_1, column_2, ...",
+}
 FILE_ERRORS = {
     "E_EMPTY_FILE": "the file is empty",
     "E_BINARY": "the file is binary, not text in a supported format",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import duckdb
 
 from quality_assets.ingest.audit import META_COLUMNS, LoadAudit, Staged
+from quality_assets.ingest.schema import record_new_columns
 from quality_assets.warehouse import quote_ident, quote_literal
 
 WIDENINGS = {
@@ -50,6 +51,7 @@ def publish_stage(con: duckdb.DuckDBPyConnection, staged: Staged) -> LoadAudit:
                 "INSERT INTO qa.quarantine SELECT ?, ?, ?, * FROM stage.quarantine ORDER BY source_row",
                 [audit.dataset, audit.partition_key, audit.run_id],
             )
+            record_new_columns(con, table, audit, staged.column_types, staged.declared)
             finish_publish(con, audit, changes)
             con.execute("COMMIT")
         except Exception:
@@ -105,7 +107,10 @@ def evolve_columns(con, table: str, column_types: dict[str, str]) -> list[str]:
             if len(existing) > len(META_COLUMNS):
                 changes.append(f"added {name} {staged_type}")
         elif current != staged_type:
-            wider = WIDENINGS.get(frozenset({current, staged_type}), "VARCHAR")
+            # A column that holds no value yet (all NULL so far) takes the type; one with values
+            # changes only when the contract changes its declared type.
+            empty = con.execute(f"SELECT count({quote_ident(name)}) = 0 FROM {table}").fetchone()[0]
+            wider = staged_type if empty else WIDENINGS.get(frozenset({current, staged_type}), "VARCHAR")
             if wider != current:
                 con.execute(f"ALTER TABLE {table} ALTER COLUMN {quote_ident(name)} TYPE {wider}")
                 changes.append(f"{name} {current} -> {wider}")

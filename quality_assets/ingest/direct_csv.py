@@ -38,6 +38,7 @@ from quality_assets.ingest.scan import (
     is_utf8,
     peek,
 )
+from quality_assets.ingest.schema import WHOLE_FILE, record_new_columns, undeclared
 from quality_assets.ingest.sniff import (
     DUCKDB_ENCODINGS,
     Dialect,
@@ -105,9 +106,12 @@ def plan_direct_csv(warehouse: Warehouse, source: Path, dataset: Dataset, audit:
     options["names"] = dialect.names
     if types:
         options["types"] = types
+    # Types not yet known are inferred from every row, so a value's fate never depends on where
+    # it sits in the file; the dataset's later files are read with the types kept.
+    sniffing = {**options, "sample_size": WHOLE_FILE} if undeclared(dataset, targets) else options
     try:
         with warehouse.scratch() as con:
-            described = con.execute(f"DESCRIBE SELECT * FROM {_reader_sql(source, options)}").fetchall()
+            described = con.execute(f"DESCRIBE SELECT * FROM {_reader_sql(source, sniffing)}").fetchall()
     except duckdb.Error:
         return None  # the staged path tries again and hands over to the record-by-record reader
     if len(described) != len(dialect.names):
@@ -145,7 +149,7 @@ def load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Loa
     pending = f"{key}\0pending {uuid.uuid4().hex}"
     rejects = f"rejects_{uuid.uuid4().hex}"
     options = {**plan.options, "store_rejects": True, "rejects_table": rejects, "rejects_scan": f"{rejects}_scan"}
-    header_lines = (1 if dialect.header else 0) + dataset.csv.skip_rows
+    header_lines = (1 if dialect.header else 0) + dialect.skip
     waiting = time.perf_counter()
     with warehouse.connect() as con:
         phases["lock_wait_s"] = seconds_since(waiting)
@@ -212,6 +216,7 @@ def load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Loa
             check_unchanged(plan.source, plan.stat, scan.result())  # else rolled back: not recorded as loaded
             audit.finished = dt.datetime.now()
             audit.duration_s = round(time.perf_counter() - plan.clock, 3)
+            record_new_columns(con, table, audit, plan.column_types, {c.name for c in dataset.columns if c.type})
             finish_publish(con, audit, changes)
             step = time.perf_counter()
             con.execute("COMMIT")

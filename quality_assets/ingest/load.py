@@ -18,6 +18,7 @@ from quality_assets.ingest.audit import LoadAudit
 from quality_assets.ingest.commit import insert_audit, publish_stage
 from quality_assets.ingest.direct_csv import HandOver, load_csv_direct, plan_direct_csv
 from quality_assets.ingest.scan import FileChanged, scan_file, sha256_file
+from quality_assets.ingest.schema import stored_schema, with_schema
 from quality_assets.ingest.sniff import CSV_DELIMITERS
 from quality_assets.ingest.stage import new_audit, stage_with_scan
 from quality_assets.warehouse import Warehouse, WarehouseBusy
@@ -66,10 +67,9 @@ def _not_loaded(source: Path, dataset: Dataset, partition_key: str, run_id: str,
 
 def _load_file(warehouse: Warehouse, source: Path, dataset: Dataset, partition_key: str, run_id: str,
                force: bool) -> LoadAudit:
-    previous = None
-    if not force:
-        with warehouse.connect() as con:
-            previous = last_load(con, dataset.name, partition_key)
+    with warehouse.connect() as con:
+        previous = None if force else last_load(con, dataset.name, partition_key)
+        schema = stored_schema(con, dataset.name)
     stat = source.stat()
     digest = _unchanged(previous, source, stat, dataset) if previous else None
     if digest and digest == previous["sha256"]:
@@ -89,7 +89,7 @@ def _load_file(warehouse: Warehouse, source: Path, dataset: Dataset, partition_k
         return audit
     with ThreadPoolExecutor(max_workers=1) as pool:
         audit = new_audit(source, stat, dataset, partition_key, run_id)
-        plan = plan_direct_csv(warehouse, source, dataset, audit, stat)
+        plan = plan_direct_csv(warehouse, source, with_schema(dataset, schema), audit, stat)
         # One read of the file, beside DuckDB's parse: its sha256, where its line breaks stop
         # being regular (see LineBreaks) and how many lines end with the delimiter.
         delimiter = plan.dialect.delimiter if plan else dataset.csv.delimiter
@@ -102,7 +102,8 @@ def _load_file(warehouse: Warehouse, source: Path, dataset: Dataset, partition_k
                 hand_over = str(exc)
         workdir = Path(tempfile.mkdtemp(prefix="stage-", dir=_staging_root(warehouse)))
         try:
-            staged = stage_with_scan(warehouse, source, dataset, partition_key, run_id, workdir, scan, hand_over)
+            staged = stage_with_scan(warehouse, source, dataset, partition_key, run_id, workdir, scan, hand_over,
+                                     schema)
             with warehouse.connect() as con:
                 return publish_stage(con, staged)
         finally:

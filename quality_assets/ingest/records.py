@@ -86,7 +86,7 @@ def stage_csv_records(con, source: Path, dataset: Dataset, dialect: Dialect, enc
         + ", ".join(f"{quote_ident(t)} VARCHAR" for t in targets) + ")"
     )
     opener = gzip.open if compression == "gzip" else open
-    header_lines = (1 if dialect.header else 0) + dataset.csv.skip_rows
+    header_lines = (1 if dialect.header else 0) + dialect.skip
     batch: list[list] = []
     quarantine: list[tuple] = []
     record_no = 0

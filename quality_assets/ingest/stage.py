@@ -36,6 +36,7 @@ from quality_assets.ingest.scan import (
     peek,
     scan_file,
 )
+from quality_assets.ingest.schema import with_schema
 from quality_assets.ingest.sniff import CSV_DELIMITERS
 from quality_assets.ingest.staged_csv import record_number_sql, stage_csv
 from quality_assets.warehouse import Warehouse, quote_ident
@@ -48,12 +49,14 @@ def stage_file(
     partition_key: str,
     run_id: str,
     workdir: Path,
+    schema: dict[str, str] | None = None,
 ) -> Staged:
-    """Parse `source` into `workdir/stage.duckdb` (tables `rows`, `quarantine`)."""
+    """Parse `source` into `workdir/stage.duckdb` (tables `rows`, `quarantine`), reading the
+    columns the dataset already has (`schema`, from stored_schema) with their kept types."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         delimiters = (dataset.csv.delimiter,) if dataset.csv.delimiter else CSV_DELIMITERS
         scan = pool.submit(scan_file, source, delimiters=delimiters)
-        return stage_with_scan(warehouse, source, dataset, partition_key, run_id, workdir, scan)
+        return stage_with_scan(warehouse, source, dataset, partition_key, run_id, workdir, scan, schema=schema)
 
 
 def new_audit(source: Path, stat: os.stat_result, dataset: Dataset, partition_key: str, run_id: str) -> LoadAudit:
@@ -66,11 +69,12 @@ def new_audit(source: Path, stat: os.stat_result, dataset: Dataset, partition_ke
 
 
 def stage_with_scan(warehouse: Warehouse, source: Path, dataset: Dataset, partition_key: str, run_id: str,
-           workdir: Path, scan: Future, hand_over: str | None = None) -> Staged:
+           workdir: Path, scan: Future, hand_over: str | None = None, schema: dict[str, str] | None = None) -> Staged:
     """stage_file, given the file's scan (running) and why DuckDB's reader already gave up on it."""
     clock = time.perf_counter()
     stat = source.stat()
     audit = new_audit(source, stat, dataset, partition_key, run_id)
+    dataset = with_schema(dataset, schema)  # after the audit: its contract fingerprint is the contract's
     stage_path = workdir / "stage.duckdb"
     con = warehouse.scratch(stage_path)
     try:

@@ -16,6 +16,7 @@ from quality_assets.ingest.fields import field_check_needed, misfit_records, nul
 from quality_assets.ingest.quarantine import insert_quarantine, quarantine_rejects, reset_stage
 from quality_assets.ingest.records import stage_csv_records
 from quality_assets.ingest.scan import is_utf8, transcode
+from quality_assets.ingest.schema import WHOLE_FILE, undeclared
 from quality_assets.ingest.sniff import (
     DUCKDB_ENCODINGS,
     Dialect,
@@ -73,18 +74,17 @@ def _stage_csv_duckdb(con, source: Path, dataset: Dataset, dialect: Dialect, enc
     if types:
         options["types"] = types
     options.update(store_rejects=True, rejects_table="rejects", rejects_scan="rejects_scan")
-    reader = f"read_csv({quote_literal(str(source))}, {sql_options(options)})"
-    described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+    # Types not yet known are inferred from every row (see schema.py), then given to the reader.
+    sniffing = {**options, "sample_size": WHOLE_FILE} if undeclared(dataset, targets) else options
+    described = con.execute(
+        f"DESCRIBE SELECT * FROM read_csv({quote_literal(str(source))}, {sql_options(sniffing)})").fetchall()
     if len(described) != len(dialect.names):
         raise duckdb.InvalidInputException(
             f"DuckDB found {len(described)} columns where the header has {len(dialect.names)}"
         )
-    sniffed = sniffed_integers(described, targets, declared)
-    if sniffed:
-        integers.update(sniffed)
-        types.update({src: "VARCHAR" for src, tgt in zip(dialect.names, targets, strict=True) if tgt in sniffed})
-        options["types"] = types
-        reader = f"read_csv({quote_literal(str(source))}, {sql_options(options)})"
+    integers.update(sniffed_integers(described, targets, declared))
+    options["types"] = {row[0]: "VARCHAR" if tgt in integers else row[1] for tgt, row in zip(targets, described, strict=True)}
+    reader = f"read_csv({quote_literal(str(source))}, {sql_options(options)})"
     select = ", ".join(
         f"{quote_ident(src)} AS {quote_ident(tgt)}" for src, tgt in zip(dialect.names, targets, strict=True)
     )
@@ -99,7 +99,7 @@ def _stage_csv_duckdb(con, source: Path, dataset: Dataset, dialect: Dialect, enc
     if field_check_needed(scan.result() if scan is not None else None, dialect) and misfit_records(
             con, source, options, dialect, len(targets)):
         raise duckdb.InvalidInputException("records with more or fewer fields than the header")
-    header_lines = (1 if dialect.header else 0) + dataset.csv.skip_rows
+    header_lines = (1 if dialect.header else 0) + dialect.skip
     column_types = table_types(con, "rows")
     rejected = con.execute(
         "SELECT line, list(error_type::VARCHAR ORDER BY column_idx), list(column_idx ORDER BY column_idx), "
