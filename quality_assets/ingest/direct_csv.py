@@ -70,7 +70,8 @@ class _DirectCsv:
     integers: dict[str, str]  # declared integer columns: read as text, cast strictly in the insert
     clock: float
     stat: os.stat_result  # the file before the load: compared after it
-    floats: list[str] = field(default_factory=list)  # floating-point columns: infinity (1e400) is out of range
+    float_columns: list[str] = field(default_factory=list)  # floating-point columns of the file
+    floats: list[str] = field(default_factory=list)  # those checked in the insert: one held an infinity
 
 
 def plan_direct_csv(warehouse: Warehouse, source: Path, dataset: Dataset, audit: LoadAudit,
@@ -124,11 +125,26 @@ def plan_direct_csv(warehouse: Warehouse, source: Path, dataset: Dataset, audit:
     return _DirectCsv(source, dataset, audit, dialect, options, targets, column_types, integers, clock, stat, floats)
 
 
+class _Infinite(Exception):
+    """A floating-point column read an infinity (1e400): load again, checking those columns."""
+
+
+def load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> LoadAudit:
+    """_load_csv_direct; when a floating-point value read as infinity (rare), once more with the
+    check in the insert, which sends such rows to quarantine (E_NUMERIC_RANGE)."""
+    try:
+        return _load_csv_direct(warehouse, plan, scan)
+    except _Infinite:
+        plan.floats = list(plan.float_columns)
+        plan.audit.phases.clear()
+        return _load_csv_direct(warehouse, plan, scan)
+
+
 def _reader_sql(source: Path, options: dict) -> str:
     return f"read_csv({quote_literal(str(source))}, {sql_options(options)})"
 
 
-def load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> LoadAudit:
+def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> LoadAudit:
     """Replace the partition with the file's rows, parsed by DuckDB straight into raw in one
     transaction under the warehouse lock. Raises HandOver (having rolled back) when the
     record-by-record reader must take over.
@@ -167,6 +183,8 @@ def load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Loa
             except duckdb.Error as exc:
                 raise HandOver(first_line_of(exc)) from None
             phases["insert_s"] = seconds_since(step)
+            if plan.float_columns and not plan.floats and _holds_infinity(con, table, [key, pending], plan):
+                raise _Infinite
             if _holds_nul(con, table, [key, pending], plan, scan.result()):
                 raise HandOver("NUL bytes in records")
             if field_check_needed(scan.result(), dialect) and misfit_records(
@@ -228,6 +246,15 @@ def load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Loa
             con.execute(f"DELETE FROM {table} WHERE _partition_key = ?", [pending])
     audit.column_types = dict(plan.column_types)
     return audit
+
+
+def _holds_infinity(con, table: str, keys: list[str], plan: _DirectCsv) -> bool:
+    """Whether a floating-point column just loaded holds an infinity: one columnar scan of those
+    columns, cheaper than checking every value in the insert."""
+    keyed = ", ".join("?" for _ in keys)
+    condition = " OR ".join(f"isinf({quote_ident(c)})" for c in plan.float_columns)
+    return bool(con.execute(f"SELECT 1 FROM {table} WHERE _partition_key IN ({keyed}) AND ({condition}) LIMIT 1",
+                            keys).fetchall())
 
 
 def _holds_nul(con, table: str, keys: list[str], plan: _DirectCsv, scan: FileScan) -> bool:
@@ -360,10 +387,11 @@ def _quarantine_marked_rows(con, table: str, plan: _DirectCsv, pending: str) -> 
     value = "CASE " + " ".join(f"WHEN {cond} THEN {texts[name]}" for name, cond, _ in failing) + " END"
     code = "CASE " + " ".join(f"WHEN {cond} THEN {sql[0]}" for _, cond, sql in failing) + " END"
     message = "CASE " + " ".join(f"WHEN {cond} THEN {sql[1]}" for _, cond, sql in failing) + " END"
-    fields = " || ',' || ".join(
+    # concat_ws, not a chain of ||: a chain nests one level per column (DuckDB's depth limit is 1,000).
+    fields = "concat_ws(',', " + ", ".join(
         f"coalesce({texts[c]}, '')" if c in texts else f"coalesce(CAST({quote_ident(c)} AS VARCHAR), '')"
         for c in plan.targets
-    )
+    ) + ")"
     moved = con.execute(
         f"INSERT INTO qa.quarantine SELECT ?, ?, ?, _source_row, NULL, column_name, code, message, "
         f"left(raw_value, 1000), left(raw_line, {QUARANTINE_LINE_CAP}), strlen(raw_line) FROM ("

@@ -148,7 +148,8 @@ def _quarantine_misfit_numbers(con, integers: dict[str, str], floats: list[str])
     code = "CASE " + " ".join(f"WHEN {cond} THEN {sql[0]}" for _, cond, sql in failing) + " END"
     message = "CASE " + " ".join(f"WHEN {cond} THEN {sql[1]}" for _, cond, sql in failing) + " END"
     columns = [c for c in table_columns(con, "rows") if c != "_source_row"]
-    fields = " || ',' || ".join(f"coalesce(CAST({quote_ident(c)} AS VARCHAR), '')" for c in columns)
+    # concat_ws, not a chain of ||: a chain nests one level per column (DuckDB's depth limit is 1,000).
+    fields = "concat_ws(',', " + ", ".join(f"coalesce(CAST({quote_ident(c)} AS VARCHAR), '')" for c in columns) + ")"
     con.execute(
         f"CREATE TEMP TABLE misfit_numbers AS SELECT rowid AS staged_rowid, {record_number_sql(con)} AS source_row, "
         f"{first} AS column_name, {value} AS raw_value, {code} AS code, {message} AS message, {fields} AS raw_line "
