@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy
+
 SNIFF_BYTES = 256 * 1024
 
 
@@ -79,13 +81,18 @@ def scan_file(path: Path, sha256: str | None = None, chunk: int = 8 * 1024 * 102
                 digest.update(block)
             if not compressed:
                 breaks.feed(block)
-                nul_bytes += block.count(b"\x00")
-                # Lines ending with a delimiter (an empty last field, or a surplus one): counted
-                # in C, the byte before the block carried over.
-                joined = last + block
-                has_cr = b"\r" in joined
+                if b"\x00" in block:  # memchr: far cheaper than counting when there is none
+                    nul_bytes += block.count(b"\x00")
+            if not compressed and ending:
+                # Lines ending with a delimiter (an empty last field, or a surplus one), the byte
+                # before the block carried over: numpy compares bytes ~3x faster than bytes.count
+                # finds a two-byte needle.
+                joined = numpy.frombuffer(last + block, dtype=numpy.uint8)
+                breaks_at = joined[1:] == 10
+                if b"\r" in block:
+                    breaks_at |= joined[1:] == 13
                 for delimiter in ending:
-                    ending[delimiter] += joined.count(delimiter + b"\n") + (joined.count(delimiter + b"\r") if has_cr else 0)
+                    ending[delimiter] += int(numpy.count_nonzero(breaks_at & (joined[:-1] == delimiter[0])))
                 last = block[-1:]
             block = handle.read(chunk)
     breaks.feed(b"", final=True)
