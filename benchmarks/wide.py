@@ -54,7 +54,7 @@ def child(mode: str, path: Path) -> dict:
     result: dict = {}
     if mode == "bare":
         with duckdb.connect(str(work / "bare.duckdb"), config={"memory_limit": "1GB"}) as con:
-            con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv('{path}')")
+            con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv('{path}', ignore_errors = true)")
     elif mode == "load":
         from quality_assets.contract import parse_contract
         from quality_assets.ingest import load_file

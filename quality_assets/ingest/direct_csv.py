@@ -215,7 +215,11 @@ def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Lo
             codes: dict[str, int] = {}
             for row in quarantine:
                 codes[row[3]] = codes.get(row[3], 0) + 1
-            marked = _quarantine_marked_rows(con, table, plan, pending) if plan.integers or plan.floats else {}
+            checked = plan.integers or plan.floats
+            pending_rows = checked and con.execute(
+                f"SELECT count(*) FROM {table} WHERE _partition_key = ?", [pending]).fetchone()[0]
+            # The quarantine query's CASE spans every checked column: build it only when a row waits.
+            marked = _quarantine_marked_rows(con, table, plan, pending) if pending_rows else {}
             for marked_code, count in marked.items():
                 codes[marked_code] = codes.get(marked_code, 0) + count
             not_whole = sum(marked.values())
