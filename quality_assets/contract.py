@@ -80,7 +80,7 @@ DAILY_KEYS = {"start", "file_pattern", "date_format", "column", "timezone", "sch
 LANDING_KEYS = {"path", "glob", "recursive"}
 CSV_KEYS = {
     "delimiter", "quote", "escape", "header", "encoding", "null_values", "max_line_bytes",
-    "date_format", "timestamp_format", "skip_rows", "comment",
+    "date_format", "timestamp_format", "skip_rows", "comment", "quoted_empty",
 }
 COLUMN_KEYS = {"type", "aliases", "description", "format"}
 TOP_KEYS = {"version", "datasets"}
@@ -108,6 +108,7 @@ class CsvOptions:
     timestamp_format: str | None = None
     skip_rows: int = 0
     comment: str | None = None
+    quoted_empty: str = "string"  # a quoted "" field: the empty string, or "null" like an unquoted empty one
 
 
 @dataclass(frozen=True)
@@ -523,6 +524,12 @@ def _parse_csv_options(spec: Any, line: int | None, where: str, problems: _Probl
                 problems.add(_line(spec, key), f"{where}.{key}", "expected a strftime pattern such as '%d/%m/%Y'")
             else:
                 values[key] = spec[key]
+    if "quoted_empty" in spec:
+        value = "null" if spec["quoted_empty"] is None else spec["quoted_empty"]  # YAML reads null as None
+        if value not in ("string", "null"):
+            problems.add(_line(spec, "quoted_empty"), f"{where}.quoted_empty", "expected string or null")
+        else:
+            values["quoted_empty"] = value
     return CsvOptions(**values)
 
 

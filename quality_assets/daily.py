@@ -26,11 +26,14 @@ from quality_assets.ingest import (
     QUARANTINE_LINE_CAP,
     LoadAudit,
     Staged,
-    _evolve_raw_table,
+    evolve_raw_table,
+    extend_schema,
     insert_audit,
     raw_table,
+    record_new_columns,
     sha256_file,
     stage_file,
+    stored_schema,
 )
 from quality_assets.landing import LandedFile, list_landed
 from quality_assets.warehouse import Warehouse, quote_ident, quote_literal
@@ -167,6 +170,7 @@ def _load_by_file_name(warehouse: Warehouse, dataset: Dataset, days: list[str], 
     to_stage: dict[str, list[LandedFile]] = {}
     with warehouse.connect() as con:
         previous = {day: _previous_versions(con, dataset.name, day) for day in days} if not force else {}
+        schema = stored_schema(con, dataset.name)
     for day in days:
         files = by_day.get(day, [])
         if not files:
@@ -180,10 +184,11 @@ def _load_by_file_name(warehouse: Warehouse, dataset: Dataset, days: list[str], 
         to_stage[day] = files
     staged: dict[str, list[tuple[str, Staged]]] = {}
     for n, (day, files) in enumerate(to_stage.items()):
-        staged[day] = [
-            (f.key, stage_file(warehouse, f.path, dataset, day, run_id, workdir / f"{n}-{i}"))
-            for i, f in enumerate(files)
-        ]
+        staged[day] = []
+        for i, f in enumerate(files):
+            one = stage_file(warehouse, f.path, dataset, day, run_id, workdir / f"{n}-{i}", schema)
+            schema = extend_schema(schema, one)  # the first file types a column for the whole batch
+            staged[day].append((f.key, one))
     with warehouse.connect() as con:
         for load in results.values():
             if load.status == "unchanged":
@@ -237,11 +242,14 @@ def _load_by_column(warehouse: Warehouse, dataset: Dataset, days: list[str], run
                     workdir: Path) -> list[DayLoad]:
     """Stage every landed file once; publish each day's rows (by the partition column)."""
     files, _ = list_landed(dataset)
+    with warehouse.connect() as con:
+        schema = stored_schema(con, dataset.name)
     zone = zoneinfo.ZoneInfo(dataset.daily.timezone)
     staged: dict[str, list[tuple[str, Staged]]] = {day: [] for day in days}
     for i, f in enumerate(files):
         home = dt.datetime.fromtimestamp(f.mtime_ns / 1e9, tz=zone).date().isoformat()
-        one = stage_file(warehouse, f.path, dataset, home, run_id, workdir / str(i))
+        one = stage_file(warehouse, f.path, dataset, home, run_id, workdir / str(i), schema)
+        schema = extend_schema(schema, one)
         one.audit.partition_key = home  # where rows without a valid day are kept
         for day in days:
             staged[day].append((f.key, one))
@@ -268,7 +276,7 @@ def _publish(con: duckdb.DuckDBPyConnection, dataset: Dataset, staged: dict[str,
             for files in staged.values():
                 for _, one in files:
                     if id(one) not in done:
-                        _evolve_raw_table(con, table, one)
+                        evolve_raw_table(con, table, one)
                         done.add(id(one))
             con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {SOURCE_FILE_COLUMN} VARCHAR")
             for day, files in staged.items():
@@ -282,6 +290,8 @@ def _publish(con: duckdb.DuckDBPyConnection, dataset: Dataset, staged: dict[str,
                         insert_audit(con, audit)
                         audits.append(audit)
                 results[day] = _summarise(dataset, day, audits)
+            for one in {id(one): one for files in staged.values() for _, one in files}.values():
+                record_new_columns(con, table, one.audit, one.column_types, one.declared, list(staged))
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")

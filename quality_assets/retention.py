@@ -35,7 +35,7 @@ RETENTION_DDL = """CREATE TABLE IF NOT EXISTS qa.retention (
     rows_removed BIGINT,
     removed_at TIMESTAMP NOT NULL
 )"""
-KEEP_TABLES = {"retention", "scorecard"}  # the record of removals, and the daily summary (kept)
+KEEP_TABLES = {"retention", "scorecard", "dataset_columns"}  # removals, the daily summary, and each dataset's kept schema
 
 
 def parse_age(text: str) -> dt.timedelta:

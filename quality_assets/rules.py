@@ -927,9 +927,33 @@ def _judge_schema(con, result: RuleResult, dataset: Dataset, evaluation: Evaluat
                 changes.append(f"retyped {name} {before} -> {now_type}")
         if changes:
             problems.append("since partition " + repr(prev_key) + ": " + ", ".join(changes))
+    for name, (count, kind) in _columns_that_no_longer_fit(con, dataset, evaluation).items():
+        problems.append(f"{name}: none of its {count} value(s) fits its type {kind} (quarantined)")
     result.observed = {"columns": columns, "types": evaluation.column_types}
     result.passed = not problems
     result.message = "; ".join(problems) if problems else f"{len(columns)} columns as agreed"
+
+
+CAST_CODES = ("E_NUMERIC_FORMAT", "E_NUMERIC_RANGE", "E_DATE_FORMAT", "E_BOOLEAN_FORMAT", "E_TYPE")
+
+
+def _columns_that_no_longer_fit(con, dataset: Dataset, evaluation: Evaluation) -> dict[str, tuple[int, str]]:
+    """Columns of the partition with values quarantined for their type and none loaded: the kept
+    type (qa.dataset_columns) no longer fits the data at all, a schema change."""
+    quarantined = con.execute(
+        "SELECT column_name, count(*) FROM qa.quarantine WHERE dataset = ? AND partition_key = ? "
+        "AND list_contains(?, error_code) AND column_name IS NOT NULL GROUP BY 1 ORDER BY 1",
+        [dataset.name, evaluation.partition_key, list(CAST_CODES)]).fetchall()
+    found = {}
+    for name, count in quarantined:
+        kind = evaluation.column_types.get(name)
+        if kind is None:
+            continue
+        loaded = con.execute(f"SELECT count({quote_ident(name)}) FROM raw.{quote_ident(dataset.name)} "
+                             "WHERE _partition_key = ?", [evaluation.partition_key]).fetchone()[0]
+        if loaded == 0:
+            found[name] = (count, kind)
+    return found
 
 
 def _previous_schema(con, dataset: Dataset, evaluation: Evaluation) -> tuple[str, list[str], dict[str, str]] | None:

@@ -11,7 +11,11 @@ so the lock is held only for their copy-in transaction.
 from __future__ import annotations
 
 import fcntl
+import json
+import logging
 import os
+import re
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +55,16 @@ QA_TABLES_DDL = [
         duplicate_of VARCHAR,
         contract_fingerprint VARCHAR
     )""",
+    """CREATE TABLE IF NOT EXISTS qa.dataset_columns (
+        dataset VARCHAR NOT NULL,
+        column_name VARCHAR NOT NULL,
+        column_type VARCHAR NOT NULL,
+        ordinal INTEGER NOT NULL,
+        origin VARCHAR NOT NULL,
+        partition_key VARCHAR,
+        run_id VARCHAR,
+        recorded TIMESTAMP
+    )""",
     """CREATE TABLE IF NOT EXISTS qa.quarantine (
         dataset VARCHAR NOT NULL,
         partition_key VARCHAR NOT NULL,
@@ -67,8 +81,24 @@ QA_TABLES_DDL = [
 ]
 
 
+log = logging.getLogger(__name__)
+
+
 class WarehouseBusy(RuntimeError):
     """The warehouse stayed locked by another process for longer than the timeout."""
+
+
+_DUCKDB_HOLDER = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
+
+
+def _file_lock_holder(exc: duckdb.Error) -> str | None:
+    """Who holds DuckDB's own lock on the file (a reader such as the DuckDB CLI or a BI tool), from
+    DuckDB's error; None when the error is not about that lock."""
+    text = str(exc)
+    if "Could not set lock" not in text and "Conflicting lock" not in text:
+        return None
+    found = _DUCKDB_HOLDER.search(text)
+    return f"pid {found.group(2)} ({found.group(1)})" if found else "another process"
 
 
 @contextmanager
@@ -127,15 +157,82 @@ class Warehouse:
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        deadline = time.monotonic() + self.lock_timeout_s
         with exclusive_lock(self.lock_path, self.lock_timeout_s):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(str(self.path), config=self._config())
+            con = self._open(deadline)
             try:
                 for ddl in QA_TABLES_DDL:
                     con.execute(ddl)
+                self._replay_deferred(con)
                 yield con
             finally:
                 con.close()
+
+    def _open(self, deadline: float, poll_s: float = 0.1) -> duckdb.DuckDBPyConnection:
+        """Open the file for writing; while a process outside the queue (a read-only DuckDB
+        client, a BI tool) holds it, wait and retry until the deadline, saying for whom."""
+        waiting_since = None
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), config=self._config())
+            except duckdb.IOException as exc:
+                holder = _file_lock_holder(exc)
+                if holder is None:
+                    raise
+                now = time.monotonic()
+                if waiting_since is None:
+                    waiting_since = now
+                    log.warning("warehouse %s is open in %s; waiting up to %.0fs for it to close "
+                                "(QA_DUCKDB_LOCK_TIMEOUT)", self.path, holder, max(deadline - now, 0))
+                if now >= deadline:
+                    raise WarehouseBusy(
+                        f"warehouse {self.path} is held open by {holder}, a process outside the "
+                        f"pipeline's queue (a DuckDB client or BI tool?), after waiting "
+                        f"{now - waiting_since:.0f}s (raise QA_DUCKDB_LOCK_TIMEOUT, or close it; "
+                        "OPERATIONS.md: query a snapshot instead)"
+                    ) from None
+                time.sleep(min(poll_s, max(deadline - now, 0.01)))
+                poll_s = min(poll_s * 1.5, 1.0)
+                continue
+            if waiting_since is not None:
+                log.warning("warehouse %s released after %.1fs", self.path, time.monotonic() - waiting_since)
+            return con
+
+    @property
+    def deferred_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".deferred.jsonl")
+
+    def defer_insert(self, table: str, values: list) -> None:
+        """Keep a row the warehouse could not take now (it was busy), to insert at the next
+        connection: an audit row saying why a load gave up must not be lost with the load."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(self.deferred_path.with_suffix(".lock"), 30), open(self.deferred_path, "a") as out:
+            out.write(json.dumps({"table": table, "values": values}, default=str) + "\n")
+
+    def _replay_deferred(self, con: duckdb.DuckDBPyConnection) -> None:
+        if not self.deferred_path.exists():
+            return
+        with exclusive_lock(self.deferred_path.with_suffix(".lock"), 30):
+            rows = [json.loads(line) for line in self.deferred_path.read_text().splitlines() if line.strip()]
+            for row in rows:
+                marks = ", ".join("?" for _ in row["values"])
+                con.execute(f"INSERT INTO {row['table']} VALUES ({marks})", row["values"])
+            self.deferred_path.unlink()
+
+    def snapshot(self, target: str | Path) -> Path:
+        """Copy the warehouse, between two runs, to a file anyone may query for as long as they
+        like without holding up the pipeline."""
+        target = Path(target).expanduser().resolve()
+        with exclusive_lock(self.lock_path, self.lock_timeout_s):
+            shutil.copyfile(self.path, target)
+            wal = self.path.with_name(self.path.name + ".wal")
+            target_wal = target.with_name(target.name + ".wal")
+            if wal.exists():
+                shutil.copyfile(wal, target_wal)
+            else:
+                target_wal.unlink(missing_ok=True)
+        return target
 
     def scratch(self, path: Path | None = None) -> duckdb.DuckDBPyConnection:
         """A private database (in memory without `path`) with the warehouse's memory settings;

@@ -476,3 +476,16 @@ def test_one_automation_mechanism(project):
     for name in ("orders_job", "sales_job", "events_job"):
         assert dg.AssetKey(["scorecard"]) not in repo.get_job(name).asset_layer.selected_asset_keys
     assert repo.get_job("scorecard_job").asset_layer.selected_asset_keys == {dg.AssetKey(["scorecard"])}
+
+
+def test_daily_files_keep_the_schema_of_the_first_file(project):
+    """An undeclared column is typed by the first day's file and kept: a later day's misfit is
+    quarantined, the column not widened (qa.dataset_columns)."""
+    sales = contract(project).dataset("sales")
+    write(project, "sales", "sales_20261101.csv", "id,total,store\n1,1.5,10\n2,2.5,11\n")
+    write(project, "sales", "sales_20261102.csv", "id,total,store\n3,3.5,twelve\n4,4.5,13\n")
+    first, second = load_days(warehouse(project), sales, ["2026-11-01", "2026-11-02"], "run-1")
+    assert rows(project, "SELECT column_name, column_type, origin FROM qa.dataset_columns ORDER BY ordinal") == [
+        ("id", "BIGINT", "declared"), ("total", "DOUBLE", "declared"), ("store", "BIGINT", "inferred")]
+    assert rows(project, "SELECT raw_value, error_code FROM qa.quarantine") == [("twelve", "E_NUMERIC_FORMAT")]
+    assert rows(project, 'SELECT id, store FROM raw."sales" ORDER BY id') == [(1, 10), (2, 11), (4, 13)]

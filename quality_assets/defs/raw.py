@@ -80,7 +80,7 @@ def build_raw_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg
 
 
 def file_parsed_result(audit: LoadAudit) -> dg.AssetCheckResult:
-    failed_hard = audit.status == "rejected"
+    failed_hard = audit.status in ("rejected", "failed")  # failed: not loaded (file changed, warehouse busy)
     passed = audit.status in ("loaded", "unchanged") and audit.rows_quarantined == 0
     return dg.AssetCheckResult(
         check_name=FILE_PARSED_CHECK,
