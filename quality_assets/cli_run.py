@@ -234,7 +234,7 @@ def where_to_look(settings, outcomes: list[FileOutcome]) -> list[str]:
         "Where to look:",
         f"  contract:   {settings.contracts}",
         f"  warehouse:  {settings.duckdb_path}  (tables raw.*, published.*, qa.files, qa.quarantine, qa.check_results, "
-        "qa.failing_rows, qa.column_profiles, qa.row_anomalies, qa.metric_anomalies, qa.drift)",
+        "qa.failing_rows, qa.column_profiles, qa.anomaly_causes, qa.row_anomalies, qa.metric_anomalies, qa.drift, qa.column_roles)",
         f"  query it:   {shlex.quote(sys.executable)} -c {shlex.quote(query)}",
         f"  outputs:    {settings.output_dir}  (per dataset and file: report.html, profile.json, metrics.csv, "
         "audit.log.json, metrics.prom)",

@@ -125,7 +125,7 @@ def test_run_says_why_for_every_file_that_is_not_simply_published(tmp_path):
     assert outcome_column(out) == {"a_good.csv": "passed, published", "b_blob.csv": "rejected", "c_empty.csv": "empty",
                                    "d_header.csv": "empty", "e_bad.csv": "blocked"}
     output = tmp_path / "output" / "orders"
-    assert ("  orders/b_blob.csv: rejected: the file is binary, not text in a supported format (NUL bytes in the first block)\n"
+    assert ("  orders/b_blob.csv: rejected: the file is binary, not text in a supported format (33% control bytes in the first 576 bytes)\n"
             f"      report: {output / 'b_blob.csv' / 'report.html'}\n") in out
     assert "Fail: the file was rejected: the file is binary" in (output / "b_blob.csv" / "report.html").read_text()
     assert "  orders/c_empty.csv: empty: the file is empty\n" in out
