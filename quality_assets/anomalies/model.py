@@ -161,7 +161,8 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
                 if cats.counts.size <= MAX_PAIR_CATEGORIES:
                     categorical[value_input] = (cats, raw_values)
             continue
-        features += _shape_features(col, value_input, raw_values, text=role == "text")
+        coarse = role == "text" or (col.name in roles and roles[col.name].coarse)
+        features += _shape_features(col, value_input, raw_values, text=coarse)
     key_sets = {}
     for i, (key, (present, dups)) in enumerate(unique_keys.items()):
         name = f"d{i}"

@@ -47,6 +47,7 @@ class ColumnRole:
     history: list[tuple[str, object]] = field(default_factory=list)  # period: (partition, value), oldest first
     bounds: tuple[int, int] | None = None  # a calendar part's natural range
     centred: bool = False  # a number judged from its partition's median, like a date
+    coarse: bool = False  # labels judged by their coarse shapes (runs collapsed: 'Aa' for any name)
 
 
 def name_tokens(name: str) -> list[str]:
@@ -188,7 +189,7 @@ def _turnover(con, dataset: str, col: ColumnInfo, past: list[str]) -> ColumnRole
         seen |= here
     if len(shares) >= TURNOVER_HISTORY - 1 and float(np.median(shares)) >= 0.5:
         return ColumnRole(col.name, "identifier", "learned", f"labels that turn over: {float(np.median(shares)):.0%} "
-                          "of a partition's values are new, in the median partition")
+                          "of a partition's values are new, in the median partition", coarse=True)
     return None
 
 
