@@ -267,3 +267,12 @@ def test_a_new_category_on_many_rows_is_reported_once_a_handful_of_unseen_values
     [opened] = [c for c in result.causes if c["condition"] == "new value"]
     assert opened["rows"] == 60 and opened["level"] == "partition" and "'harbour'" in opened["description"]
     assert not any(m.metric == "rows_departing" and m.column_name == "store" for m in result.metrics)
+
+
+def test_poisson_tail_matches_scipy():
+    from scipy import stats
+
+    from quality_assets.anomalies.scoring import poisson_tail
+
+    for k, mean in [(3, 0.2), (10, 2.2), (5, 5.0), (1, 0.5), (40, 17.5), (2, 3.0), (200, 1.5)]:
+        assert poisson_tail(k, mean) == pytest.approx(stats.poisson.sf(k - 1, mean), rel=1e-9, abs=1e-300)

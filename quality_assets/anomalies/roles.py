@@ -24,10 +24,12 @@ from quality_assets.anomalies.shapes import shapes
 from quality_assets.warehouse import quote_ident, quote_literal
 
 ROLE_HISTORY = 12  # recent history partitions read to learn roles
+HISTORY_ROWS = 200_000  # history rows (a deterministic sample) read to learn roles
 TURNOVER_HISTORY = 3  # partitions before labels that turn over can be told from a category
 MAX_CATEGORIES = 1000  # more distinct strings than this (or than 20% of the rows): codes or text
 UNIQUE = 0.97  # approx_count_distinct errs by a few percent
 DENSE = 1.5  # an integer key spans at most this many times as many values as it has rows
+SHAPE_SAMPLE = 5000  # values whose shapes tell a code from free text
 CODE_SHAPES = 0.9  # share of values in the 20 commonest character shapes: a code, else text
 # calendar parts: a whole-word name and every value in the part's range
 CALENDAR = {"year": (1000, 3000), "yr": (1000, 3000), "quarter": (1, 4), "month": (1, 12), "mon": (1, 12),
@@ -67,16 +69,20 @@ def calendar_part(name: str, low, high) -> str | None:
     return None
 
 
-def _partition_stats(con, dataset: str, columns: list[ColumnInfo], partitions: list[str]) -> dict[str, dict]:
-    """partition -> {"rows", column -> (non-null, min, max, approx distinct)}."""
+def _partition_stats(con, dataset: str, columns: list[ColumnInfo], partitions: list[str],
+                     sample: str = "TRUE") -> dict[str, dict]:
+    """partition -> {"rows", column -> (non-null, min, max, approx distinct)}; `sample`: a
+    predicate that thins the rows read (min and max of a sample still tell one value from many)."""
     parts = []
     for col in columns:
         ident = quote_ident(col.name)
         comparable = f"CAST({ident} AS VARCHAR)" if col.kind == "boolean" else ident
-        parts += [f"count({ident})", f"min({comparable})", f"max({comparable})", f"approx_count_distinct({ident})"]
+        parts += [f"count({ident})", f"min({comparable})", f"max({comparable})", f"approx_count_distinct({ident})"
+                  if sample == "TRUE" else "NULL"]
     keys = "[" + ", ".join(quote_literal(k) for k in partitions) + "]"
     rows = con.execute(f"SELECT _partition_key, count(*){''.join(', ' + p for p in parts)} FROM "
-                       f"{raw_table(dataset)} WHERE list_contains({keys}, _partition_key) GROUP BY 1").fetchall()
+                       f"{raw_table(dataset)} WHERE list_contains({keys}, _partition_key) AND {sample} "
+                       "GROUP BY 1").fetchall()
     out = {}
     for row in rows:
         stats = {"rows": row[1]}
@@ -110,9 +116,10 @@ def _date_part_matches(con, dataset: str, partition_key: str, candidates: list[C
 def _string_role(con, dataset: str, col: ColumnInfo, partition_key: str, non_null: int, distinct: int) -> tuple[str, str]:
     if distinct <= max(2, min(MAX_CATEGORIES, 0.2 * non_null)):
         return "category", f"{distinct:,} distinct values in {non_null:,} rows"
+    rate = min(1_000_000, int(1_000_000 * SHAPE_SAMPLE / max(non_null, 1)) + 1)  # a deterministic ~5,000 values
     values = con.sql(
         f"SELECT {quote_ident(col.name)} FROM {raw_table(dataset)} WHERE _partition_key = {quote_literal(partition_key)} "
-        f"AND {quote_ident(col.name)} IS NOT NULL ORDER BY hash(_source_row) LIMIT 5000").to_arrow_table()
+        f"AND {quote_ident(col.name)} IS NOT NULL AND hash(_source_row) % 1000000 < {rate}").to_arrow_table()
     counted = pc.value_counts(shapes(values.column(0))).field("counts").to_numpy()
     top = counted[counted.argsort()[::-1][:20]].sum() / max(1, counted.sum())
     if top >= CODE_SHAPES:
@@ -126,7 +133,13 @@ def learn_roles(con, dataset: str, partition_key: str, history: list[str], colum
     """The role of every column for this partition."""
     declared = declared or {}
     recent = history[-ROLE_HISTORY:]
-    stats = _partition_stats(con, dataset, columns, [*recent, partition_key])
+    stats = _partition_stats(con, dataset, columns, [partition_key])
+    if recent:  # the history only for its minima and maxima: a sample of about HISTORY_ROWS rows
+        total = con.execute(f"SELECT count(*) FROM {raw_table(dataset)} WHERE list_contains(?, _partition_key)",
+                            [recent]).fetchall()[0][0]
+        rate = min(1.0, HISTORY_ROWS / total) if total else 1.0
+        thin = "TRUE" if rate >= 1 else f"hash(_partition_key, _source_row) % 1000000 < {int(rate * 1_000_000)}"
+        stats.update(_partition_stats(con, dataset, columns, recent, thin))
     current = stats.get(partition_key, {"rows": 0})
     past = [(k, stats[k]) for k in recent if k in stats]
     temporal = [c for c in columns if c.kind == "temporal"]

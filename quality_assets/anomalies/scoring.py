@@ -147,7 +147,9 @@ def bonferroni_factor(model: RowModel, settings: AnomalySettings) -> int:
     return max(1, len({f.group for f in model.features if f.smallest_p() <= level}))
 
 
-def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: int) -> _Pass:
+def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: int, cutoff: float) -> _Pass:
+    """`cutoff`: the largest row p-value that can be flagged (the false discovery rate, or 1 with a
+    contamination): strength and floods are only worked out for rows at or below it."""
     n = parquet.metadata.num_rows
     row_p, strength = np.ones(n), np.zeros(n)
     decades: dict[tuple[int, int], np.ndarray] = {}
@@ -160,17 +162,21 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
     for batch in parquet.iter_batches(batch_size=batch_size):
         stop = start + batch.num_rows
         if model.features:
-            matrix = np.minimum(1.0, d * batch_p_matrix(model, batch))
-            for j in np.flatnonzero((floors > 0) & (matrix <= floors).any(axis=0)):
+            matrix = batch_p_matrix(model, batch)
+            matrix *= d
+            np.minimum(matrix, 1.0, out=matrix)
+            lowest = matrix.min(axis=0)
+            for j in np.flatnonzero((floors > 0) & (lowest <= floors)):
                 rarest.setdefault(int(j), []).append(start + np.flatnonzero(matrix[:, j] <= floors[j]))
             for j in np.flatnonzero(floors > 0):
                 if model.features[j].signal in VALUED:  # only rows with a value can carry an unseen one
                     present[int(j)] = present.get(int(j), 0) + len(batch) - batch.column(
                         model.features[j].inputs[0]).null_count
             row_p[start:stop] = matrix.min(axis=1)
-            strength[start:stop] = -np.log10(np.clip(matrix, TINY, 1.0)).sum(axis=1)
-            for j in np.flatnonzero((matrix <= 0.5).any(axis=0)):
-                low = matrix[:, j] <= 0.5
+            candidates = np.flatnonzero(row_p[start:stop] <= max(cutoff, floors.max(initial=0.0)))
+            strength[start + candidates] = -np.log10(np.clip(matrix[candidates], TINY, 1.0)).sum(axis=1)
+            for j in np.flatnonzero(lowest <= cutoff):
+                low = matrix[:, j] <= cutoff
                 signs = direction(model.features[j], batch)[low]
                 bucket = np.minimum(BUCKETS - 1, np.floor(-np.log10(np.clip(matrix[low, j], TINY, 1.0)))).astype(int)
                 for sign in np.unique(signs):
@@ -183,13 +189,27 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
                  {j: np.concatenate(rows) for j, rows in rarest.items()}, present)
 
 
+def poisson_tail(k: int, mean: float) -> float:
+    """P(X >= k) for X ~ Poisson(mean), summed from k upwards in log space (no scipy to import
+    for one number)."""
+    if mean <= 0:
+        return 0.0 if k > 0 else 1.0
+    if k <= mean:  # the bulk: 1 - P(X < k)
+        return max(0.0, 1.0 - sum(math.exp(i * math.log(mean) - mean - math.lgamma(i + 1)) for i in range(k)))
+    total, i = 0.0, k
+    while True:
+        term = math.exp(i * math.log(mean) - mean - math.lgamma(i + 1))
+        total += term
+        if term < total * 1e-12 or i > k + 10_000:
+            return min(1.0, total)
+        i += 1
+
+
 def clustered_rows(scored: _Pass, model: RowModel, d: int, settings: AnomalySettings) -> np.ndarray:
     """Rows sharing an event their feature has never (or most rarely) seen, when there are more of
     them than the history makes plausible: ten rows of an unseen category in a partition are
     strong evidence even when each alone is not (a Poisson tail on the count, Bonferroni across
     the features)."""
-    from scipy import stats  # lazy: scipy takes about a second to import
-
     n = scored.row_p.size
     out = [np.zeros(0, dtype=np.int64)]
     for j, rows in scored.rarest.items():
@@ -197,7 +217,7 @@ def clustered_rows(scored: _Pass, model: RowModel, d: int, settings: AnomalySett
         if feature.signal == "duplicate" and feature.extra["duplicates"]:
             continue  # a code that repeats at all repeats more in a larger partition: no per-row rate
         expected = scored.present.get(j, n) * feature.smallest_p()
-        if rows.size >= 2 and d * stats.poisson.sf(rows.size - 1, expected) <= settings.fdr:
+        if rows.size >= 2 and d * poisson_tail(rows.size, expected) <= settings.fdr:
             out.append(rows)
     return np.unique(np.concatenate(out))
 
@@ -242,7 +262,8 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
     returns the rows marked `_sample` (the drift sample)."""
     parquet = pq.ParquetFile(path)
     n = parquet.metadata.num_rows
-    first = _score_pass(parquet, model, batch_size, bonferroni_factor(model, settings))
+    cutoff = settings.fdr if settings.contamination is None else 1.0
+    first = _score_pass(parquet, model, batch_size, bonferroni_factor(model, settings), cutoff)
     floods = []
     flooding = _floods(first, settings)
     scored = first
@@ -257,7 +278,7 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
             else:
                 features[j] = refitted
         model = replace(model, features=features)
-        scored = _score_pass(parquet, model, batch_size, bonferroni_factor(model, settings))
+        scored = _score_pass(parquet, model, batch_size, bonferroni_factor(model, settings), cutoff)
     d = bonferroni_factor(model, settings)
     threshold, method = calibrated_threshold(scored.row_p, settings)
     flagged_mask = scored.row_p <= threshold
