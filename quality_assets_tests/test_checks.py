@@ -162,7 +162,7 @@ def test_a_rejected_file_blocks_everything_after_raw(project):
         assert not checks(result)["orders/raw:file_parsed"].passed
         outcome = outcome_of("orders", "blob.csv", result)
         assert (outcome.outcome, outcome.status, outcome.published) == ("rejected", "rejected", False)
-        assert outcome.reasons() == ["rejected: the file is binary, not text in a supported format (NUL bytes in the first block)"]
+        assert outcome.reasons() == ["rejected: the file is binary, not text in a supported format (33% control bytes in the first 450 bytes)"]
         # file_parsed blocks the stages after raw, the report included: raw writes the report, saying why
         assert outcome.verdict == "fail" and "binary" in outcome.headline
         assert "the file was rejected: the file is binary" in Path(outcome.report_path).read_text()
