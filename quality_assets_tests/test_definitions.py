@@ -172,3 +172,14 @@ def test_definitions_load_from_environment(project, monkeypatch):
     loaded = defs()
     resource = loaded.resources["warehouse"]
     assert isinstance(resource.path, dg.EnvVar) or resource.path == str(project / "elsewhere.duckdb")
+
+
+def test_importing_the_definitions_pulls_in_no_heavy_statistics_library():
+    """scipy and scikit-learn cost about a second at start-up: a stage imports them when it needs them."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import sys, quality_assets.defs; "
+                          "print(sorted(m for m in ('scipy', 'sklearn', 'pandas') if m in sys.modules))"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
