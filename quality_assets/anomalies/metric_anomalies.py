@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from quality_assets.anomalies.series import leave_one_out, trend
 from quality_assets.anomalies.settings import AnomalySettings
 
 DATASET_METRICS = ("row_count", "quarantine_share")
@@ -143,36 +144,10 @@ def past_anomalies(con, dataset: str) -> set[tuple[str, str | None, str]]:
                            "WHERE dataset = ? AND is_anomaly", [dataset]).fetchall())
 
 
-def _leave_one_out(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Each value minus the median of the other values of its group (NaN when it is alone)."""
-    out = np.full(values.size, np.nan)
-    for g in np.unique(groups):
-        members = np.flatnonzero(groups == g)
-        if members.size < 2:
-            continue
-        for i in members:
-            out[i] = values[i] - np.median(values[members[members != i]])
-    return out
 
 
-def _theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """The median of pairwise slopes and the matching intercept: a line one outlier cannot tilt."""
-    i, j = np.triu_indices(x.size, k=1)
-    slope = float(np.median((y[j] - y[i]) / (x[j] - x[i])))
-    return slope, float(np.median(y - slope * x))
 
 
-def _trend(values: np.ndarray) -> tuple[np.ndarray, float]:
-    """Leave-one-out errors of a Theil-Sen line through the series, and its prediction for the
-    next partition."""
-    x = np.arange(values.size, dtype=np.float64)
-    residual = np.empty(values.size)
-    for k in range(values.size):
-        others = np.arange(values.size) != k
-        slope, intercept = _theil_sen(x[others], values[others])
-        residual[k] = values[k] - (intercept + slope * x[k])
-    slope, intercept = _theil_sen(x, values)
-    return residual, intercept + slope * values.size
 
 
 def _log_scale(metric: str, value: float, values: np.ndarray) -> bool:
@@ -259,7 +234,7 @@ def _evaluate(value: float | None, history: list[tuple[str, float]], current_key
     values = np.log(raw) if log else raw
     current = math.log(value) if log else value
     expected = float(np.median(values))
-    residual = _leave_one_out(values, np.zeros(values.size, dtype=int))
+    residual = leave_one_out(values, np.zeros(values.size, dtype=int))
     seen, seasonal = values, False
     today = _day(current_key) if daily else None
     days = [_day(k) for k, _ in history] if today else []
@@ -267,17 +242,17 @@ def _evaluate(value: float | None, history: list[tuple[str, float]], current_key
         weekday = np.array([d.weekday() for d in days])
         same = values[weekday == today.weekday()]
         if same.size >= 2 and len(set(weekday.tolist())) >= 5:
-            seasonal_residual = _leave_one_out(values, weekday)
+            seasonal_residual = leave_one_out(values, weekday)
             # the weekly pattern is used only when it predicts held-out days clearly better
             if np.nansum(np.abs(seasonal_residual)) < 0.8 * np.nansum(np.abs(residual)):
                 expected, residual, seen, seasonal = float(np.median(same)), seasonal_residual, same, True
-    trend = False
+    trending = False
     if not seasonal and values.size >= MIN_TREND:
-        trend_residual, predicted = _trend(values)
+        trend_residual, predicted = trend(values)
         # a steady rise or fall (yearly volumes that grow) is followed only when it predicts
         # held-out partitions clearly better than the median
         if np.sum(np.abs(trend_residual)) < 0.8 * np.nansum(np.abs(residual)):
-            expected, residual, trend = predicted, trend_residual, True
+            expected, residual, trending = predicted, trend_residual, True
     # the spread of leave-one-out errors is a predictive spread: it includes the error of the
     # median itself, which matters on short histories
     if metric in SAMPLE_METRICS and rows and sizes and all(sizes.get(k) for k, _ in history):
@@ -321,7 +296,7 @@ def _evaluate(value: float | None, history: list[tuple[str, float]], current_key
         z = 0.0 if current == expected else math.copysign(math.inf, current - expected)
     above, below = value > upper, value < lower
     outside = (above and direction in ("both", "up")) or (below and direction in ("both", "down"))
-    how = "seasonal (same weekday) " if seasonal else "trend-following " if trend else ""
+    how = "seasonal (same weekday) " if seasonal else "trend-following " if trending else ""
     how += "log-scale " if log else ""
     z_text = f"robust z {z:+.1f}" if math.isfinite(z) else "history constant"
     if outside:
