@@ -136,3 +136,14 @@ def test_quoted_empty_is_an_empty_string_and_unquoted_empty_is_null(harness, tmp
     loaded = check(harness.load(harness.write("e.csv", text), dataset), 3 + (path_kind == "python"))
     empty = None if setting == "null" else ""
     assert values(loaded, "id", "name", "note") == [(1, empty, "a"), (2, None, "b"), (3, "x", empty)]
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "inferred"])
+def test_quoted_empty_in_a_typed_column_is_null_not_a_reason_for_text(harness, tmp_path, declared):
+    """Exports that quote every field write "" for a missing number: NULL, and the column stays numeric."""
+    text = 'id,amount,day,note\n"1","1.5","2026-01-01","a"\n"2","","","b"\n"3","3.5","2026-01-03",""\n'
+    columns = {"id": "bigint", "amount": "double", "day": "date", "note": "string"} if declared else None
+    loaded = check(harness.load(harness.write("q.csv", text), simple_dataset(tmp_path, columns)), 3)
+    assert loaded.quarantine == []
+    assert loaded.audit.column_types == {"id": "BIGINT", "amount": "DOUBLE", "day": "DATE", "note": "VARCHAR"}
+    assert values(loaded, "amount", "note") == [(1.5, "a"), (None, "b"), (3.5, "")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 from conftest import simple_dataset
 from ingest_support import check
@@ -33,3 +34,13 @@ def test_2000_columns_by_10000_rows_load_within_the_memory_limit(harness, tmp_pa
     loaded = harness.load(harness.write("w.csv", wide_text(2000, 10_000, bad_at=5_000)), simple_dataset(tmp_path))
     assert (loaded.audit.rows_read, loaded.audit.rows_loaded) == (10_000, 10_000)  # 'x' makes its column text
     assert loaded.audit.column_types["i999"] == "VARCHAR" and loaded.audit.column_types["i3"] == "BIGINT"
+
+
+def test_a_load_that_runs_out_of_memory_keeps_an_audit_row(harness, tmp_path):
+    harness.warehouse.memory_limit = "2MB"  # far too little for 2,000 columns
+    with pytest.raises(duckdb.OutOfMemoryException):
+        harness.load(harness.write("w.csv", wide_text(2000, 300)), simple_dataset(tmp_path))
+    harness.warehouse.memory_limit = "512MB"
+    [audit] = harness.audits("ds", "w.csv")
+    assert (audit["status"], audit["error_codes"]) == ("failed", {"E_OUT_OF_MEMORY": 1})
+    assert "QA_DUCKDB_MEMORY_LIMIT" in audit["message"]

@@ -35,6 +35,7 @@ FILE_ERRORS = {
     "E_BINARY": "the file is binary, not text in a supported format",
     "E_UNREADABLE": "the file could not be read in its format",
     "E_FILE_CHANGED": "the file changed while it was read: not loaded, retried once it settles",
+    "E_OUT_OF_MEMORY": "DuckDB ran out of memory loading the file: not loaded (raise QA_DUCKDB_MEMORY_LIMIT)",
     "E_WAREHOUSE_BUSY": "the warehouse stayed held by another process past QA_DUCKDB_LOCK_TIMEOUT: not loaded",
 }
 

@@ -66,7 +66,9 @@ def cast_text_rows(con, dataset: Dataset, targets: list[str], table: str = "text
         expr = _cast_expr(quote_ident(name), source_types[name], types[name], dataset, date_format)
         casts.append(f"{expr} AS {quote_ident(name)}")
         if expr != quote_ident(name):
-            failures.append((name, f"({quote_ident(name)} IS NOT NULL AND {expr} IS NULL)"))
+            # An empty text (a quoted "") has no value in a typed column: NULL, not a failure.
+            present = f"NULLIF(CAST({quote_ident(name)} AS VARCHAR), '')" if source_types[name] == "VARCHAR" else quote_ident(name)
+            failures.append((name, f"({present} IS NOT NULL AND {expr} IS NULL)"))
     con.execute(
         f"CREATE TABLE rows AS SELECT _source_row, {', '.join(casts) or '1 AS _empty'} FROM {table}"
         + (f" WHERE NOT ({' OR '.join(f for _, f in failures)})" if failures else "")
@@ -130,7 +132,7 @@ def _infer_types(con, table: str, columns: list[str], dataset: Dataset, date_for
     probes = []
     for name in columns:
         col = quote_ident(name)
-        probes.append(f"count({col})")
+        probes.append(f"count(NULLIF(trim({col}), ''))")  # a quoted "" says nothing of the type
         for candidate in INFER_ORDER:
             expr = _cast_expr(col, "VARCHAR", candidate, dataset, date_format)
             if candidate == "DOUBLE":  # 1e400 is a number, if out of DOUBLE's range: quarantined by the cast

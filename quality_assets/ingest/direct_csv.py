@@ -109,7 +109,10 @@ def plan_direct_csv(warehouse: Warehouse, source: Path, dataset: Dataset, audit:
         options["types"] = types
     # Types not yet known are inferred from every row, so a value's fate never depends on where
     # it sits in the file; the dataset's later files are read with the types kept.
-    sniffing = {**options, "sample_size": WHOLE_FILE} if undeclared(dataset, targets) else options
+    # Quoted empties count as no value when inferring: a quoted "" is no reason for a column to be text.
+    sniffing = {**options, "allow_quoted_nulls": True}
+    if undeclared(dataset, targets):
+        sniffing["sample_size"] = WHOLE_FILE
     try:
         with warehouse.scratch() as con:
             described = con.execute(f"DESCRIBE SELECT * FROM {_reader_sql(source, sniffing)}").fetchall()

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from quality_assets.contract import Dataset
-from quality_assets.ingest.audit import LoadAudit
+from quality_assets.ingest.audit import LoadAudit, first_line_of
 from quality_assets.ingest.commit import insert_audit, publish_stage
 from quality_assets.ingest.direct_csv import HandOver, load_csv_direct, plan_direct_csv
 from quality_assets.ingest.scan import FileChanged, scan_file, sha256_file
@@ -42,6 +42,13 @@ def load_file(
     except WarehouseBusy as exc:
         audit = _not_loaded(source, dataset, partition_key, run_id, started, "E_WAREHOUSE_BUSY", str(exc))
         warehouse.defer_insert("qa.files", audit.as_row())
+        raise
+    except duckdb.OutOfMemoryException as exc:
+        # Rolled back; the file keeps its audit row, saying what to change.
+        audit = _not_loaded(source, dataset, partition_key, run_id, started, "E_OUT_OF_MEMORY",
+                            f"DuckDB ran out of memory ({first_line_of(exc)}); raise QA_DUCKDB_MEMORY_LIMIT")
+        with warehouse.connect() as con:
+            insert_audit(con, audit)
         raise
     except FileChanged as exc:
         # Rolled back: the partition keeps what it had; the sensor sees the new size or mtime

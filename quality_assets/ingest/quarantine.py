@@ -63,6 +63,10 @@ def quarantine_rejects(source, compression, scan, rejected, dialect, targets, co
         code = _duckdb_code([kinds[pick]], column_types.get(target) if target else None)
         is_cast = kinds[pick] == "CAST"
         value = _field(csv_line, indexes[pick], dialect) if is_cast else None
+        if is_cast and value == "":
+            # A quoted "" in a typed column: no value (NULL), where DuckDB's reader, keeping quoted
+            # empties as text, rejects it. The record-by-record reader tells the two apart.
+            raise duckdb.InvalidInputException("quoted empty values in typed columns")
         rows.append(quarantine_row(
             line - header_lines, line, target if is_cast else None, code,
             _first_line_text(messages[pick]), value, csv_line,

@@ -71,6 +71,7 @@ def scan_file(path: Path, sha256: str | None = None, chunk: int = 8 * 1024 * 102
     breaks = LineBreaks()
     ending = dict.fromkeys((d.encode() for d in delimiters), 0)
     nul_bytes = bytes_read = 0
+    scratch = [numpy.empty(chunk, dtype=bool), numpy.empty(chunk, dtype=bool)]  # reused: no page faults per block
     last = b""
     with open(path, "rb") as handle:
         block = handle.read(chunk)
@@ -84,20 +85,29 @@ def scan_file(path: Path, sha256: str | None = None, chunk: int = 8 * 1024 * 102
                 if b"\x00" in block:  # memchr: far cheaper than counting when there is none
                     nul_bytes += block.count(b"\x00")
             if not compressed and ending:
-                # Lines ending with a delimiter (an empty last field, or a surplus one), the byte
-                # before the block carried over: numpy compares bytes ~3x faster than bytes.count
-                # finds a two-byte needle.
-                joined = numpy.frombuffer(last + block, dtype=numpy.uint8)
-                breaks_at = joined[1:] == 10
-                if b"\r" in block:
-                    breaks_at |= joined[1:] == 13
-                for delimiter in ending:
-                    ending[delimiter] += int(numpy.count_nonzero(breaks_at & (joined[:-1] == delimiter[0])))
+                _count_line_ends(block, last, ending, scratch)
                 last = block[-1:]
             block = handle.read(chunk)
     breaks.feed(b"", final=True)
     return FileScan(sha256 or digest.hexdigest(), breaks.first if not compressed else None, not compressed,
                     {d.decode(): n for d, n in ending.items()}, nul_bytes, bytes_read)
+
+
+def _count_line_ends(block: bytes, last: bytes, ending: dict[bytes, int], scratch: list) -> None:
+    """Add to `ending` the lines of `block` that end with each delimiter (a line break right after
+    it; `last` is the byte before the block). numpy compares bytes ~3x faster than bytes.count
+    finds a two-byte needle; the boolean buffers are reused."""
+    data = numpy.frombuffer(block, dtype=numpy.uint8)
+    n = len(data) - 1
+    breaks_at, hits = scratch[0][:n], scratch[1][:n]
+    numpy.equal(data[1:], 10, out=breaks_at)
+    if b"\r" in block:
+        numpy.logical_or(breaks_at, data[1:] == 13, out=breaks_at)
+    starts_with_break = block[:1] in (b"\n", b"\r")
+    for delimiter in ending:
+        numpy.equal(data[:-1], delimiter[0], out=hits)
+        numpy.logical_and(hits, breaks_at, out=hits)
+        ending[delimiter] += int(numpy.count_nonzero(hits)) + (starts_with_break and last == delimiter)
 
 
 class LineBreaks:

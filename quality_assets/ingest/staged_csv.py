@@ -75,7 +75,10 @@ def _stage_csv_duckdb(con, source: Path, dataset: Dataset, dialect: Dialect, enc
         options["types"] = types
     options.update(store_rejects=True, rejects_table="rejects", rejects_scan="rejects_scan")
     # Types not yet known are inferred from every row (see schema.py), then given to the reader.
-    sniffing = {**options, "sample_size": WHOLE_FILE} if undeclared(dataset, targets) else options
+    # Quoted empties count as no value when inferring: a quoted "" is no reason for a column to be text.
+    sniffing = {**options, "allow_quoted_nulls": True}
+    if undeclared(dataset, targets):
+        sniffing["sample_size"] = WHOLE_FILE
     described = con.execute(
         f"DESCRIBE SELECT * FROM read_csv({quote_literal(str(source))}, {sql_options(sniffing)})").fetchall()
     if len(described) != len(dialect.names):
