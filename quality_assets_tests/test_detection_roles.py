@@ -276,3 +276,21 @@ def test_poisson_tail_matches_scipy():
 
     for k, mean in [(3, 0.2), (10, 2.2), (5, 5.0), (1, 0.5), (40, 17.5), (2, 3.0), (200, 1.5)]:
         assert poisson_tail(k, mean) == pytest.approx(stats.poisson.sf(k - 1, mean), rel=1e-9, abs=1e-300)
+
+
+def test_a_week_missing_from_a_months_dates_is_a_gap(warehouse, dataset):
+    import datetime as dt
+
+    rng = np.random.default_rng(22)
+    months = [month(i, rng) for i in range(6)]
+    for i, data in enumerate(months):
+        data["sold_on"] = np.array([dt.date(2025, i + 1, int(d)) for d in data["day"]])
+    last = months[5]
+    keep = (last["day"] < 8) | (last["day"] > 14)  # the second week never arrived
+    months[5] = {name: values[keep] for name, values in last.items()}
+    results = run_months(warehouse, dataset, months)
+    assert not [m for r in results[:5] for m in r.metrics if m.metric == "date_coverage" and m.is_anomaly]
+    result = results[-1]
+    [gap] = [m for m in result.metrics if m.metric == "date_coverage"]
+    assert gap.column_name == "sold_on" and gap.is_anomaly and gap.value < 0.8
+    assert gap.reason.startswith("gaps: share of days with a row")

@@ -100,3 +100,36 @@ def period_findings(con, dataset: str, partition_key: str, roles: dict[str, Colu
             out.append(_result(name, "period_next", mode, None, n, True,
                                f"{name} = {mode!r} repeats the value of the earlier partition {earlier[-1]!r}"))
     return out, causes
+
+
+def time_gaps(con, dataset: str, partition_key: str, history: list[str], roles: dict[str, ColumnRole],
+              columns: dict, settings, daily: bool) -> list[MetricResult]:
+    """Gaps in a date column: the share of days between its first and last date that have a row,
+    against the same share in the history (a week missing from a month's export)."""
+    from quality_assets.anomalies.metric_anomalies import _evaluate
+
+    out = []
+    for name, role in roles.items():
+        column = columns.get(name)
+        if role.role != "time" or column is None or column.kind != "temporal" or daily:
+            continue
+        ident = quote_ident(name)
+        keys = [*history[-settings.window:], partition_key]
+        coverage = dict(con.execute(
+            f"SELECT _partition_key, count(DISTINCT CAST({ident} AS DATE)) / "
+            f"(date_diff('day', min(CAST({ident} AS DATE)), max(CAST({ident} AS DATE))) + 1) "
+            f"FROM {raw_table(dataset)} WHERE list_contains(?, _partition_key) AND {ident} IS NOT NULL GROUP BY 1",
+            [keys]).fetchall())
+        if partition_key not in coverage:
+            continue
+        past = [(k, float(coverage[k])) for k in history[-settings.window:] if k in coverage]
+        result, _ = _evaluate(float(coverage[partition_key]), past, partition_key, "date_coverage", settings, daily,
+                              name, efficiency=1.0)
+        if result.p_value is not None:
+            result.adjusted_p = result.p_value
+            result.is_anomaly = result.is_anomaly and result.value < (result.expected or 0) \
+                and result.p_value <= settings.metric_alpha
+            result.reason = ("gaps: " if result.is_anomaly else "") + result.reason.replace(
+                "date_coverage", "share of days with a row")
+        out.append(result)
+    return out

@@ -17,7 +17,7 @@ from quality_assets.anomalies.columns import raw_columns, raw_table
 from quality_assets.anomalies.drift import DriftResult, categorical_drift, judge, numeric_drift
 from quality_assets.anomalies.metric_anomalies import MetricResult, metric_anomalies
 from quality_assets.anomalies.model import RowModel, fit_row_model
-from quality_assets.anomalies.period import period_findings
+from quality_assets.anomalies.period import period_findings, time_gaps
 from quality_assets.anomalies.roles import ColumnRole, learn_roles
 from quality_assets.anomalies.sampling import export_partition, read_sample
 from quality_assets.anomalies.scoring import score_file
@@ -165,7 +165,9 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
                 volume = volume_findings(con, dataset.name, partition_key, clean, settings, daily)
                 columns_judged = metric_anomalies(con, dataset.name, partition_key, clean, settings, daily,
                                                   result.roles)
-                result.metrics = volume + explained_by_volume(columns_judged, volume) + periods
+                gaps = time_gaps(con, dataset.name, partition_key, clean, result.roles,
+                                 {c.name: c for c in columns}, settings, daily)
+                result.metrics = volume + explained_by_volume(columns_judged, volume) + periods + gaps
                 pool = _drift_reference(settings, history, clean, partition_key, result)
                 if pool:
                     scored = [model.columns[name] for name in model.columns]
