@@ -133,8 +133,14 @@ class NumericTail:
         t = np.log(x[finite]) if self.log else x[finite]
         n = self.n
         grid = self.sorted_values  # every value, or a quantile grid on large continuous references
-        at_most = np.searchsorted(grid, t, side="right") * (n / grid.size)
-        at_least = (grid.size - np.searchsorted(grid, t, side="left")) * (n / grid.size)
+        above = np.searchsorted(grid, t, side="right")
+        below = above.copy()  # the left insertion point differs only where t equals grid values
+        ties = np.flatnonzero(above > 0)
+        ties = ties[grid[above[ties] - 1] == t[ties]]
+        if ties.size:
+            below[ties] = np.searchsorted(grid, t[ties], side="left")
+        at_most = above * (n / grid.size)
+        at_least = (grid.size - below) * (n / grid.size)
         left = (at_most + 1) / (n + 1)
         right = (at_least + 1) / (n + 1)
         low, high = t < self.q_lo, t > self.q_hi

@@ -25,6 +25,7 @@ from quality_assets.warehouse import quote_ident, quote_literal
 
 ROLE_HISTORY = 12  # recent history partitions read to learn roles
 HISTORY_ROWS = 200_000  # history rows (a deterministic sample) read to learn roles
+PART_SAMPLE = 10_000  # rows (a deterministic sample) that tell whether a number is a part of a date
 TURNOVER_HISTORY = 3  # partitions before labels that turn over can be told from a category
 MAX_CATEGORIES = 1000  # more distinct strings than this (or than 20% of the rows): codes or text
 UNIQUE = 0.97  # approx_count_distinct errs by a few percent
@@ -77,8 +78,10 @@ def _partition_stats(con, dataset: str, columns: list[ColumnInfo], partitions: l
     for col in columns:
         ident = quote_ident(col.name)
         comparable = f"CAST({ident} AS VARCHAR)" if col.kind == "boolean" else ident
-        parts += [f"count({ident})", f"min({comparable})", f"max({comparable})", f"approx_count_distinct({ident})"
-                  if sample == "TRUE" else "NULL"]
+        # distinct counts tell keys and categories apart: whole numbers and strings only
+        counted = sample == "TRUE" and (col.kind == "string" or (col.kind == "numeric" and col.integer))
+        parts += [f"count({ident})", f"min({comparable})", f"max({comparable})",
+                  f"approx_count_distinct({ident})" if counted else "NULL"]
     keys = "[" + ", ".join(quote_literal(k) for k in partitions) + "]"
     rows = con.execute(f"SELECT _partition_key, count(*){''.join(', ' + p for p in parts)} FROM "
                        f"{raw_table(dataset)} WHERE list_contains({keys}, _partition_key) AND {sample} "
@@ -93,7 +96,7 @@ def _partition_stats(con, dataset: str, columns: list[ColumnInfo], partitions: l
 
 
 def _date_part_matches(con, dataset: str, partition_key: str, candidates: list[ColumnInfo],
-                       temporal: list[ColumnInfo]) -> dict[str, tuple[str, tuple[int, int]]]:
+                       temporal: list[ColumnInfo], rows: int) -> dict[str, tuple[str, tuple[int, int]]]:
     """Integer columns equal to a part of a date column on at least 99% of the partition's rows."""
     exprs, labels = [], []
     for col in candidates:
@@ -104,8 +107,10 @@ def _date_part_matches(con, dataset: str, partition_key: str, candidates: list[C
                 labels.append((col.name, (f"{part} of {t.name}", DATE_PARTS[part])))
     if not exprs:
         return {}
-    values = con.execute(f"SELECT {', '.join(exprs)} FROM {raw_table(dataset)} WHERE _partition_key = ?",
-                         [partition_key]).fetchall()[0]
+    # a part of a date holds on every row or on none: a deterministic sample of ~10,000 rows tells
+    rate = 1_000_000 if rows <= PART_SAMPLE else int(1_000_000 * PART_SAMPLE / rows)
+    values = con.execute(f"SELECT {', '.join(exprs)} FROM {raw_table(dataset)} WHERE _partition_key = ? "
+                         f"AND hash(_source_row) % 1000000 < {rate}", [partition_key]).fetchall()[0]
     out: dict[str, tuple[str, tuple[int, int]]] = {}
     for (name, label), share in zip(labels, values, strict=True):
         if share is not None and share >= 0.99 and name not in out:
@@ -146,7 +151,7 @@ def learn_roles(con, dataset: str, partition_key: str, history: list[str], colum
     int_candidates = [c for c in columns if c.kind == "numeric" and c.integer and c.name not in declared
                       and (current.get(c.name) or (0,))[0]
                       and 0 <= current[c.name][1] and current[c.name][2] <= 3000]
-    parts = _date_part_matches(con, dataset, partition_key, int_candidates, temporal) if temporal else {}
+    parts = _date_part_matches(con, dataset, partition_key, int_candidates, temporal, current["rows"]) if temporal else {}
     roles: dict[str, ColumnRole] = {}
     for col in columns:
         if col.name in declared:
