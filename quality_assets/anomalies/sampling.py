@@ -35,21 +35,27 @@ def value_expr(col: ColumnInfo) -> str:
     return ident
 
 
-def _centre(col: ColumnInfo, daily: bool) -> str:
-    """Where a partition's dates are measured from: its day for daily partitions, else its median."""
-    if daily and col.kind == "temporal":
-        return "epoch(TRY_CAST(r._partition_key AS DATE))"
-    return f"median({value_expr(col)})"
+CENTRE_ROWS = 100_000  # rows per partition (a deterministic sample) its dates' centre and span come from
 
 
-def _span(col: ColumnInfo, daily: bool) -> str:
-    """The unit of a date's distance from its centre: seconds for daily partitions; else the
-    partition's own interquartile span (a day when it has none), so that a month of 31 days and
-    one of 28 put their last days equally far out."""
-    if daily and col.kind == "temporal":
-        return "1"
-    expr = value_expr(col)
-    return f"coalesce(nullif(quantile_cont({expr}, 0.75) - quantile_cont({expr}, 0.25), 0), 86400)"
+def _by_day(col: ColumnInfo, daily: bool) -> bool:
+    return daily and col.kind == "temporal"
+
+
+def _quartiles(col: ColumnInfo) -> str:
+    return f"quantile_cont({value_expr(col)}, [0.25, 0.5, 0.75])"
+
+
+def _centred(expr: str, quartiles: str) -> str:
+    """A value in interquartile spans from its partition's median (a day when the span is 0), so
+    that a month of 31 days and one of 28 put their last days equally far out."""
+    return f"(({expr}) - ({quartiles})[2]) / coalesce(nullif(({quartiles})[3] - ({quartiles})[1], 0), 86400)"
+
+
+def _thin(rows_sql: str, has_file: bool, prefix: str = "r.") -> str:
+    """About CENTRE_ROWS rows of a partition of `rows_sql` rows, the same ones every time."""
+    names = [f"{prefix}_partition_key", f"{prefix}_source_row"] + ([f"{prefix}_source_file"] if has_file else [])
+    return f"hash({', '.join(names)}) % 1000000 < 1000000.0 * {CENTRE_ROWS} / greatest({rows_sql}, 1)"
 
 
 def read_sample(con, dataset: str, columns: list[ColumnInfo], partitions: list[str], rows: int, has_file: bool,
@@ -70,15 +76,20 @@ def read_sample(con, dataset: str, columns: list[ColumnInfo], partitions: list[s
     select, ctes = ["r._partition_key AS _pk"], ""
     temporal = [c for c in columns if c.kind == "temporal" or c.name in centred]
     if temporal:
-        ctes = ("WITH centres AS (SELECT r._partition_key, "
-                + ", ".join(f"{'any_value' if daily and c.kind == 'temporal' else ''}({_centre(c, daily)}) AS m{c.index}, "
-                            f"{'any_value' if daily and c.kind == 'temporal' else ''}({_span(c, daily)}) AS s{c.index}"
-                            for c in temporal)
-                + f" FROM {table} r WHERE {inside} GROUP BY 1) ")
+        parts = [f"any_value(epoch(TRY_CAST(r._partition_key AS DATE))) AS m{c.index}" if _by_day(c, daily)
+                 else f"{_quartiles(c)} AS q{c.index}" for c in temporal]
+        ctes = (f"WITH counts AS (SELECT r._partition_key, count(*) AS n FROM {table} r WHERE {inside} GROUP BY 1), "
+                f"centres AS (SELECT r._partition_key, {', '.join(parts)} FROM {table} r "
+                f"JOIN counts ON counts._partition_key = r._partition_key WHERE {inside} "
+                f"AND {_thin('counts.n', has_file)} GROUP BY 1) ")
     for col in columns:
         expr = value_expr(col)
-        select.append(f"({expr} - centres.m{col.index}) / centres.s{col.index} AS v{col.index}"
-                      if col in temporal else f"{expr} AS v{col.index}")
+        if col not in temporal:
+            select.append(f"{expr} AS v{col.index}")
+        elif _by_day(col, daily):
+            select.append(f"{expr} - centres.m{col.index} AS v{col.index}")
+        else:
+            select.append(f"{_centred(expr, f'centres.q{col.index}')} AS v{col.index}")
     join = " JOIN centres ON centres._partition_key = r._partition_key" if temporal else ""
     rate = rows / total if total else 1.0
     return con.sql(
@@ -86,7 +97,7 @@ def read_sample(con, dataset: str, columns: list[ColumnInfo], partitions: list[s
         f" AND {_sample_predicate(rate, has_file, 'r.')}{flagged}").to_arrow_table()
 
 
-def export_sql(model: RowModel, dataset: str, partition_key: str, sample_rate: float) -> str:
+def export_sql(model: RowModel, dataset: str, partition_key: str, sample_rate: float, rows: int = 0) -> str:
     """The query that writes a partition's feature inputs (and a drift-sample flag) to Parquet."""
     table = raw_table(dataset)
     where = f"r._partition_key = {quote_literal(partition_key)}"
@@ -101,11 +112,13 @@ def export_sql(model: RowModel, dataset: str, partition_key: str, sample_rate: f
                           f"AND ({expr}) IS NOT NULL AS {name}")
         elif name in centred:
             col = model.columns[next(c for c, i in model.centers.items() if i == name)]
-            by_day = model.daily and col.kind == "temporal"
-            centre = (f"epoch(TRY_CAST({quote_literal(partition_key)} AS DATE))" if by_day
-                      else f"(SELECT median({expr}) FROM {table} r WHERE {where})")
-            span = "1" if by_day else f"(SELECT {_span(col, False)} FROM {table} r WHERE {where})"
-            select.append(f"({expr} - {centre}) / {span} AS {name}")
+            if _by_day(col, model.daily):
+                select.append(f"{expr} - epoch(TRY_CAST({quote_literal(partition_key)} AS DATE)) AS {name}")
+            else:  # the partition's quartiles once, from a sample of it
+                ctes.append(f"{name}_q AS (SELECT {_quartiles(col)} AS q FROM {table} r WHERE {where} "
+                            f"AND {_thin(str(rows), model.has_file)})")
+                joins.append(f"CROSS JOIN {name}_q")
+                select.append(f"{_centred(expr, f'{name}_q.q')} AS {name}")
         else:
             select.append(f"{expr} AS {name}")
     for name, key in model.key_sets.items():
@@ -126,6 +139,6 @@ def export_partition(con, model: RowModel, dataset: str, partition_key: str, pat
     rows = con.execute(f"SELECT count(*) FROM {raw_table(dataset)} WHERE _partition_key = ?",
                        [partition_key]).fetchall()[0][0]
     rate = drift_sample_rows / rows if rows else 1.0
-    sql = export_sql(model, dataset, partition_key, rate)
+    sql = export_sql(model, dataset, partition_key, rate, rows)
     con.execute(f"COPY ({sql}) TO {quote_literal(str(path))} (FORMAT parquet, ROW_GROUP_SIZE 100000)")
     return rows
