@@ -185,3 +185,17 @@ def describe_flood(feature: Feature, sign: int, count: int, rows: int, sample: p
     return {"level": "partition", "columns": list(feature.columns), "signal": signal,
             "condition": {1: "above", -1: "below"}.get(sign, "changed"), "rows": count, "share": share,
             "examples": [], "description": text}
+
+
+def describe_level(feature: Feature, here: float, values: np.ndarray, rows: int) -> dict:
+    """A number whose partition sits away from its history, as one partition-level cause."""
+    col, model = feature.columns[0], feature.model
+    beyond = float(np.mean((values > model.raw_max) | (values < model.raw_min))) if values.size else 0.0
+    ratio = f", {_fmt(round(here / model.median, 2))}x" if model.median and model.median > 0 and here > 0 else ""
+    return {"level": "partition", "columns": [col], "signal": "value", "moved": True,
+            "condition": "above" if here > model.median else "below", "rows": round(beyond * rows),
+            "share": beyond, "examples": [],
+            "description": (f"{col}'s level moved: median {_fmt(here)} here, {_fmt(model.median)} in the history"
+                            f"{ratio}; {beyond:.0%} of rows outside the history's range; a partition-level change, "
+                            "reported once: rows are judged from the partition's own level")}
+

@@ -116,7 +116,7 @@ class NumericTail:
             raw = dict(median=self.median + delta, mad=self.mad, q1=self.q1 + delta, q3=self.q3 + delta,
                        raw_min=self.raw_min + delta, raw_max=self.raw_max + delta)
         return replace(self, sorted_values=self.sorted_values + delta, q_lo=self.q_lo + delta,
-                       q_hi=self.q_hi + delta, raw_tail=None, **raw)
+                       q_hi=self.q_hi + delta, **raw)  # values <= 0 of a log column: the history's raw tail
 
     def p_values(self, x: np.ndarray) -> np.ndarray:
         """Two-sided p for each value; NaN (null) gives 1."""

@@ -44,6 +44,7 @@ class RowModel:
     skipped: dict[str, str] = field(default_factory=dict)  # column -> why it is not scored
     daily: bool = False  # dates measured from the partition's day rather than its median
     periods: set[str] = field(default_factory=set)  # inputs: differs from the partition's commonest value
+    rows_hint: int = 0  # rows of the partition being scored (for describing partition-level changes)
 
     def describe(self) -> list[dict]:
         return [{"feature": f.name, "signal": f.signal, "columns": list(f.columns)} for f in self.features]

@@ -18,7 +18,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from quality_assets.anomalies.causes import CauseTally, describe_flood, summarise_causes
+from quality_assets.anomalies.causes import (
+    CauseTally,
+    describe_flood,
+    describe_level,
+    summarise_causes,
+)
 from quality_assets.anomalies.explain import explain_row
 from quality_assets.anomalies.features import TINY, Categories, Feature, NumericTail
 from quality_assets.anomalies.model import RowModel, numbers
@@ -36,8 +41,8 @@ def feature_p_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
             if pa.types.is_floating(values.type) else np.asarray(pc.is_null(values).to_numpy(zero_copy_only=False), dtype=bool)
         p_null, p_present = (nulls_ref + 1) / (n + 2), (n - nulls_ref + 1) / (n + 2)
         return np.where(is_null, p_null, p_present).clip(max=1.0)
-    if feature.signal in ("value", "date"):
-        return feature.model.p_values(numbers(column))
+    if feature.signal in ("value", "date", "pair", "conditional"):
+        return feature.model.p_values(judged_values(feature, batch))
     if feature.signal == "length":
         return feature.model.p_values(numbers(pc.utf8_length(column)))
     if feature.signal == "shape":
@@ -53,18 +58,6 @@ def feature_p_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
     if feature.signal in ("duplicate", "period"):
         flags = np.asarray(column.to_numpy(zero_copy_only=False), dtype=bool)
         return np.where(flags, feature.model, 1.0)
-    if feature.signal == "pair":
-        x = _transformed(feature.extra["x"], numbers(column))
-        y = _transformed(feature.extra["y"], numbers(batch.column(feature.inputs[1])))
-        residual = y - (feature.extra["slope"] * x + feature.extra["intercept"])
-        return feature.model.p_values(residual)  # NaN where either is missing: p = 1
-    if feature.signal == "conditional":
-        index = feature.extra["given"].model.index(column)
-        y = _transformed(feature.extra["y"], numbers(batch.column(feature.inputs[1])))
-        known = index >= 0
-        z = np.full(index.size, np.nan)
-        z[known] = (y[known] - feature.extra["centre"][index[known]]) / feature.extra["scale"][index[known]]
-        return feature.model.p_values(z)
     if feature.signal == "combination":
         given, other = feature.extra["given"].model, feature.extra["other"].model
         ig, io = given.index(column), other.index(batch.column(feature.inputs[1]))
@@ -73,6 +66,57 @@ def feature_p_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
         p[ok] = feature.model[ig[ok], io[ok]]
         return p
     raise ValueError(f"unknown signal {feature.signal}")
+
+
+def judged_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
+    """The number a numeric feature's model judges: the value, the residual of a pair (NaN where
+    either is missing: p = 1), or the value's distance from its category's centre."""
+    column = batch.column(feature.inputs[0])
+    if feature.signal in ("value", "date"):
+        return numbers(column)
+    y = _transformed(feature.extra["y"], numbers(batch.column(feature.inputs[1])))
+    if feature.signal == "pair":
+        x = _transformed(feature.extra["x"], numbers(column))
+        return y - (feature.extra["slope"] * x + feature.extra["intercept"])
+    index = feature.extra["given"].model.index(column)
+    known = index >= 0
+    z = np.full(index.size, np.nan)
+    z[known] = (y[known] - feature.extra["centre"][index[known]]) / feature.extra["scale"][index[known]]
+    return z
+
+
+def levelled(model: RowModel, path: Path) -> tuple[RowModel, list[dict]]:
+    """Rows are judged from where their partition sits: a number (or a pair's residual, or a
+    number within its category) whose partition median left the history's middle half (a price
+    that rose with the years, a unit change on every row) has its history's shape moved to that
+    level. The move itself is a partition-level change, reported once as a cause; its size is the
+    metrics' and the drift's to judge."""
+    candidates = [j for j, f in enumerate(model.features) if f.signal in LEVELLED and not f.extra.get("refit")]
+    if not candidates or model.fitted_on != "history":
+        return model, []
+    names = sorted({i for j in candidates for i in model.features[j].inputs})
+    table = pq.read_table(path, columns=[*names, "_sample"])
+    table = table.filter(table.column("_sample")).combine_chunks()
+    if table.num_rows < 20:
+        return model, []
+    batch = table.to_batches()[0] if table.num_rows else None
+    features, causes = list(model.features), []
+    for j in candidates:
+        feature = features[j]
+        values = judged_values(feature, batch)
+        finite = values[np.isfinite(values)]
+        if finite.size < 20:
+            continue
+        here = float(np.median(finite))
+        if feature.model.q1 <= here <= feature.model.q3:
+            continue
+        moved = feature.model.moved_to(finite)
+        if moved is None:
+            continue
+        features[j] = replace(feature, model=moved, extra={**feature.extra, "refit": "moved", "history": feature.model})
+        if feature.signal == "value":
+            causes.append(describe_level(feature, here, finite, model.rows_hint))
+    return replace(model, features=features), causes
 
 
 def _transformed(feature: Feature, values: np.ndarray) -> np.ndarray:
@@ -87,7 +131,7 @@ FLOOD_MIN_ROWS = 10
 REFITTABLE = ("value", "date", "length", "category", "shape", "null")
 RARE = 0.01  # an event this rare in the history can be counted as a cluster
 VALUED = ("category", "shape")
-NEW_VALUE_SHARE = 0.01  # an unseen value on more rows than this share is a new category, not a typo
+LEVELLED = ("value", "pair", "conditional")
 
 
 @dataclass
@@ -262,9 +306,10 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
     returns the rows marked `_sample` (the drift sample)."""
     parquet = pq.ParquetFile(path)
     n = parquet.metadata.num_rows
+    model, levels = levelled(replace(model, rows_hint=n), path)
     cutoff = settings.fdr if settings.contamination is None else 1.0
     first = _score_pass(parquet, model, batch_size, bonferroni_factor(model, settings), cutoff)
-    floods = []
+    floods = list(levels)
     flooding = _floods(first, settings)
     scored = first
     if flooding:
@@ -284,7 +329,6 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
     flagged_mask = scored.row_p <= threshold
     if settings.contamination is None:
         flagged_mask[clustered_rows(scored, model, d, settings)] = True
-        floods += new_categories(parquet, model, batch_size, flagged_mask)
     flagged = int(flagged_mask.sum())
     if flagged == 0:
         return RowScores(n, 0, threshold, method, [], d, [], floods), first.sample
@@ -296,33 +340,6 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
     rank[order] = np.arange(1, flagged + 1)
     top, causes = explain_flagged(parquet, model, batch_size, flagged_mask, rank, scored.row_p, max_rows)
     return RowScores(n, flagged, threshold, method, top, d, summarise_causes(causes, n), floods), first.sample
-
-
-def new_categories(parquet: pq.ParquetFile, model: RowModel, batch_size: int, flagged: np.ndarray) -> list[dict]:
-    """A value never seen before that many rows carry is a category that appears (reported once,
-    its rows unflagged); carried by a handful of rows, it stays suspicious row by row."""
-    n = flagged.size
-    limit = max(FLOOD_MIN_ROWS, NEW_VALUE_SHARE * n)
-    features = [j for j, f in enumerate(model.features) if f.signal == "category" and not f.extra.get("refit")]
-    rows: dict[tuple[int, object], list[int]] = {}
-    start = 0
-    for batch in parquet.iter_batches(batch_size=batch_size, columns=list({model.features[j].inputs[0] for j in features})):
-        local = np.flatnonzero(flagged[start:start + batch.num_rows])
-        for j in features if local.size else ():
-            values = batch.column(model.features[j].inputs[0]).take(pa.array(local))
-            for i in np.flatnonzero(model.features[j].model.index(values) == -1):
-                rows.setdefault((j, values[int(i)].as_py()), []).append(start + int(local[i]))
-        start += batch.num_rows
-    out = []
-    for (j, value), where in sorted(rows.items(), key=lambda kv: -len(kv[1])):
-        if len(where) > limit:
-            flagged[where] = False
-            column = model.features[j].columns[0]
-            out.append({"level": "partition", "columns": [column], "signal": "category", "condition": "new value",
-                        "rows": len(where), "share": len(where) / n, "examples": [],
-                        "description": f"{len(where):,} rows ({len(where) / n:.1%}): {column} takes the new value "
-                                       f"{value!r}, never seen in the history: a category that appears, reported once"})
-    return out
 
 
 def explain_flagged(parquet: pq.ParquetFile, model: RowModel, batch_size: int, flagged: np.ndarray,

@@ -187,7 +187,7 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
             result.causes = scores.floods + period_causes + [
                 c for c in scores.causes if not (c["signal"] == "period" and c["columns"][0] in counted)]
             result.metrics += [_flood_metric(flood, len(result.reference_partitions)) for flood in scores.floods
-                               if flood["condition"] != "new value"  # a category that appears is news, not an alarm
+                               if not flood.get("moved")  # a level that moved is the metrics' to judge
                                and not _level_expected(flood, result.metrics)]
             if reference_sample is not None:
                 result.drift = judge(_drift_tests(model, result.roles, current_sample, reference_sample), settings)
