@@ -85,7 +85,7 @@ def judged_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
     return z
 
 
-def levelled(model: RowModel, path: Path) -> tuple[RowModel, list[dict]]:
+def levelled(model: RowModel, sample: pa.Table) -> tuple[RowModel, list[dict]]:
     """Rows are judged from where their partition sits: a number (or a pair's residual, or a
     number within its category) whose partition median left the history's middle half (a price
     that rose with the years, a unit change on every row) has its history's shape moved to that
@@ -95,11 +95,10 @@ def levelled(model: RowModel, path: Path) -> tuple[RowModel, list[dict]]:
     if not candidates or model.fitted_on != "history":
         return model, []
     names = sorted({i for j in candidates for i in model.features[j].inputs})
-    table = pq.read_table(path, columns=[*names, "_sample"])
-    table = table.filter(table.column("_sample")).combine_chunks()
+    table = sample.select(names).combine_chunks()
     if table.num_rows < 20:
         return model, []
-    batch = table.to_batches()[0] if table.num_rows else None
+    batch = table.to_batches()[0]
     features, causes = list(model.features), []
     for j in candidates:
         feature = features[j]
@@ -306,9 +305,11 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
     returns the rows marked `_sample` (the drift sample)."""
     parquet = pq.ParquetFile(path)
     n = parquet.metadata.num_rows
-    model, levels = levelled(replace(model, rows_hint=n), path)
     cutoff = settings.fdr if settings.contamination is None else 1.0
     first = _score_pass(parquet, model, batch_size, bonferroni_factor(model, settings), cutoff)
+    model, levels = levelled(replace(model, rows_hint=n), first.sample)
+    if levels or any(f.extra.get("refit") == "moved" for f in model.features):  # scored again from the new levels
+        first = _score_pass(parquet, model, batch_size, bonferroni_factor(model, settings), cutoff)
     floods = list(levels)
     flooding = _floods(first, settings)
     scored = first
