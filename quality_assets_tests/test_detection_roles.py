@@ -285,3 +285,10 @@ def test_a_week_missing_from_a_months_dates_is_a_gap(warehouse, dataset):
     [gap] = [m for m in result.metrics if m.metric == "date_coverage"]
     assert gap.column_name == "sold_on" and gap.is_anomaly and gap.value < 0.8
     assert gap.reason.startswith("gaps: share of days with a row")
+
+
+def test_a_cause_of_negative_values_in_a_positive_column_says_so():
+    from quality_assets.anomalies.causes import _ratio
+
+    assert _ratio([-5.0, -7.0], 32.5) == ", of the opposite sign"
+    assert _ratio([32_000.0], 32.0) == ", about 1000x the typical value"

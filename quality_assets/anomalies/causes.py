@@ -101,6 +101,8 @@ def _ratio(values: list[float], median: float) -> str:
     ratio = float(np.median(values)) / median
     if not math.isfinite(ratio) or ratio == 0:
         return ""
+    if ratio < 0:
+        return ", of the opposite sign"
     return f", about {_fmt(round(ratio, 2 if abs(ratio) < 10 else 0))}x the typical value"
 
 
