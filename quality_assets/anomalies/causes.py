@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from quality_assets.anomalies.explain import json_value
 from quality_assets.anomalies.features import Feature, _fmt
 from quality_assets.anomalies.shapes import shapes
 
@@ -21,20 +22,12 @@ EXAMPLES = 3
 VALUES_KEPT = 2000  # numbers kept per cause to describe them (their median)
 
 
-def _py(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
-
-
 def _value(feature: Feature, batch: pa.RecordBatch, i: int):
     first = batch.column(feature.inputs[0])[i].as_py()
     if feature.signal in ("pair", "conditional", "combination"):
         second = batch.column(feature.inputs[1])[i].as_py()
-        return {feature.columns[0]: _py(second), feature.columns[1]: _py(first)}
-    return _py(first)
+        return {feature.columns[0]: json_value(second), feature.columns[1]: json_value(first)}
+    return json_value(first)
 
 
 def _condition(feature: Feature, value, p: float) -> str:

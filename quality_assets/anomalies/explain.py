@@ -13,7 +13,8 @@ from quality_assets.anomalies.shapes import shapes
 
 CONTRIBUTIONS = 3  # columns named in a flagged row's explanation
 
-def _py(value):
+def json_value(value):
+    """A value as JSON can hold it: infinities as text, dates as ISO strings."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if hasattr(value, "isoformat"):
@@ -42,11 +43,11 @@ def _contribution(model: RowModel, feature: Feature, batch: pa.RecordBatch, i: i
         nulls, n = feature.model
         share = nulls / n if n else 0.0
         is_null = value is None or (isinstance(value, float) and math.isnan(value))
-        out["value"] = None if is_null else _py(value)
+        out["value"] = None if is_null else json_value(value)
         out["why"] = (f"null; {share:.2%} of the history is null" if is_null else
                       f"present, but {share:.2%} of the history is null")
     elif feature.signal == "value":
-        out["value"] = _py(value)
+        out["value"] = json_value(value)
         out.update(feature.model.why(float(value)) if value is not None else {"why": "null"})
     elif feature.signal == "length":
         out["value"] = value
@@ -64,7 +65,7 @@ def _contribution(model: RowModel, feature: Feature, batch: pa.RecordBatch, i: i
     elif feature.signal == "category":
         share = feature.model.share(value)
         common = ", ".join(f"{v!r} {s:.0%}" for v, s in feature.model.top())
-        out["value"] = _py(value)
+        out["value"] = json_value(value)
         out["why"] = (f"{value!r} never seen in {feature.model.n:,} history rows (most common: {common})"
                       if share == 0 else f"{value!r} is rare: {share:.3%} of the history")
     elif feature.signal == "shape":
@@ -77,16 +78,16 @@ def _contribution(model: RowModel, feature: Feature, batch: pa.RecordBatch, i: i
                       else f"shape {value!r} is rare: {share:.3%} of the history ({common})")
     elif feature.signal == "calendar":
         low, high, _ = feature.model
-        out["value"] = _py(value)
+        out["value"] = json_value(value)
         out["why"] = f"{_fmt(value) if isinstance(value, float) else value} is not a {feature.columns[0]} ({low}..{high})"
     elif feature.signal == "period":
         own = model.columns[feature.columns[0]]
-        out["value"] = _py(batch.column(f"v{own.index}")[i].as_py()) if f"v{own.index}" in batch.schema.names else None
+        out["value"] = json_value(batch.column(f"v{own.index}")[i].as_py()) if f"v{own.index}" in batch.schema.names else None
         out["why"] = (f"differs from the value most rows of this partition have in {feature.columns[0]} "
                       f"(one value per partition in the history)")
     elif feature.signal == "duplicate":
         key = feature.columns
-        out["value"] = {k: _py(batch.column(f"v{model.columns[k].index}")[i].as_py())
+        out["value"] = {k: json_value(batch.column(f"v{model.columns[k].index}")[i].as_py())
                         if f"v{model.columns[k].index}" in batch.schema.names else None for k in key}
         out["why"] = (f"repeats the {'+'.join(key)} of an earlier row of this partition; "
                       f"{feature.extra['duplicates']} duplicates in {feature.extra['rows']:,} history rows")
@@ -94,7 +95,7 @@ def _contribution(model: RowModel, feature: Feature, batch: pa.RecordBatch, i: i
         x_feature, y_feature = feature.extra["x"], feature.extra["y"]
         x, y = value, batch.column(feature.inputs[1])[i].as_py()
         out["column"] = y_feature.columns[0]
-        out["value"] = {y_feature.columns[0]: _py(y), x_feature.columns[0]: _py(x)}
+        out["value"] = {y_feature.columns[0]: json_value(y), x_feature.columns[0]: json_value(x)}
         scale = "log " if y_feature.model.log or x_feature.model.log else ""
         out["why"] = (f"{y_feature.columns[0]}={_fmt(y) if isinstance(y, float) else y} does not fit "
                       f"{x_feature.columns[0]}={_fmt(x) if isinstance(x, float) else x}: in the history they move "
@@ -107,7 +108,7 @@ def _contribution(model: RowModel, feature: Feature, batch: pa.RecordBatch, i: i
         centre = float(feature.extra["centre"][index])
         typical = math.exp(centre) if y_feature.model.log else centre
         out["column"] = y_feature.columns[0]
-        out["value"] = {y_feature.columns[0]: _py(y), given.columns[0]: _py(g)}
+        out["value"] = {y_feature.columns[0]: json_value(y), given.columns[0]: json_value(g)}
         out["why"] = (f"{y_feature.columns[0]}={_fmt(y) if isinstance(y, float) else y} is unusual for "
                       f"{given.columns[0]}={g!r} (typical {_fmt(typical)} there; the category explains "
                       f"{feature.extra['eta2']:.0%} of its {'log ' if y_feature.model.log else ''}variance)")
@@ -119,7 +120,7 @@ def _contribution(model: RowModel, feature: Feature, batch: pa.RecordBatch, i: i
         together = int(feature.extra["counts"][ig, io]) if ig >= 0 and io >= 0 else 0
         with_given = int(feature.extra["counts"][ig].sum()) if ig >= 0 else 0
         out["column"] = other.columns[0]
-        out["value"] = {other.columns[0]: _py(o), given.columns[0]: _py(g)}
+        out["value"] = {other.columns[0]: json_value(o), given.columns[0]: json_value(g)}
         usual = ""
         if ig >= 0:
             best = int(np.argmax(feature.extra["counts"][ig]))
