@@ -75,20 +75,13 @@ def cast_text_rows(con, dataset: Dataset, targets: list[str], table: str = "text
         + " ORDER BY _source_row"
     )
     if failures:
-        first_failure = "CASE " + " ".join(
-            f"WHEN {cond} THEN {quote_literal(name)}" for name, cond in failures
-        ) + " END"
-        code_case = "CASE " + " ".join(
-            f"WHEN {cond} THEN {failure_code_sql(f'trim(CAST({quote_ident(name)} AS VARCHAR))', types[name])}"
-            for name, cond in failures
-        ) + " END"
-        value_case = "CASE " + " ".join(
-            f"WHEN {cond} THEN CAST({quote_ident(name)} AS VARCHAR)" for name, cond in failures
-        ) + " END"
-        message_case = "CASE " + " ".join(
-            f"WHEN {cond} THEN {failure_message_sql(f'CAST({quote_ident(name)} AS VARCHAR)', types[name])}"
-            for name, cond in failures
-        ) + " END"
+        def case(then) -> str:  # the first failing column's `then(name)`
+            return "CASE " + " ".join(f"WHEN {cond} THEN {then(name)}" for name, cond in failures) + " END"
+
+        first_failure = case(quote_literal)
+        code_case = case(lambda name: failure_code_sql(f"trim(CAST({quote_ident(name)} AS VARCHAR))", types[name]))
+        value_case = case(lambda name: f"CAST({quote_ident(name)} AS VARCHAR)")
+        message_case = case(lambda name: failure_message_sql(f"CAST({quote_ident(name)} AS VARCHAR)", types[name]))
         raw = "_raw_line" if "_raw_line" in source_types else "CAST(to_json(t) AS VARCHAR)"
         line = "_line" if "_line" in source_types else "NULL"
         con.execute(
