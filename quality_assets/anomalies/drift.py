@@ -45,6 +45,7 @@ class DriftResult:
     drifted: bool
     reason: str
     reference_spread: float | None = None  # largest PSI of a pool partition against the rest
+    reference: str | None = None  # the partitions compared with
 
     def as_row(self) -> dict:
         return dict(self.__dict__)

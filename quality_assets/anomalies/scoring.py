@@ -21,12 +21,14 @@ import pyarrow.parquet as pq
 from quality_assets.anomalies.causes import (
     CauseTally,
     describe_flood,
+    describe_groups,
     describe_level,
     summarise_causes,
 )
 from quality_assets.anomalies.explain import explain_row
 from quality_assets.anomalies.features import TINY, Categories, Feature, NumericTail
 from quality_assets.anomalies.model import RowModel, numbers
+from quality_assets.anomalies.pairs import recentred
 from quality_assets.anomalies.settings import AnomalySettings
 from quality_assets.anomalies.shapes import shapes
 
@@ -64,6 +66,7 @@ def feature_p_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
         p = np.ones(ig.size, dtype=np.float64)
         ok = (ig >= 0) & (io >= 0)
         p[ok] = feature.model[ig[ok], io[ok]]
+        p[(ig >= 0) & (io == -1)] = feature.extra["unseen"]
         return p
     raise ValueError(f"unknown signal {feature.signal}")
 
@@ -102,6 +105,12 @@ def levelled(model: RowModel, sample: pa.Table) -> tuple[RowModel, list[dict]]:
     features, causes = list(model.features), []
     for j in candidates:
         feature = features[j]
+        if feature.signal == "conditional":  # categories whose own level moved, first
+            index = feature.extra["given"].model.index(batch.column(feature.inputs[0]))
+            feature, groups = recentred(feature, index, judged_values(feature, batch))
+            if groups:
+                features[j] = feature
+                causes.append(describe_groups(feature, groups))
         values = judged_values(feature, batch)
         finite = values[np.isfinite(values)]
         if finite.size < 20:
