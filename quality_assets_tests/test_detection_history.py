@@ -113,3 +113,21 @@ def test_a_flood_is_not_an_alarm_before_the_history_can_judge_it(warehouse, data
     results = run_months(warehouse, dataset, months)
     assert any(c["level"] == "partition" and c["columns"][0] == "store" for c in results[1].causes)
     assert not [m for m in results[1].metric_anomalies if m.metric == "rows_departing"]
+
+
+def test_drift_is_judged_against_how_far_the_pools_own_partitions_differ():
+    from quality_assets.anomalies.drift import DriftResult, judge
+    from quality_assets.anomalies.settings import AnomalySettings
+
+    def tested(name, psi, pool):
+        return DriftResult(name, "chi2", 1.0, 1e-9, None, psi, 0.3, "jensen-shannon", 500, 2500, False, "",
+                           pool_psi=pool)
+
+    seasons = [0.15, 0.05, 0.6, 0.1, 0.3]  # storm seasons: good partitions differ a lot
+    steady = [0.010, 0.012, 0.009, 0.011, 0.010]
+    results = judge([tested("category", 1.3, seasons), tested("wind", 1.3, steady)] +
+                    [tested(f"c{i}", 0.01, steady) for i in range(3)], AnomalySettings())
+    drifted = {r.column_name: r for r in results if r.drifted}
+    assert list(drifted) == ["wind"]
+    category = results[0]
+    assert category.reference_spread > 1.3 and "ordinary variation" in category.reason

@@ -197,7 +197,7 @@ def test_a_number_within_its_category_scores_a_category_whose_history_values_wer
     reference had no centre, and scoring one of its rows indexed past the end."""
     from quality_assets.anomalies.features import Categories, Feature, NumericTail
     from quality_assets.anomalies.pairs import conditional_numbers
-    from quality_assets.anomalies.scoring import feature_p_values
+    from quality_assets.anomalies.pvalues import feature_p_values
 
     rng = np.random.default_rng(3)
     species = np.array(["a"] * 300 + ["b"] * 300 + ["z"] * 50)

@@ -175,7 +175,9 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
                 if cats.counts.size <= MAX_PAIR_CATEGORIES:
                     categorical[value_input] = (cats, aligned)
                 if col.kind == "string":  # a new value may be no surprise; a new shape ('pp' among 'PP') is
-                    features += _shape_features(col, value_input, raw_values, text=True, length=False)
+                    for shape in _shape_features(col, value_input, raw_values, text=True, length=False):
+                        shape.extra["known"] = cats.values  # only values not among these need a shape
+                        features.append(shape)
             continue
         coarse = role == "text" or (col.name in roles and roles[col.name].coarse)
         features += _shape_features(col, value_input, raw_values, text=coarse)
