@@ -18,29 +18,10 @@ from typing import Any
 
 import yaml
 
-DEFAULT_CONTRACT_FILE = "quality.yaml"
+from quality_assets.rules.kinds import KINDS, parameter_problems, referenced_datasets
+from quality_assets.vocabulary import COLUMN_TYPES, duckdb_type, parse_duration  # noqa: F401 - the contract's API
 
-# Contract type name -> DuckDB type.
-COLUMN_TYPES = {
-    "integer": "BIGINT",
-    "int": "BIGINT",
-    "bigint": "BIGINT",
-    "smallint": "SMALLINT",
-    "float": "DOUBLE",
-    "double": "DOUBLE",
-    "number": "DOUBLE",
-    "boolean": "BOOLEAN",
-    "bool": "BOOLEAN",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP",
-    "datetime": "TIMESTAMP",
-    "timestamptz": "TIMESTAMPTZ",
-    "time": "TIME",
-    "string": "VARCHAR",
-    "text": "VARCHAR",
-    "varchar": "VARCHAR",
-}
-DECIMAL_TYPE = re.compile(r"^decimal\((\d{1,2}),\s*(\d{1,2})\)$")
+DEFAULT_CONTRACT_FILE = "quality.yaml"
 
 FORMATS = ("auto", "csv", "parquet", "json")
 PARTITIONINGS = ("file", "daily")
@@ -48,29 +29,8 @@ SEVERITIES = ("warn", "error")
 ENCODINGS_NATIVE = ("utf-8", "utf8", "latin-1", "latin1", "utf-16")
 DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
-# Rule kind -> (required fields, optional fields). A rule is a mapping with exactly one kind key;
-# a scalar or list value is shorthand for the first required field.
-RULE_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "not_null": (("column",), ()),
-    "unique": (("columns",), ()),
-    "accepted_values": (("column", "values"), ()),
-    "range": (("column",), ("min", "max", "inclusive")),
-    "regex": (("column", "pattern"), ()),
-    "length": (("column",), ("min", "max")),
-    "type": (("column", "type"), ()),
-    "row_count": ((), ("min", "max")),
-    "freshness": (("max_age",), ("column",)),
-    "schema": ((), ("required", "allow_extra", "types")),
-    "sql": (("predicate",), ()),
-    "assert": (("expression",), ()),
-    "compare": (("left", "op", "right"), ()),
-    "conditional": (("when", "then"), ()),
-    "references": (("column", "dataset"), ("to_column",)),
-}
+RULE_KINDS = KINDS  # the rule kinds by name (quality_assets/rules/kinds/)
 RULE_COMMON = ("name", "severity", "mostly", "description")
-# Rule parameters that must be text (a column name, a pattern, an SQL expression, a dataset name).
-TEXT_PARAMS = ("column", "pattern", "type", "predicate", "expression", "dataset", "to_column", "when", "then", "left")
-COMPARE_OPS = ("<", "<=", "=", "==", "!=", "<>", ">=", ">")
 
 DATASET_KEYS = {
     "description", "landing", "format", "csv", "partitioning", "columns", "primary_key",
@@ -193,17 +153,6 @@ class Contract:
                 return ds
         known = ", ".join(d.name for d in self.datasets) or "none"
         raise KeyError(f"no dataset {name!r} in {self.path} (known: {known})")
-
-
-def duckdb_type(type_name: str) -> str | None:
-    """Contract type name -> DuckDB type, or None when unknown."""
-    name = type_name.strip().lower()
-    if name in COLUMN_TYPES:
-        return COLUMN_TYPES[name]
-    match = DECIMAL_TYPE.match(name)
-    if match and int(match.group(2)) <= int(match.group(1)) <= 38:
-        return f"DECIMAL({match.group(1)},{match.group(2)})"
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,12 +321,10 @@ def parse_contract(text: str, path: Path, problems: _Problems | None = None) -> 
         names = {str(name) for name in raw_datasets}  # declared, even when invalid themselves
         for ds in datasets:
             for rule in ds.rules:
-                target = rule.params.get("dataset")
-                if rule.kind == "references" and isinstance(target, str) and target not in names:
-                    problems.add(
-                        rule.line, f"dataset '{ds.name}', rule '{rule.name}'",
-                        f"references unknown dataset {rule.params.get('dataset')!r}",
-                    )
+                for target in referenced_datasets(rule):
+                    if target not in names:
+                        problems.add(rule.line, f"dataset '{ds.name}', rule '{rule.name}'",
+                                     f"references unknown dataset {target!r}")
     if problems.items:
         raise ContractError(path, problems.items)
     return Contract(path=path, datasets=tuple(datasets))
@@ -605,28 +552,29 @@ def _parse_rules(spec: Any, line: int | None, where: str, column_names: set[str]
         for key in others:
             problems.add(_line(item, key), rule_where, f"unknown key {key!r} (common keys: {', '.join(RULE_COMMON)})")
         kind = kinds[0]
-        required, optional = RULE_KINDS[kind]
+        spec = RULE_KINDS[kind]
         body = item[kind]
         if not isinstance(body, dict):
-            if not required:
-                problems.add(_line(item, kind), rule_where, f"{kind}: expected a mapping with {', '.join(optional)}")
+            if not spec.required:
+                problems.add(_line(item, kind), rule_where, f"{kind}: expected a mapping with {', '.join(spec.params)}")
                 continue
-            body = {required[0]: body}
+            body = {spec.required[0]: body}
         for key in body:
-            if key not in required and key not in optional:
-                problems.add(_line(body, key) or rule_line, f"{rule_where} ({kind})", f"unknown key {key!r} (expected: {', '.join(required + optional)})")
-        for key in required:
+            if key not in spec.params:
+                problems.add(_line(body, key) or rule_line, f"{rule_where} ({kind})", f"unknown key {key!r} (expected: {', '.join(spec.params)})")
+        for key in spec.required:
             if key not in body:
                 problems.add(rule_line, f"{rule_where} ({kind})", f"missing {key!r}")
         params = dict(body)
-        _check_rule_params(kind, params, column_names, rule_line, f"{rule_where} ({kind})", problems)
+        for problem in parameter_problems(spec, params, column_names):
+            problems.add(rule_line, f"{rule_where} ({kind})", problem)
         severity = item.get("severity", "error")
         if severity not in SEVERITIES:
             problems.add(_line(item, "severity"), rule_where, f"severity must be 'warn' or 'error', got {severity!r}")
         mostly = item.get("mostly")
         if mostly is not None and (isinstance(mostly, bool) or not isinstance(mostly, (int, float)) or not 0 < mostly <= 1):
             problems.add(_line(item, "mostly"), rule_where, f"mostly must be a share between 0 and 1, got {mostly!r}")
-        elif mostly is not None and kind in ("row_count", "freshness", "schema", "assert"):
+        elif mostly is not None and not spec.judges_rows:
             problems.add(_line(item, "mostly"), rule_where, f"mostly does not apply to {kind} rules (they do not judge rows)")
         name = item.get("name") or _default_rule_name(kind, params)
         if not isinstance(name, str):
@@ -643,101 +591,11 @@ def _parse_rules(spec: Any, line: int | None, where: str, column_names: set[str]
     return rules
 
 
-def _check_rule_params(kind: str, params: dict, column_names: set[str], line: int | None, where: str, problems: _Problems) -> None:
-    for key in TEXT_PARAMS:
-        if key in params and not isinstance(params[key], str):
-            problems.add(line, where, f"{key}: expected text, got {params[key]!r}")
-    columns = params.get("columns", params.get("column"))
-    if kind == "unique" and isinstance(columns, str):
-        params["columns"] = [columns]
-        columns = [columns]
-    if "columns" in params and not (isinstance(columns, list) and all(isinstance(c, str) for c in columns)):
-        problems.add(line, where, f"columns: expected a column name or a list of them, got {columns!r}")
-    named = [c for c in columns if isinstance(c, str)] if isinstance(columns, list) else [columns] if isinstance(columns, str) else []
-    if column_names:
-        for col in named:
-            if col not in column_names:
-                problems.add(line, where, f"unknown column {col!r}")
-    if kind == "accepted_values" and "values" in params and not isinstance(params["values"], list):
-        problems.add(line, where, "values: expected a list")
-    if kind == "regex" and isinstance(params.get("pattern"), str):
-        try:
-            re.compile(params["pattern"])
-        except re.error as exc:
-            problems.add(line, where, f"invalid regular expression: {exc}")
-    if kind == "compare" and params.get("op") not in COMPARE_OPS:
-        problems.add(line, where, f"op must be one of {', '.join(COMPARE_OPS)}")
-    if kind == "type" and isinstance(params.get("type"), str) and duckdb_type(params["type"]) is None:
-        problems.add(line, where, f"unknown type {params['type']!r}")
-    if kind == "freshness" and params.get("max_age") is not None and parse_duration(str(params["max_age"])) is None:
-        problems.add(line, where, f"max_age: expected a duration such as '36h', '2d' or '90m', got {params['max_age']!r}")
-    _check_rule_values(kind, params, column_names, line, where, problems)
-
-
-SCALARS = (str, int, float, bool, dt.date, type(None))
-
-
-def _check_rule_values(kind: str, params: dict, column_names: set[str], line: int | None, where: str, problems: _Problems) -> None:
-    """What the rules stage needs to turn a rule into SQL (quality_assets/rules.py)."""
-    if kind in ("range", "length", "row_count"):
-        bounds = {k: params[k] for k in ("min", "max") if params.get(k) is not None}
-        if not bounds and all(key in sum(RULE_KINDS[kind], ()) for key in params):  # else a typo was reported
-            problems.add(line, where, "give min, max or both")
-        for key, value in bounds.items():
-            if kind != "range" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                problems.add(line, where, f"{key}: expected a whole number >= 0, got {value!r}")
-            elif isinstance(value, (bool, list, dict)) or not isinstance(value, SCALARS):
-                problems.add(line, where, f"{key}: expected a number, a date or a text value, got {value!r}")
-        if "inclusive" in params and not isinstance(params["inclusive"], bool):
-            problems.add(line, where, "inclusive: expected true or false")
-    if kind == "accepted_values" and isinstance(params.get("values"), list):
-        for value in params["values"]:
-            if not isinstance(value, SCALARS):
-                problems.add(line, where, f"values: expected plain values, got {value!r}")
-    if kind == "compare":
-        if isinstance(params.get("left"), str) and column_names and params["left"] not in column_names:
-            problems.add(line, where, f"unknown column {params['left']!r}")
-        if not isinstance(params.get("right"), SCALARS) or params.get("right") is None:
-            problems.add(line, where, f"right: expected a column name or a value, got {params.get('right')!r}")
-    if kind == "schema":
-        required, types = params.get("required", []), params.get("types", {})
-        if not isinstance(required, list) or not all(isinstance(c, str) for c in required):
-            problems.add(line, where, "required: expected a list of column names")
-        if not isinstance(params.get("allow_extra", True), bool):
-            problems.add(line, where, "allow_extra: expected true or false")
-        if not isinstance(types, dict):
-            problems.add(line, where, "types: expected a mapping of column name to type")
-        else:
-            for name, type_name in types.items():
-                if duckdb_type(str(type_name)) is None:
-                    problems.add(line, where, f"types.{name}: unknown type {type_name!r}")
-    for key in ("predicate", "expression", "when", "then"):
-        if isinstance(params.get(key), str):
-            # DuckDB's tokenizer, imported only for SQL rules
-            from quality_assets.rules import user_sql_problem
-
-            problem = user_sql_problem(params[key])
-            if problem:
-                problems.add(line, where, f"{key}: {problem}")
-
-
 def _default_rule_name(kind: str, params: dict) -> str:
     subject = params.get("column") or params.get("columns") or ""
     if isinstance(subject, list):
         subject = "_".join(map(str, subject))
     return re.sub(r"[^A-Za-z0-9_]+", "_", f"{kind}_{subject}".strip("_")).strip("_").lower() or kind
-
-
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-
-
-def parse_duration(text: str) -> float | None:
-    """'36h' -> seconds, None when not a duration."""
-    match = DURATION.match(text)
-    if not match:
-        return None
-    scale = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
-    return float(match.group(1)) * scale
 
 
 def _parse_daily(spec: dict, partitioning: Any, columns: list[Column], where: str, problems: _Problems) -> DailySpec | None:

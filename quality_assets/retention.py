@@ -19,8 +19,9 @@ from pathlib import Path
 
 import duckdb
 
-from quality_assets.contract import Contract, Dataset, parse_duration
+from quality_assets.contract import Contract, Dataset
 from quality_assets.report.outputs import OutputPathError, partition_output_dir
+from quality_assets.vocabulary import parse_duration
 from quality_assets.warehouse import quote_ident
 
 RETENTION_DDL = """CREATE TABLE IF NOT EXISTS qa.retention (

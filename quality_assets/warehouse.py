@@ -252,6 +252,18 @@ class Warehouse:
         return config
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT, or ROLLBACK and re-raise: everything inside lands or nothing does."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def quote_ident(name: str) -> str:
     """Quote an identifier for DuckDB SQL."""
     return '"' + str(name).replace('"', '""') + '"'

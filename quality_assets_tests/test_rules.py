@@ -436,12 +436,12 @@ def test_the_readme_example_of_every_rule_kind_validates_and_runs(harness, tmp_p
     block = readme.split("\n## Rules\n", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     columns = {"order_id": "bigint", "customer_id": "bigint", "order_date": "date", "shipped_date": "date",
                "amount": "double", "currency": "string", "sku": "string", "country": "string", "postcode": "string",
-               "status": "string"}
+               "status": "string", "attributes": "string"}
     head = yaml.safe_dump({"datasets": {"customers": {"landing": "landing", "columns": {"id": "bigint"}},
                                         "orders": {"landing": "landing", "columns": columns}}})
     ds = parse_contract(head + block, tmp_path / "quality.yaml").dataset("orders")
     assert {r.kind for r in ds.rules} == set(RULE_KINDS)
-    row = "1,7,2026-11-01,2026-11-02,10.0,EUR,SKU-00001,PT,1000,shipped"
+    row = '1,7,2026-11-01,2026-11-02,10.0,EUR,SKU-00001,PT,1000,shipped,"{""gift"": true}"'
     evaluation = evaluate(harness, ds, csv(row, header=",".join(columns)),
                           now=dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc))
     errors = {r.rule.name: r.error for r in evaluation.results if r.error}
