@@ -10,6 +10,7 @@ import pytest
 from quality_assets.config import settings_from_env
 from quality_assets.contract import ContractError, load_contract, parse_contract
 from quality_assets.defs.definitions import build_definitions
+from quality_assets.rules import evaluate_partition
 
 CONTRACT = """\
 datasets:
@@ -60,11 +61,9 @@ def test_a_drop_or_rise_beyond_its_share_fails_and_blocks_publishing(tmp_path):
 
 def test_rows_after_an_empty_partition_are_a_rise_from_none(harness, tmp_path):
     ds = parse_contract(CONTRACT, tmp_path / "quality.yaml").dataset("orders")
-    from quality_assets.rules import evaluate_partition
-
-    with harness.warehouse.connect() as con:
-        for name, content in (("a.csv", "order_id\n"), ("b.csv", rows(3))):
-            harness.load(harness.write(name, content), ds, partition=name)
+    for name, content in (("a.csv", "order_id\n"), ("b.csv", rows(3))):
+        harness.load(harness.write(name, content), ds, partition=name)
+        with harness.warehouse.connect() as con:
             result = evaluate_partition(con, ds, name, "run-1").results[0]
     assert not result.passed
     assert result.observed == {"rows": 3, "previous_rows": 0, "previous_partition": "a.csv", "change": None}
