@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from quality_assets.contract import Contract, Dataset
+from quality_assets.daily import files_by_day
 from quality_assets.report.outputs import OutputPathError, partition_output_dir
 from quality_assets.vocabulary import parse_duration
 from quality_assets.warehouse import quote_ident
@@ -121,8 +122,6 @@ def find_old_partitions(
 
 
 def _day_files(ds: Dataset, day: str) -> list[Path]:
-    from quality_assets.daily import files_by_day
-
     if ds.daily is None or not ds.daily.file_pattern:
         return []  # by column: a file may hold rows of many days, it is never a day's own file
     return [f.path for f in files_by_day(ds).get(day, [])]

@@ -17,13 +17,11 @@ per column that needs them); the profiling stage's `quality_assets.profile` comp
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import math
 import os
 import re
 import shutil
-import sys
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -36,12 +34,10 @@ import yaml
 
 from quality_assets.anomalies.roles import CALENDAR, DENSE, calendar_part
 from quality_assets.contract import (
-    DATASET_NAME,
-    ContractError,
     Dataset,
-    load_contract,
     parse_contract,
 )
+from quality_assets.ingest import load_file
 from quality_assets.warehouse import Warehouse, quote_ident
 
 SURE_ROWS = 1000  # below this many rows, even a clean-looking rule is only a warning
@@ -351,8 +347,6 @@ def suggest_for_file(path: Path, template: Dataset | None = None, name: str | No
     """A contract (YAML text) for one file, and the rows it was drafted from. `template` gives the
     dataset's format and CSV options when the file belongs to one; `base` is the folder the
     contract will live in (landing paths are relative to it)."""
-    from quality_assets.ingest import load_file
-
     path = path.resolve()
     name = name or (template.name if template else dataset_name_for(path))
     # read as the dataset reads it (format, dialect, column names and aliases), every type inferred afresh
@@ -455,76 +449,3 @@ def _dump(document: dict) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Command line
-
-
-def add_suggest_command(sub: argparse._SubParsersAction) -> None:
-    suggest = sub.add_parser(
-        "suggest", help="draft a contract from a file's (or a loaded dataset's) profile",
-        description="Profile a file (loaded as the pipeline would) or a dataset's rows in the warehouse and print "
-                    "a draft contract: types, not_null, a key, ranges, accepted values, regexes.",
-    )
-    suggest.add_argument("source", help="a file, or the name of a dataset in the contract")
-    suggest.add_argument("--dataset", help="the dataset whose format and CSV options to read the file with")
-    suggest.add_argument("--name", help="the drafted dataset's name (default: from the file name)")
-    suggest.add_argument("--output", "-o", type=Path, help="write the draft here instead of to stdout")
-    suggest.set_defaults(handler=cmd_suggest)
-
-
-def cmd_suggest(args) -> int:
-    from quality_assets.cli import EXIT_OK, EXIT_USAGE, UsageError
-    from quality_assets.config import settings_from_env
-
-    settings = settings_from_env()
-    base = args.output.resolve().parent if args.output else Path.cwd()
-    if args.name is not None and not DATASET_NAME.match(args.name):
-        raise UsageError(f"--name {args.name!r}: lower-case letters, digits and underscores, starting with a letter")
-    contract = _contract_if_any(settings.contracts)
-    path = Path(args.source).expanduser()
-    try:
-        if path.is_file():
-            template = _dataset_of(contract, path, args.dataset)
-            text, rows = suggest_for_file(path, template, args.name, base)
-        elif contract is not None and args.source in {d.name for d in contract.datasets}:
-            warehouse = Warehouse(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s,
-                                  memory_limit=settings.memory_limit)
-            text, rows = suggest_for_dataset(contract.dataset(args.source), warehouse, base)
-        else:
-            known = ", ".join(d.name for d in contract.datasets) if contract else "no contract found"
-            raise UsageError(f"{args.source!r} is neither a file nor a dataset (datasets: {known})")
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
-        print(f"wrote a contract drafted from {rows:,} rows to {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return EXIT_OK
-
-
-def _contract_if_any(path: Path):
-    if not path.is_file():
-        return None
-    try:
-        return load_contract(path)
-    except ContractError:
-        return None  # a draft is often how a broken contract gets fixed
-
-
-def _dataset_of(contract, path: Path, name: str | None) -> Dataset | None:
-    from quality_assets.cli import UsageError
-
-    if contract is None:
-        if name:
-            raise UsageError(f"--dataset {name}: no contract found")
-        return None
-    if name:
-        try:
-            return contract.dataset(name)
-        except KeyError as exc:
-            raise UsageError(exc.args[0]) from None
-    resolved = path.resolve()
-    for dataset in contract.datasets:
-        if dataset.landing_dir.resolve() in resolved.parents:
-            return dataset
-    return None
