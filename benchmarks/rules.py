@@ -98,7 +98,8 @@ def prepare(rows: int) -> Path:
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     types = ", ".join(f"'{name}': '{duckdb_type(kind)}'" for name, kind in COLUMNS.items())
-    with duckdb.connect(str(tmp), config={"memory_limit": "4GB", "enable_progress_bar": False}) as con:
+    with duckdb.connect(str(tmp), config={"memory_limit": "4GB"}) as con:
+        con.execute("SET enable_progress_bar = false")  # a connection setting: DuckDB 2 refuses it in config
         for ddl in QA_TABLES_DDL:
             con.execute(ddl)
         ensure_tables(con)

@@ -27,3 +27,14 @@ class OutputFolderResource(dg.ConfigurableResource):
 
     def get(self) -> Path:
         return Path(self.path).expanduser().resolve()
+
+
+class QualitySettings(dg.ConfigurableResource):
+    """The stages' tuning knobs (QA_TOP_VALUES, QA_GAUSSIAN_TEST, QA_ANOMALY_*), shown in the UI
+    and overridable per run in the launchpad's resources config."""
+
+    top_values: int = 10
+    gaussian_test: str = "dagostino"
+    anomaly_batch_rows: int = 100_000
+    anomaly_reference_rows: int = 200_000
+    anomaly_max_rows: int = 1000
