@@ -19,6 +19,12 @@ def has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     ).fetchone())
 
 
+def schema_tables(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
+    """The names of a schema's tables."""
+    return {row[0] for row in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [schema]).fetchall()}
+
+
 def latest_load_files(con: duckdb.DuckDBPyConnection, dataset: str, partition_key: str) -> list[dict]:
     """The `qa.files` rows of the last run that changed the partition (a run that found every file
     unchanged does not count), oldest first."""

@@ -62,7 +62,7 @@ def build_anomalies_asset(dataset: Dataset, partitions: dg.PartitionsDefinition)
     )
     def anomalies(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                   quality_settings: QualitySettings) -> dg.MaterializeResult:
-        env = quality_settings
+        env = quality_settings.resolved()
         options = AnomalyOptions(batch_size=env.anomaly_batch_rows, reference_rows=env.anomaly_reference_rows,
                                  max_rows=env.anomaly_max_rows)
         keys = list(context.partition_keys)

@@ -63,7 +63,7 @@ def build_definitions(contract: Contract, settings: Settings) -> dg.Definitions:
         sensors=sensors,
         schedules=schedules,
         resources={"warehouse": warehouse_resource(settings), "output_folder": output_folder_resource(settings),
-                   "quality_settings": quality_settings(settings)},
+                   "quality_settings": QualitySettings()},
         # A run's stages follow each other: one process per run instead of one per step halves
         # the start-up cost that dominates small files (benchmarks/deployment.py).
         executor=dg.in_process_executor,
@@ -84,15 +84,6 @@ def warehouse_resource(settings: Settings) -> WarehouseResource:
         path=env_or("QA_DUCKDB_PATH", str(settings.duckdb_path)),
         memory_limit=env_or("QA_DUCKDB_MEMORY_LIMIT", settings.memory_limit),
         lock_timeout_s=settings.lock_timeout_s,
-    )
-
-
-def quality_settings(settings: Settings) -> QualitySettings:
-    """The tuning knobs as the environment set them at load; shown in the UI, overridable per run."""
-    return QualitySettings(
-        top_values=settings.top_values, gaussian_test=settings.gaussian_test,
-        anomaly_batch_rows=settings.anomaly_batch_rows, anomaly_reference_rows=settings.anomaly_reference_rows,
-        anomaly_max_rows=settings.anomaly_max_rows,
     )
 
 

@@ -26,7 +26,7 @@ def build_profile_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -
     )
     def profile(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 quality_settings: QualitySettings) -> dg.MaterializeResult:
-        settings = quality_settings
+        settings = quality_settings.resolved()
         keys = list(context.partition_keys)
         profiles: list[TableProfile] = []
         for key in keys:

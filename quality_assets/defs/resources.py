@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
 
+from quality_assets.config import Settings, settings_from_env
 from quality_assets.warehouse import Warehouse
 
 
@@ -30,11 +32,18 @@ class OutputFolderResource(dg.ConfigurableResource):
 
 
 class QualitySettings(dg.ConfigurableResource):
-    """The stages' tuning knobs (QA_TOP_VALUES, QA_GAUSSIAN_TEST, QA_ANOMALY_*), shown in the UI
-    and overridable per run in the launchpad's resources config."""
+    """The stages' tuning knobs, shown in the UI and overridable per run in the launchpad's
+    resources config; a knob left unset takes its environment variable (QA_TOP_VALUES,
+    QA_GAUSSIAN_TEST, QA_ANOMALY_*) when the run starts."""
 
-    top_values: int = 10
-    gaussian_test: str = "dagostino"
-    anomaly_batch_rows: int = 100_000
-    anomaly_reference_rows: int = 200_000
-    anomaly_max_rows: int = 1000
+    top_values: int | None = None
+    gaussian_test: str | None = None
+    anomaly_batch_rows: int | None = None
+    anomaly_reference_rows: int | None = None
+    anomaly_max_rows: int | None = None
+
+    def resolved(self) -> Settings:
+        """The environment's settings with this run's overrides."""
+        overrides = {name: getattr(self, name) for name in (
+            "top_values", "gaussian_test", "anomaly_batch_rows", "anomaly_reference_rows", "anomaly_max_rows")}
+        return replace(settings_from_env(), **{k: v for k, v in overrides.items() if v is not None})
