@@ -13,32 +13,34 @@ from quality_assets.daily import file_day, is_partition_day
 from quality_assets.landing import missing_landing, plan_tick, run_key
 
 
+def _landing_sensor(dataset: Dataset, job, settings: Settings, description: str):
+    return dg.sensor(name=f"{dataset.name}_landing_sensor", job=job, minimum_interval_seconds=settings.sensor_interval_s,
+                     default_status=dg.DefaultSensorStatus.RUNNING, description=description)
+
+
+def _tick(context: dg.SensorEvaluationContext, dataset: Dataset, settings: Settings):
+    """This tick's plan of the landing folder, or the tick's result when the folder is missing
+    (said on every tick, in the log and the UI)."""
+    if (problem := missing_landing(dataset)) is not None:
+        context.log.error(f"{problem}: create it, or fix landing.path in the contract")
+        return dg.SensorResult(skip_reason=problem, cursor=context.cursor)
+    return plan_tick(dataset, context.cursor, time.time_ns(), set(), settle_s=settings.sensor_settle_s,
+                     hash_max_bytes=settings.sensor_hash_max_bytes, max_runs=settings.sensor_max_runs_per_tick)
+
+
 def build_landing_sensor(
     dataset: Dataset,
     job,
     partitions: dg.DynamicPartitionsDefinition,
     settings: Settings,
 ) -> dg.SensorDefinition:
-    @dg.sensor(
-        name=f"{dataset.name}_landing_sensor",
-        job=job,
-        minimum_interval_seconds=settings.sensor_interval_s,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description=(
-            f"Watches {dataset.landing_dir} for '{dataset.glob}': adds a partition per new file and "
-            "runs it once the file stops changing; a changed file runs again, a touched one does not."
-        ),
-    )
+    @_landing_sensor(dataset, job, settings, (
+        f"Watches {dataset.landing_dir} for '{dataset.glob}': adds a partition per new file and "
+        "runs it once the file stops changing; a changed file runs again, a touched one does not."))
     def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        if (problem := missing_landing(dataset)) is not None:  # said on every tick, in the log and the UI
-            context.log.error(f"{problem}: create it, or fix landing.path in the contract")
-            return dg.SensorResult(skip_reason=problem, cursor=context.cursor)
-        plan = plan_tick(
-            dataset, context.cursor, time.time_ns(), set(),
-            settle_s=settings.sensor_settle_s,
-            hash_max_bytes=settings.sensor_hash_max_bytes,
-            max_runs=settings.sensor_max_runs_per_tick,
-        )
+        plan = _tick(context, dataset, settings)
+        if isinstance(plan, dg.SensorResult):
+            return plan
         if plan.cursor_reset:
             context.log.warning(
                 "the cursor was unreadable (corrupt or from another version): state rebuilt from the folder; "
@@ -86,26 +88,13 @@ def build_landing_sensor(
 def build_daily_landing_sensor(dataset: Dataset, job, settings: Settings) -> dg.SensorDefinition:
     """Runs a day as soon as a file for it lands (once the day has closed); a day gets one run per tick."""
 
-    @dg.sensor(
-        name=f"{dataset.name}_landing_sensor",
-        job=job,
-        minimum_interval_seconds=settings.sensor_interval_s,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description=(
-            f"Watches {dataset.landing_dir} for '{dataset.glob}': runs the day named in a new or changed "
-            "file once the file stops changing and the day has closed (the whole day is reloaded)."
-        ),
-    )
+    @_landing_sensor(dataset, job, settings, (
+        f"Watches {dataset.landing_dir} for '{dataset.glob}': runs the day named in a new or changed "
+        "file once the file stops changing and the day has closed (the whole day is reloaded)."))
     def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        if (problem := missing_landing(dataset)) is not None:  # said on every tick, in the log and the UI
-            context.log.error(f"{problem}: create it, or fix landing.path in the contract")
-            return dg.SensorResult(skip_reason=problem, cursor=context.cursor)
-        plan = plan_tick(
-            dataset, context.cursor, time.time_ns(), set(),
-            settle_s=settings.sensor_settle_s,
-            hash_max_bytes=settings.sensor_hash_max_bytes,
-            max_runs=settings.sensor_max_runs_per_tick,
-        )
+        plan = _tick(context, dataset, settings)
+        if isinstance(plan, dg.SensorResult):
+            return plan
         by_day: dict[str, list] = {}
         not_yet: list[str] = []
         for landed in plan.to_run:
