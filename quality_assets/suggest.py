@@ -38,6 +38,7 @@ from quality_assets.contract import (
     parse_contract,
 )
 from quality_assets.ingest import load_file
+from quality_assets.shapes import shape_regex, shape_sql
 from quality_assets.warehouse import Warehouse, quote_ident
 
 SURE_ROWS = 1000  # below this many rows, even a clean-looking rule is only a warning
@@ -80,9 +81,7 @@ class ColumnProfile:
 # Profile
 
 
-SHAPE_SQL = ("regexp_replace(regexp_replace(regexp_replace(CAST({col} AS VARCHAR), '[A-Z]', 'A', 'g'), "
-             "'[a-z]', 'a', 'g'), '[0-9]', '9', 'g')")
-LOOSE_SQL = "regexp_replace(regexp_replace(regexp_replace({shape}, 'A+', 'A', 'g'), 'a+', 'a', 'g'), '9+', '9', 'g')"
+
 
 
 def profile_table(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str]) -> tuple[int, list[ColumnProfile]]:
@@ -108,8 +107,8 @@ def profile_table(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str,
             profile.values = sorted(v for (v,) in con.execute(
                 f"SELECT DISTINCT {col} FROM {table} WHERE {col} IS NOT NULL").fetchall())
         elif type_ == "VARCHAR" and distinct:
-            shape = SHAPE_SQL.format(col=col)
-            for attr, expr in (("shape", shape), ("loose_shape", LOOSE_SQL.format(shape=shape))):
+            value = f"CAST({col} AS VARCHAR)"
+            for attr, expr in (("shape", shape_sql(value)), ("loose_shape", shape_sql(value, coarse=True))):
                 top = con.execute(
                     f"SELECT {expr} AS s, count(*) FROM {table} WHERE {col} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
                 ).fetchone()
@@ -250,23 +249,6 @@ def _round_up(value: float) -> float:
     return result if result >= value else value
 
 
-REGEX_SPECIAL = set(".^$*+?()[]{}|\\")
-
-
-def shape_regex(shape: str, loose: bool) -> str:
-    """A character shape ('AAA-9999', or 'A-9' loose) as an anchored regex that RE2 and Python share."""
-    classes = {"A": "[A-Z]", "a": "[a-z]", "9": "[0-9]"}
-    parts = []
-    for match in re.finditer(r"(.)\1*", shape, re.DOTALL):
-        char, count = match.group(1), len(match.group(0))
-        if char in classes:
-            parts.append(classes[char] + ("+" if loose else f"{{{count}}}" if count > 1 else ""))
-        else:
-            text = ("\\" + char) if char in REGEX_SPECIAL else char
-            parts.append(text * count if count <= 3 else f"{'(?:' + text + ')' if len(text) > 1 else text}{{{count}}}")
-    return "^" + "".join(parts) + "$"
-
-
 def _shape_rule(p: ColumnProfile) -> dict | None:
     for attr, loose in (("shape", False), ("loose_shape", True)):
         found = getattr(p, attr)
@@ -298,6 +280,14 @@ def _within(con: duckdb.DuckDBPyConnection, table: str, rule: dict) -> float:
                        f"WHERE {col} IS NOT NULL").fetchone()[0] or 1.0
 
 
+def _matching(con: duckdb.DuckDBPyConnection, table: str, rule: dict) -> float:
+    """The share of a regex rule's non-null values that match it, as the rules stage will judge them."""
+    spec = rule["regex"]
+    col = quote_ident(spec["column"])
+    return con.execute(f"SELECT avg(CASE WHEN regexp_matches(CAST({col} AS VARCHAR), ?) THEN 1.0 ELSE 0.0 END) "
+                       f"FROM {table} WHERE {col} IS NOT NULL", [spec["pattern"]]).fetchone()[0] or 1.0
+
+
 def draft_dataset(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str],
                   partitioned: bool = False) -> tuple[int, dict]:
     """Rows, and the `columns`/`primary_key`/`rules` part of a dataset's contract for the table
@@ -305,11 +295,21 @@ def draft_dataset(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str,
     rows, profiles = profile_table(con, table, columns)
     key, rules = draft_rules(rows, profiles, period_columns(con, table, columns) if partitioned else set())
     numbers = {p.name for p in profiles if isinstance(p.min, (int, float, Decimal)) and not isinstance(p.min, bool)}
+    kept = []
     for rule in rules:
         if "range" in rule and rule["range"]["column"] in numbers:
             inside = _within(con, table, rule)
             if inside < 1.0:  # the quartile fence leaves a long tail out: tolerate that share
                 rule["mostly"] = math.floor(inside * 1000) / 1000
+        if "regex" in rule:  # a shape's regex spells letters in ASCII: measure what it accepts
+            share = _matching(con, table, rule)
+            if share < SHAPE_SHARE:
+                continue
+            rule.pop("mostly", None)
+            if share < 1.0:
+                rule["mostly"] = math.floor(share * 100) / 100
+        kept.append(rule)
+    rules = kept
     declared: dict[str, Any] = {}
     for p in profiles:
         kind = contract_type(p.type)

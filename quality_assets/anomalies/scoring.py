@@ -28,7 +28,7 @@ from quality_assets.anomalies.explain import explain_row
 from quality_assets.anomalies.features import TINY, Categories, Feature, NumericTail
 from quality_assets.anomalies.model import RowModel, numbers
 from quality_assets.anomalies.settings import AnomalySettings
-from quality_assets.anomalies.shapes import shapes
+from quality_assets.shapes import shapes
 
 
 def feature_p_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:

@@ -22,10 +22,10 @@ from quality_assets.anomalies.roles import ColumnRole, learn_roles
 from quality_assets.anomalies.sampling import export_partition, read_sample
 from quality_assets.anomalies.scoring import score_file
 from quality_assets.anomalies.settings import AnomalySettings, parse_anomaly_settings
-from quality_assets.anomalies.shapes import shapes
 from quality_assets.anomalies.tables import alarmed_partitions, ensure_anomaly_tables, write_results
 from quality_assets.anomalies.volume import volume_findings
 from quality_assets.contract import Dataset
+from quality_assets.shapes import shapes
 from quality_assets.warehouse import Warehouse
 
 PERSIST = 3  # a change alarmed in this many partitions in a row is the new normal

@@ -18,10 +18,10 @@ from quality_assets.profile.state import (
     Column,
     Profiler,
 )
+from quality_assets.shapes import shape_sql
 
-# letters to A/a, digits to 9, runs collapsed; other characters kept (capped to keep shapes readable)
-SHAPE_SQL = ("left(regexp_replace(regexp_replace(regexp_replace(regexp_replace({v}, '\\p{{Lu}}+', 'A', 'g'), "
-             "'[\\p{{Ll}}\\p{{Lo}}\\p{{Lt}}\\p{{Lm}}]+', 'a', 'g'), '[0-9]+', '9', 'g'), '\\s+', ' ', 'g'), 40)")
+# the coarse shape (shapes.py) of text `v`, capped to keep shapes readable
+SHAPE_SQL = f"left({shape_sql('v', coarse=True)}, 40)"
 
 
 
@@ -75,7 +75,7 @@ def frequency_batch(state: Profiler, batch: list[Column]) -> None:
                     state.stats[col.alias]["shapes"] = []
             for ci, shape, n in state.con.execute(
                     f"""SELECT ci, s, n FROM (
-                            SELECT ci, {SHAPE_SQL.format(v='v')} AS s, sum(n) AS n FROM _profile_values
+                            SELECT ci, {SHAPE_SQL} AS s, sum(n) AS n FROM _profile_values
                             WHERE ci IN ({', '.join(str(i) for i in texts)}) GROUP BY ci, s)
                         QUALIFY row_number() OVER (PARTITION BY ci ORDER BY n DESC, s) <= {k}
                         ORDER BY ci, n DESC, s""").fetchall():
@@ -154,7 +154,7 @@ def candidates(state: Profiler) -> None:
         # digits become 9 first (cheap, and the shape does that too): the costly letter classes then run
         # on the few distinct results
         shapes = state.con.execute(
-            f"""SELECT {SHAPE_SQL.format(v='v')} AS s, sum(n) AS n FROM (
+            f"""SELECT {SHAPE_SQL} AS s, sum(n) AS n FROM (
                     SELECT translate(v, '012345678', '999999999') AS v, count(*) AS n FROM {head} GROUP BY 1)
                 GROUP BY s ORDER BY n DESC, s LIMIT {k}""").fetchall()
         s["shapes"] = [{"shape": shape, "count": int(n)} for shape, n in shapes]
