@@ -11,8 +11,8 @@ from quality_assets.config import settings_from_env
 from quality_assets.contract import load_contract
 from quality_assets.report.compare import pct, render_comparison
 from quality_assets.report.compare_sources import compare_files, compare_partitions
+from quality_assets.report.html import fmt_number
 from quality_assets.report.outputs import atomic_write, partition_dir_name, to_json
-from quality_assets.report.render import fmt_number
 from quality_assets.warehouse import Warehouse
 
 

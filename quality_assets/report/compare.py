@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 
 from quality_assets.report.gather import short
-from quality_assets.report.render import cell, esc, fmt_number, page, table
+from quality_assets.report.html import cell, esc, fmt_number, page, table
 
 SHARE_CHANGE = 0.02  # shares (null share, uniqueness...) moving by 2 points or more are notable
 RELATIVE_CHANGE = 0.10  # other metrics moving by 10% or more
