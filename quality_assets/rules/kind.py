@@ -2,7 +2,6 @@
 plan and judging state the evaluator hands it. The kinds themselves live in
 `quality_assets/rules/kinds/`, one module per family."""
 
-
 from __future__ import annotations
 
 import datetime as dt
