@@ -33,7 +33,7 @@ from quality_assets.defs.anomalies import (
 )
 from quality_assets.defs.profile import build_profile_asset
 from quality_assets.defs.raw import build_raw_asset, files_partitions
-from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
+from quality_assets.defs.resources import OutputFolderResource, QualitySettings, WarehouseResource
 from quality_assets.profile import profile_partition, write_profile
 from quality_assets.warehouse import Warehouse
 
@@ -367,7 +367,8 @@ def test_materialize_raw_profile_anomalies_over_several_partitions(tmp_path):
     assets = [build_raw_asset(dataset, partitions), build_profile_asset(dataset, partitions),
               build_anomalies_asset(dataset, partitions)]
     resources = {"warehouse": WarehouseResource(path=str(tmp_path / "wh.duckdb")),
-                 "output_folder": OutputFolderResource(path=str(tmp_path / "output"))}
+                 "output_folder": OutputFolderResource(path=str(tmp_path / "output")),
+                 "quality_settings": QualitySettings()}
     instance = dg.DagsterInstance.ephemeral()
     rng = np.random.default_rng(1)
     names = [f"orders_{i}.csv" for i in range(5)]

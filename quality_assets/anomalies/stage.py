@@ -23,7 +23,6 @@ from quality_assets.anomalies.roles import ColumnRole, learn_roles
 from quality_assets.anomalies.sampling import export_partition, read_sample
 from quality_assets.anomalies.scoring import score_file
 from quality_assets.anomalies.settings import AnomalySettings, parse_anomaly_settings
-from quality_assets.anomalies.shapes import shapes
 from quality_assets.anomalies.tables import (
     alarmed_partitions,
     column_alarms,
@@ -32,6 +31,7 @@ from quality_assets.anomalies.tables import (
 )
 from quality_assets.anomalies.volume import volume_findings
 from quality_assets.contract import Dataset
+from quality_assets.shapes import shapes
 from quality_assets.warehouse import Warehouse
 
 DRIFT_EXCLUDED_ROLES = ("time", "period")  # calendar-bound or one value per partition: not drift
