@@ -22,9 +22,9 @@ from quality_assets.anomalies.drift import (
     numeric_drift,
 )
 from quality_assets.anomalies.metric_anomalies import evaluate_series, holm, judge_family
-from quality_assets.anomalies.settings import AnomalySettings, parse_anomaly_settings
 from quality_assets.anomalies.stage import AnomalyOptions, detect_anomalies
 from quality_assets.contract import ContractError, parse_contract
+from quality_assets.contract.anomalies import AnomalySettings, parse_anomaly_settings
 from quality_assets.defs.anomalies import (
     ANOMALY_RATE_CHECK,
     DRIFT_CHECK,

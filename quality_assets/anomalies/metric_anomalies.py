@@ -28,8 +28,8 @@ import numpy as np
 
 from quality_assets.anomalies.references import reference_history
 from quality_assets.anomalies.series import leave_one_out, trend
-from quality_assets.anomalies.settings import AnomalySettings
 from quality_assets.catalog import has_table
+from quality_assets.contract.anomalies import AnomalySettings
 
 DATASET_METRICS = ("row_count", "quarantine_share")
 COLUMN_METRICS = ("null_share", "distinct_count", "mean", "std", "p5", "p50", "p95", "top_value_share",

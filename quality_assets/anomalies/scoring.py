@@ -35,7 +35,7 @@ from quality_assets.anomalies.pvalues import (
     judged_values,
     shape_p_values,
 )
-from quality_assets.anomalies.settings import AnomalySettings
+from quality_assets.contract.anomalies import AnomalySettings
 from quality_assets.shapes import shapes
 
 

@@ -22,7 +22,6 @@ from quality_assets.anomalies.references import reference_history
 from quality_assets.anomalies.roles import ColumnRole, learn_roles
 from quality_assets.anomalies.sampling import export_partition, read_sample
 from quality_assets.anomalies.scoring import score_file
-from quality_assets.anomalies.settings import AnomalySettings, parse_anomaly_settings
 from quality_assets.anomalies.tables import (
     alarmed_partitions,
     column_alarms,
@@ -32,6 +31,7 @@ from quality_assets.anomalies.tables import (
 from quality_assets.anomalies.volume import volume_findings
 from quality_assets.catalog import has_table
 from quality_assets.contract import Dataset
+from quality_assets.contract.anomalies import AnomalySettings, parse_anomaly_settings
 from quality_assets.shapes import shapes
 from quality_assets.warehouse import Warehouse
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from quality_assets.anomalies.settings import parse_anomaly_settings
+from quality_assets.contract.anomalies import parse_anomaly_settings
 from quality_assets.contract.blocks import (
     ColumnSpec,
     CsvOptions,

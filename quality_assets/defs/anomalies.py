@@ -7,7 +7,6 @@ never blocking: the report downstream must still run when data looks odd.
 
 import dagster as dg
 
-from quality_assets.anomalies.settings import AnomalySettings
 from quality_assets.anomalies.stage import (
     AnomalyOptions,
     AnomalyResult,
@@ -15,6 +14,7 @@ from quality_assets.anomalies.stage import (
     detect_anomalies,
 )
 from quality_assets.contract import Dataset
+from quality_assets.contract.anomalies import AnomalySettings
 from quality_assets.defs.common import (
     ANOMALIES,
     PROFILE,
