@@ -1,0 +1,118 @@
+"""Start-up: one 50-row file through `quality-assets run`, against `python -c "import dagster"`.
+
+Each round, alternating: the baseline (a fresh interpreter importing dagster, nothing else), then
+the whole CLI on a fresh temporary folder (a contract with one dataset, one 50-row CSV given with
+`--dataset`, its own warehouse and outputs, Dagster's ephemeral instance). Both run as
+subprocesses; wall time from the clock, CPU time (user + system) from `getrusage(RUSAGE_CHILDREN)`
+deltas. The best of the rounds is reported for each, with the ratio and the range of the per-round
+ratios (the machine is shared: read the range, not one number), and the load average.
+
+Usage: python benchmarks/startup.py [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CONTRACT = """\
+datasets:
+  orders:
+    landing: {path: landing/orders, glob: "*.csv"}
+    columns:
+      order_id: bigint
+      customer_id: bigint
+      order_date: date
+      amount: double
+      currency: string
+      status: string
+    primary_key: [order_id]
+    rules:
+      - not_null: order_id
+      - unique: order_id
+      - range: {column: amount, min: 0}
+        severity: warn
+      - accepted_values: {column: currency, values: [EUR, USD, GBP]}
+"""
+ROWS = 50
+TARGET = 2.0
+
+
+def write_case(root: Path) -> tuple[Path, Path]:
+    """The contract and one 50-row CSV outside the landing folder (the CLI copies it in)."""
+    contract = root / "quality.yaml"
+    contract.write_text(CONTRACT, encoding="utf-8")
+    lines = ["order_id,customer_id,order_date,amount,currency,status"]
+    lines += [f"{1000 + i},{i % 17},2026-11-{1 + i % 28:02d},{(i * 7.3) % 200:.2f},{('EUR', 'USD', 'GBP')[i % 3]},"
+              f"{('paid', 'shipped', 'refunded')[i % 3]}" for i in range(ROWS)]
+    csv = root / "orders_20261101.csv"
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return contract, csv
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one subprocess; it must succeed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def run_round(cli: str, env: dict[str, str]) -> dict[str, tuple[float, float]]:
+    baseline = timed([sys.executable, "-c", "import dagster"], env)
+    root = Path(tempfile.mkdtemp(prefix="qa-startup-"))
+    try:
+        contract, csv = write_case(root)
+        ours = timed([cli, "--contracts", str(contract), "run", str(csv), "--dataset", "orders"], env)
+        if not any((root / "output" / "orders").rglob("report.html")):
+            sys.exit("the run wrote no report: not a real run")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return {"baseline": baseline, "run": ours}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5, help="alternating rounds (best of)")
+    args = parser.parse_args()
+    cli = str(Path(sys.executable).parent / "quality-assets")
+    # Dagster's ephemeral instance and the contract's own folder: nothing from the caller's setup.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "DAGSTER_"))}
+    load_before = os.getloadavg()
+    rounds = []
+    for n in range(args.repeat):
+        rounds.append(run_round(cli, env))
+        b, r = rounds[-1]["baseline"], rounds[-1]["run"]
+        print(f"round {n + 1}: import dagster {b[0]:.2f}s ({b[1]:.2f} CPU-s), run {r[0]:.2f}s ({r[1]:.2f} CPU-s)",
+              file=sys.stderr)
+    load_after = os.getloadavg()
+
+    best = {name: (min(r[name][0] for r in rounds), min(r[name][1] for r in rounds)) for name in ("baseline", "run")}
+    ratios = [r["run"][0] / r["baseline"][0] for r in rounds]
+    ratio = best["run"][0] / best["baseline"][0]
+    cpu_ratio = best["run"][1] / best["baseline"][1]
+    headers = ["what", "wall s", "CPU s"]
+    rows = [['python -c "import dagster"', f"{best['baseline'][0]:.2f}", f"{best['baseline'][1]:.2f}"],
+            [f"quality-assets run (1 file, {ROWS} rows)", f"{best['run'][0]:.2f}", f"{best['run'][1]:.2f}"]]
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(3)]
+    for row in [headers, *rows]:
+        print("  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)))
+    print(f"\nratio run/import dagster: wall {ratio:.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}x), "
+          f"CPU {cpu_ratio:.2f}x; target <= {TARGET:.1f}x: {'pass' if ratio <= TARGET else 'FAIL'}")
+    print(f"best of {args.repeat} alternating rounds; load average {load_before[0]:.2f} before, "
+          f"{load_after[0]:.2f} after (1 min)")
+
+
+if __name__ == "__main__":
+    main()
