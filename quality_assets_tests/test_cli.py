@@ -156,6 +156,26 @@ def test_run_names_the_anomaly_causes_of_each_file(tmp_path):
     assert "anomaly (10 row(s)): amount above its usual range" in line, result.stdout
 
 
+def test_a_first_small_file_runs_without_importing_scipy_or_scikit_learn(tmp_path):
+    """Start-up (issue 17): scipy costs about a second to import; a file's run pays it only when a
+    stage needs it (drift against history, a non-default normality test), not for a first file."""
+    (tmp_path / "quality.yaml").write_text(
+        "datasets:\n  orders:\n    landing: {path: landing}\n    columns: {id: bigint, amount: double, day: date}\n")
+    rows = [f"{i},{(i * 7.3) % 200:.2f},2026-11-{1 + i % 28:02d}" for i in range(50)]
+    (tmp_path / "orders.csv").write_text("id,amount,day\n" + "\n".join(rows) + "\n")
+    code = ("import sys; from quality_assets.cli.main import main; "
+            f"status = main(['--contracts', {str(tmp_path / 'quality.yaml')!r}, 'run', {str(tmp_path / 'orders.csv')!r}, "
+            "'--dataset', 'orders']); "
+            "print('heavy:', sorted(m for m in ('scipy', 'sklearn') if m in sys.modules)); sys.exit(status)")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "DAGSTER_HOME"))}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=environ, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 file(s): 1 passed; 1 published" in result.stdout
+    assert (tmp_path / "output" / "orders" / "orders.csv" / "report.html").is_file()
+    assert result.stdout.strip().splitlines()[-1] == "heavy: []"
+
+
 def test_a_missing_landing_folder_is_refused_naming_the_dataset_and_folder(tmp_path):
     (tmp_path / "quality.yaml").write_text(
         "datasets:\n  orders:\n    landing: {path: landing/ordres}\n  customers:\n    landing: {path: landing/customers}\n")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -37,6 +38,7 @@ from quality_assets.profile import (
     ProfileOptions,
     TableProfile,
     metric_history,
+    normality_test,
     profile_partition,
     read_profile,
     write_profile,
@@ -235,6 +237,24 @@ def test_correlations_and_normality_match_pandas_and_scipy(mixed):
     assert normality["test"] == "dagostino" and normality["sample"] == len(finite(frame["amount"]))
     assert normality["statistic"] == pytest.approx(expected.statistic, rel=1e-9)
     assert normality["p_value"] == pytest.approx(expected.pvalue, rel=1e-6, abs=1e-300)
+
+
+@pytest.mark.parametrize("n", [8, 12, 19, 20, 137, 5000])
+@pytest.mark.parametrize("shape", ["normal", "exponential", "three_values", "heavy_tails_far_from_zero"])
+def test_the_default_normality_test_is_scipys_normaltest_without_scipy(n, shape):
+    """The D'Agostino-Pearson test is computed in numpy (scipy costs a second to import): the same
+    statistic and p-value as scipy.stats.normaltest, small samples and far-from-zero values included."""
+    rng = np.random.default_rng(n)
+    values = {"normal": lambda: rng.normal(5, 2, n), "exponential": lambda: rng.exponential(1, n),
+              "three_values": lambda: rng.integers(0, 3, n).astype(float),
+              "heavy_tails_far_from_zero": lambda: rng.standard_t(2, n) * 1e6 + 1e9}[shape]()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns that the kurtosis test wants n >= 20
+        expected = stats.normaltest(values)
+    result = normality_test(values, "dagostino")
+    assert result["test"] == "dagostino" and result["sample"] == n
+    assert result["statistic"] == pytest.approx(expected.statistic, rel=1e-9)
+    assert result["p_value"] == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
 
 
 @pytest.mark.parametrize("test", ["shapiro", "anderson", "ks"])

@@ -133,15 +133,16 @@ def _average_ranks(values: np.ndarray, order: np.ndarray, keep: np.ndarray) -> n
 
 def normality_test(values: np.ndarray, test: str) -> dict | None:
     """A normality test of finite values: {"test", "statistic", "p_value", "sample"} (None if too few)."""
-    from scipy import stats  # lazy: scipy takes about a second to import (not for the definitions)
-
     n = int(values.size)
     if n < 8 or float(np.nanstd(values)) == 0.0:
         return None
+    if test == "dagostino":  # the default: in numpy, so that a profile does not pay scipy's import
+        statistic, p_value = dagostino_pearson(values)
+        return {"test": test, "statistic": finite(statistic), "p_value": finite(p_value), "sample": n}
+    from scipy import stats  # lazy: scipy takes about a second to import, and only these tests need it
+
     with np.errstate(all="ignore"):
-        if test == "dagostino":
-            statistic, p_value = stats.normaltest(values)
-        elif test == "shapiro":
+        if test == "shapiro":
             statistic, p_value = stats.shapiro(values)
         elif test == "ks":
             standard = (values - values.mean()) / values.std(ddof=1)
@@ -153,6 +154,37 @@ def normality_test(values: np.ndarray, test: str) -> dict | None:
         else:
             raise ValueError(f"unknown normality test {test!r}")
     return {"test": test, "statistic": finite(statistic), "p_value": finite(p_value), "sample": n}
+
+
+def dagostino_pearson(values: np.ndarray) -> tuple[float, float]:
+    """D'Agostino-Pearson K² and its p-value, as scipy.stats.normaltest computes them (D'Agostino,
+    Belanger & D'Agostino 1990): the skewness and kurtosis z-scores squared and summed, chi² with 2
+    degrees of freedom. At least 8 values, not all equal."""
+    n = float(values.size)
+    centred = values - values.mean()
+    m2 = float(np.mean(centred ** 2))
+    b1 = float(np.mean(centred ** 3)) / m2 ** 1.5  # biased skewness
+    b2 = float(np.mean(centred ** 4)) / m2 ** 2  # biased kurtosis (not excess)
+    with np.errstate(all="ignore"):
+        y = b1 * math.sqrt((n + 1) * (n + 3) / (6.0 * (n - 2)))
+        beta2 = 3.0 * (n * n + 27 * n - 70) * (n + 1) * (n + 3) / ((n - 2.0) * (n + 5) * (n + 7) * (n + 9))
+        w2 = -1 + math.sqrt(2 * (beta2 - 1))
+        delta = 1 / math.sqrt(0.5 * math.log(w2))
+        alpha = math.sqrt(2.0 / (w2 - 1))
+        y = y if y != 0 else 1.0
+        z_skew = delta * math.log(y / alpha + math.sqrt((y / alpha) ** 2 + 1))
+
+        mean = 3.0 * (n - 1) / (n + 1)
+        variance = 24.0 * n * (n - 2) * (n - 3) / ((n + 1) * (n + 1.0) * (n + 3) * (n + 5))
+        x = (b2 - mean) / math.sqrt(variance)
+        sqrt_beta1 = (6.0 * (n * n - 5 * n + 2) / ((n + 7) * (n + 9))
+                      * math.sqrt(6.0 * (n + 3) * (n + 5) / (n * (n - 2) * (n - 3))))
+        a = 6.0 + 8.0 / sqrt_beta1 * (2.0 / sqrt_beta1 + math.sqrt(1 + 4.0 / sqrt_beta1 ** 2))
+        denom = 1 + x * math.sqrt(2 / (a - 4.0))
+        term2 = math.copysign(((1 - 2.0 / a) / abs(denom)) ** (1 / 3.0), denom) if denom != 0 else math.nan
+        z_kurt = (1 - 2 / (9.0 * a) - term2) / math.sqrt(2 / (9.0 * a))
+    k2 = z_skew ** 2 + z_kurt ** 2
+    return k2, math.exp(-k2 / 2)  # chi² survival function with 2 degrees of freedom
 
 
 def _anderson_p_value(a2: float, n: int) -> float:
