@@ -98,7 +98,7 @@ def run_stage(stage: str, path: Path, work: Path) -> dict:
     if not contract.exists():
         contract.write_text("datasets:\n  wide:\n    landing: .\n    rules:\n      - row_count: {min: 1}\n")
     dataset = parse_contract(contract.read_text(), contract).dataset("wide")
-    warehouse = Warehouse(work / "wh.duckdb", memory_limit="1GB")
+    warehouse = Warehouse(work / "wh.duckdb", memory_limit=os.environ.get("QA_DUCKDB_MEMORY_LIMIT", "1GB"))
     key, run_id = path.name, "bench"
     if stage == "load":
         from quality_assets.ingest import load_file
@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--chain", action="store_true", help="also run the whole chain (quality-assets run)")
     parser.add_argument("--stages", action="store_true", help="each stage of the chain alone, in its own process")
+    parser.add_argument("--memory", default="1GB", help="DuckDB memory_limit of --stages (default 1GB)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -150,7 +151,7 @@ def main() -> None:
         print(json.dumps(child(args.child[0], Path(args.child[1])), default=str))
         return
     if args.stages:
-        stage_table([int(c) for c in args.columns.split(",")], args.rows)
+        stage_table([int(c) for c in args.columns.split(",")], args.rows, args.memory)
         return
     print(f"{'columns':>7} {'rows':>6} {'MB':>5} {'bare s':>7} {'load s':>7} {'load/bare':>9} {'RSS MB':>6}  load outcome"
           + ("   chain s  chain RSS  chain outcome" if args.chain else ""))
@@ -169,14 +170,14 @@ def main() -> None:
           "bare = CREATE TABLE AS SELECT * FROM read_csv(...). DuckDB memory_limit 1 GB.")
 
 
-def stage_table(widths: list[int], rows: int) -> None:
+def stage_table(widths: list[int], rows: int, memory: str) -> None:
     print(f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'columns':>7} " + " ".join(f"{s + ' s':>11} {'MB':>5}" for s in STAGES) + f" {'total s':>8} {'peak MB':>7}")
     for columns in widths:
         print(f"{columns} columns ...", file=sys.stderr, flush=True)
         path = generate(columns, rows)
         work = Path(tempfile.mkdtemp(prefix="bench-wide-stages-"))
-        env = {**os.environ, "QA_BENCH_WORK": str(work)}
+        env = {**os.environ, "QA_BENCH_WORK": str(work), "QA_DUCKDB_MEMORY_LIMIT": memory}
         cells, total, peak, notes = [], 0.0, 0, []
         for stage in STAGES:
             result = measure(f"stage:{stage}", path, env)
@@ -186,7 +187,7 @@ def stage_table(widths: list[int], rows: int) -> None:
             notes.append(f"{stage}: {result['status']}")
         print(f"{columns:7} " + " ".join(cells) + f" {total:8.1f} {peak:7}   " + "; ".join(notes), flush=True)
         shutil.rmtree(work, ignore_errors=True)
-    print("\nEach stage in its own process on one warehouse (DuckDB memory_limit 1 GB); MB = that process's "
+    print(f"\nEach stage in its own process on one warehouse (DuckDB memory_limit {memory}); MB = that process's "
           f"peak RSS. load average {os.getloadavg()[0]:.2f} at the end.")
 
 
