@@ -11,7 +11,8 @@ and no dialect. Per family:
 
 - `F1`: record F1 of the loaded rows against the good records (a loaded row counts when its id
   is a good record's and every field matches, as text, number, date or NULL for empty);
-- `lost`: good or bad records neither loaded nor in `qa.quarantine` (must be 0);
+- `lost`: good or bad records neither loaded nor in `qa.quarantine`, and footer lines not in
+  `qa.quarantine` (must be 0);
 - `misaligned`: loaded rows whose id is a record's but whose fields do not match it, whose
   record is bad, or that are no record at all (a footer line loaded as a row) (must be 0);
 - `unaudited`: files without a `qa.files` row (must be 0).
