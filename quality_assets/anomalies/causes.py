@@ -37,7 +37,7 @@ def _condition(feature: Feature, value, p: float) -> str:
     if signal == "length":
         return "longer" if value is not None and len(value) > model.median else "shorter"
     if signal == "category":
-        return "unseen" if model.share(value) == 0 else "rare"
+        return "unseen" if model.never_seen(value) else "rare"
     if signal == "shape":
         shape = shapes(pa.array([value], pa.string()), feature.extra["coarse"])[0].as_py()
         return "unseen shape" if model.share(shape) == 0 else "rare shape"
@@ -56,17 +56,26 @@ class _Cause:
     examples: list[tuple[int, dict]] = field(default_factory=list)  # (rank, example)
 
 
+SAME_EVIDENCE = 10  # p-values within this factor tell the same story
+
+
 class CauseTally:
     """Every flagged row counted under its strongest reason."""
 
     def __init__(self, model):
         self.model = model
         self.causes: dict[tuple[str, str], _Cause] = {}
+        # a category's own feature, to name its value rather than its shape when both are unusual
+        self.category = {f.columns[0]: j for j, f in enumerate(model.features) if f.signal == "category"}
 
     def add(self, batch: pa.RecordBatch, i: int, p: np.ndarray, rank: int) -> None:
-        feature = self.model.features[int(np.argmin(p))]
+        j = int(np.argmin(p))
+        named = self.category.get(self.model.features[j].columns[0])
+        if self.model.features[j].signal == "shape" and named is not None and p[named] <= SAME_EVIDENCE * p[j]:
+            j = named
+        feature = self.model.features[j]
         value = batch.column(feature.inputs[0])[i].as_py()
-        condition = _condition(feature, value, float(p.min()))
+        condition = _condition(feature, value, float(p[j]))
         cause = self.causes.setdefault((feature.name, condition), _Cause(feature, condition))
         cause.rows += 1
         if feature.signal in ("category", "shape") and value is not None:
@@ -194,3 +203,14 @@ def describe_level(feature: Feature, here: float, values: np.ndarray, rows: int)
                             f"{ratio}; {beyond:.0%} of rows outside the history's range; a partition-level change, "
                             "reported once: rows are judged from the partition's own level")}
 
+
+
+def describe_groups(feature: Feature, groups: list[str]) -> dict:
+    """Categories whose number moved as a whole, as one partition-level cause (no alarm: the
+    column's metrics and drift judge the size of a change)."""
+    col, given = feature.columns
+    shown = ", ".join(repr(g) for g in groups[:3]) + (f" and {len(groups) - 3} more" if len(groups) > 3 else "")
+    return {"level": "partition", "columns": list(feature.columns), "signal": "conditional", "moved": True,
+            "condition": "changed", "rows": 0, "share": 0.0, "examples": [],
+            "description": (f"{col} moved as a whole within {len(groups)} {given} value(s): {shown}; rows of "
+                            f"each are judged from its own level here")}

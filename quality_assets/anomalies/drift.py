@@ -7,11 +7,12 @@ index over the reference's deciles. Categories and the character shapes of text:
 the contingency table (categories expected fewer than 5 times pooled), with PSI and the
 Jensen-Shannon distance. p-values are adjusted across columns with Benjamini-Hochberg, and a
 column drifts only when the adjusted p-value is below the level AND the PSI reaches the minimum
-effect, so that huge samples do not flag trivial shifts, AND the PSI exceeds twice the largest
-PSI of a pool partition against the rest of the pool: a column that differs this much between
-partitions that were fine (seasonal weather, prices that trend) is not drifting when it differs
-by as much again. Samples are deterministic (hash-based), so the same data always gives the same
-result.
+effect, so that huge samples do not flag trivial shifts, AND the PSI is beyond what the pool's own
+partitions reach: each pool partition's PSI against the rest of the pool (leave one out) gives a
+log-normal upper prediction bound at the drift level, Bonferroni across the tested columns. A
+column that differs this much between partitions that were fine (seasonal weather, storm seasons,
+prices that trend) is not drifting when it differs by as much again. Samples are deterministic
+(hash-based), so the same data always gives the same result.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from quality_assets.anomalies.settings import AnomalySettings
 MIN_SAMPLE = 20
 PSI_BINS = 10
 PSI_EPSILON = 1e-4  # empty bins: a small share instead of log(0)
-SPREAD_FACTOR = 2.0  # PSI against the pool must exceed this many times the pool's own spread
+MIN_LOG_SPREAD = 0.5  # the pool's log-PSI spread is never taken as smaller: five values can agree by chance
 
 
 @dataclass
@@ -45,6 +46,8 @@ class DriftResult:
     drifted: bool
     reason: str
     reference_spread: float | None = None  # largest PSI of a pool partition against the rest
+    pool_psi: list[float] | None = None  # each pool partition's PSI against the rest
+    reference: str | None = None  # the partitions compared with
 
     def as_row(self) -> dict:
         return dict(self.__dict__)
@@ -64,15 +67,26 @@ def _numeric_psi(current: np.ndarray, reference: np.ndarray) -> float:
 
 
 def _pool_spread(reference, groups: np.ndarray | None, distance, select=lambda values, mask: values[mask]
-                 ) -> float | None:
-    """The largest distance of one pool partition from the rest of the pool (None: < 2 partitions
-    with enough values)."""
+                 ) -> list[float] | None:
+    """Each pool partition's distance from the rest of the pool (None: < 2 partitions with enough
+    values)."""
     if groups is None:
         return None
     labels = [g for g in np.unique(groups) if (groups == g).sum() >= MIN_SAMPLE and (groups != g).sum() >= MIN_SAMPLE]
     if len(labels) < 2:
         return None
-    return max(distance(select(reference, groups == g), select(reference, groups != g)) for g in labels)
+    return [distance(select(reference, groups == g), select(reference, groups != g)) for g in labels]
+
+
+def ordinary_bound(pool: list[float], level: float) -> float:
+    """The largest PSI a partition like the pool's reaches at `level`: a one-sided upper prediction
+    bound for one more log-PSI from the pool's (Student t, k - 1 degrees of freedom)."""
+    from scipy import stats  # lazy: scipy takes about a second to import
+
+    logs = np.log(np.maximum(pool, PSI_EPSILON))
+    k = logs.size
+    spread = max(float(logs.std(ddof=1)), MIN_LOG_SPREAD)
+    return float(np.exp(logs.mean() + stats.t.ppf(1 - level, k - 1) * spread * np.sqrt(1 + 1 / k)))
 
 
 def numeric_drift(column: str, current: np.ndarray, reference: np.ndarray,
@@ -90,7 +104,7 @@ def numeric_drift(column: str, current: np.ndarray, reference: np.ndarray,
     distance = stats.wasserstein_distance(current, reference) / spread
     return DriftResult(column, "ks", float(ks.statistic), float(ks.pvalue), None, _numeric_psi(current, reference),
                        float(distance), "wasserstein/iqr", int(current.size), int(reference.size), False, "",
-                       _pool_spread(reference, groups, _numeric_psi))
+                       pool_psi=_pool_spread(reference, groups, _numeric_psi))
 
 
 def _shares(current: pa.Array, reference: pa.Array) -> tuple[np.ndarray, list[str]]:
@@ -128,10 +142,10 @@ def categorical_drift(column: str, current: pa.Array, reference: pa.Array, test:
         table = np.column_stack([table[:, ~small], table[:, small].sum(1)]) if (~small).any() else table[:, small].sum(1, keepdims=True)
     if table.shape[1] < 2:
         return DriftResult(column, test, 0.0, 1.0, None, drift_psi, effect, "jensen-shannon",
-                           int(len(current)), int(len(reference)), False, "", between)
+                           int(len(current)), int(len(reference)), False, "", pool_psi=between)
     chi2, p, _, _ = stats.chi2_contingency(table, correction=False)
     return DriftResult(column, test, float(chi2), float(p), None, drift_psi, effect, "jensen-shannon",
-                       int(len(current)), int(len(reference)), False, "", between)
+                       int(len(current)), int(len(reference)), False, "", pool_psi=between)
 
 
 def _counts(array: pa.Array) -> list[tuple]:
@@ -163,11 +177,13 @@ def judge(results: list[DriftResult], settings: AnomalySettings) -> list[DriftRe
     tested = [r for r in results if r.p_value is not None]
     for result, adjusted in zip(tested, benjamini_hochberg([r.p_value for r in tested]), strict=True):
         result.adjusted_p = adjusted
+        if result.pool_psi and len(result.pool_psi) >= 2:
+            result.reference_spread = ordinary_bound(result.pool_psi, settings.drift_alpha / len(tested))
         significant = adjusted < settings.drift_alpha
         large = (result.psi or 0.0) >= settings.drift_min_psi
-        ordinary = result.reference_spread is not None and (result.psi or 0.0) <= SPREAD_FACTOR * result.reference_spread
+        ordinary = result.reference_spread is not None and (result.psi or 0.0) <= result.reference_spread
         result.drifted = bool(significant and large and not ordinary)
-        pool = (f", above {SPREAD_FACTOR:g}x the pool's own spread (PSI {result.reference_spread:.3f})"
+        pool = (f", beyond what the pool's own partitions reach (PSI {result.reference_spread:.3f})"
                 if result.reference_spread is not None else "")
         if result.drifted:
             result.reason = (f"{result.test} adjusted p {adjusted:.3g} < {settings.drift_alpha:g} and PSI "

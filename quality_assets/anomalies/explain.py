@@ -67,6 +67,8 @@ def _contribution(model: RowModel, feature: Feature, batch: pa.RecordBatch, i: i
         common = ", ".join(f"{v!r} {s:.0%}" for v, s in feature.model.top())
         out["value"] = json_value(value)
         out["why"] = (f"{value!r} never seen in {feature.model.n:,} history rows (most common: {common})"
+                      if feature.model.never_seen(value) else
+                      f"{value!r} seen only in earlier partitions where {feature.columns[0]} raised an alarm"
                       if share == 0 else f"{value!r} is rare: {share:.3%} of the history")
     elif feature.signal == "shape":
         original, value = value, shapes(pa.array([value], pa.string()), feature.extra["coarse"])[0].as_py()

@@ -170,18 +170,42 @@ def _skew(values: np.ndarray) -> float:
     return float(np.mean(((values - values.mean()) / std) ** 3)) if std > 0 else 0.0
 
 
+def novelty(array: pa.Array, partitions: pa.Array, order: list[str]) -> tuple[int, int]:
+    """(rows whose value no earlier partition had, rows with a value) over the partitions after
+    the first that has values: how often the history itself brought new values."""
+    present = pc.is_valid(array)
+    values, groups = array.filter(present), partitions.filter(present)
+    if len(values) == 0:
+        return 0, 0
+    codes = pc.index_in(values, value_set=pc.unique(values)).to_numpy(zero_copy_only=False).astype(np.int64)
+    position = pc.index_in(groups, value_set=pa.array(order, groups.type)).fill_null(-1)
+    position = position.to_numpy(zero_copy_only=False).astype(np.int64)
+    known = position >= 0
+    codes, position = codes[known], position[known]
+    if position.size == 0:
+        return 0, 0
+    first = np.full(codes.max() + 1, np.iinfo(np.int64).max)
+    np.minimum.at(first, codes, position)
+    later = position > position.min()
+    return int((later & (position == first[codes])).sum()), int(later.sum())
+
+
 @dataclass
 class Categories:
-    """p of a category: the reference mass of categories at most as frequent; unseen: Good-Turing."""
+    """p of a category: the reference mass of categories at most as frequent. Unseen: the larger of
+    the Good-Turing mass and the history's own novelty rate (storm classes, species that join a
+    survey: a column whose partitions often bring new values makes a new value no surprise)."""
 
     values: pa.Array
     counts: np.ndarray
     p_seen: np.ndarray
     p_unseen: float
     n: int
+    elsewhere: frozenset = frozenset()  # values seen only in partitions left out of the reference: not new
 
     @classmethod
-    def fit(cls, array: pa.Array) -> Categories | None:
+    def fit(cls, array: pa.Array, novel: tuple[int, int] = (0, 0)) -> Categories | None:
+        """`novel`: (rows with a value new to the history, rows) from `novelty`."""
         array = pc.drop_null(array)
         if len(array) == 0:
             return None
@@ -196,8 +220,10 @@ class Categories:
         mass = np.empty(counts.size, dtype=np.float64)
         mass[order] = cumulative[last_of_tie]
         singletons = int((counts == 1).sum())
+        new_rows, later_rows = novel
+        rate = (new_rows + 1) / (later_rows + 1) if later_rows else 0.0
         return cls(values=values, counts=counts, p_seen=(mass + 1) / (n + 1),
-                   p_unseen=(singletons + 1) / (n + 1), n=n)
+                   p_unseen=max((singletons + 1) / (n + 1), rate), n=n)
 
     def index(self, array: pa.Array) -> np.ndarray:
         """Index of each value among the reference categories, -1 unseen, -2 null."""
@@ -213,6 +239,9 @@ class Categories:
         seen = idx >= 0
         p[seen] = self.p_seen[idx[seen]]
         return p
+
+    def never_seen(self, value) -> bool:
+        return self.share(value) == 0 and value not in self.elsewhere
 
     def share(self, value) -> float:
         found = pc.index_in(pa.array([value], self.values.type), value_set=self.values)[0].as_py()

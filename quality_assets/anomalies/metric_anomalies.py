@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from quality_assets.anomalies.references import reference_history
 from quality_assets.anomalies.series import leave_one_out, trend
 from quality_assets.anomalies.settings import AnomalySettings
 
@@ -135,7 +136,8 @@ def semantic_types(con, dataset: str, partition_key: str) -> dict[str, str]:
 
 
 def past_anomalies(con, dataset: str) -> set[tuple[str, str | None, str]]:
-    """(partition, column, metric) flagged by earlier runs: left out of the training windows."""
+    """(partition, column, metric) flagged by earlier runs: left out of the training windows
+    until the change persists."""
     exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'qa' "
                          "AND table_name = 'metric_anomalies'").fetchall()[0][0]
     if not exists:
@@ -383,7 +385,9 @@ def metric_anomalies(con, dataset: str, partition_key: str, history: list[str], 
     window = history[-settings.window * 2:]  # room for excluded past anomalies
     series = read_metric_history(con, dataset, [*window, partition_key])
     types = semantic_types(con, dataset, partition_key)
-    flagged = past_anomalies(con, dataset)
+    flagged: dict[tuple[str | None, str], set[str]] = {}
+    for key, column, metric in past_anomalies(con, dataset):
+        flagged.setdefault((column, metric), set()).add(key)
     tested = []
     for (column, metric), by_partition in sorted(series.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])):
         if column is None or column in settings.exclude_columns or partition_key not in by_partition:
@@ -393,7 +397,9 @@ def metric_anomalies(con, dataset: str, partition_key: str, history: list[str], 
             continue
         if metric in LOCATION_METRICS and types.get(column) in TRENDING_TYPES:
             continue
-        past = [(k, by_partition[k]) for k in window if k in by_partition and (k, column, metric) not in flagged]
+        # without the partitions where this metric alarmed, until its change persisted
+        keys = reference_history([k for k in window if k in by_partition], flagged.get((column, metric), set()))
+        past = [(k, by_partition[k]) for k in keys]
         tested.append((column, metric, by_partition[partition_key], past))
     expected_std = {column: float(np.median([by_partition[k] for k in window if k in by_partition]))
                     for (column, metric), by_partition in series.items()

@@ -10,13 +10,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quality_assets.anomalies.columns import ColumnInfo, raw_columns, raw_table
-from quality_assets.anomalies.features import Categories, Feature, NumericTail
+from quality_assets.anomalies.features import Categories, Feature, NumericTail, novelty
 from quality_assets.anomalies.pairs import (
     MAX_PAIR_CATEGORIES,
     category_pairs,
     conditional_numbers,
     numeric_pairs,
 )
+from quality_assets.anomalies.references import reference_history
 from quality_assets.anomalies.roles import ColumnRole
 from quality_assets.anomalies.sampling import read_sample, value_expr
 from quality_assets.anomalies.settings import AnomalySettings
@@ -50,21 +51,23 @@ class RowModel:
         return [{"feature": f.name, "signal": f.signal, "columns": list(f.columns)} for f in self.features]
 
 
-def fit_row_model(con, dataset: str, partition_key: str, reference: list[str], settings: AnomalySettings,
+def fit_row_model(con, dataset: str, partition_key: str, history: list[str], settings: AnomalySettings,
                   roles: dict[str, ColumnRole], primary_key: tuple[str, ...] = (), reference_rows: int = 200_000,
-                  daily: bool = False) -> RowModel:
-    """Fit on a deterministic sample of the reference partitions (rows flagged before left out),
-    or on the partition itself when there is no reference."""
+                  daily: bool = False, alarms: dict[str, set[str]] | None = None) -> RowModel:
+    """Fit on a deterministic sample of the latest history partitions, each column on those where
+    it raised no alarm (`alarms`: column -> partitions; see references.py), or on the partition
+    itself when there is no history. Rows flagged before stay in: a value seen is not new."""
     columns, has_file = raw_columns(con, dataset, settings.exclude_columns)
-    fitted_on = "history" if reference else "partition"
-    reference = reference[-settings.reference_partitions:] if reference else [partition_key]
+    fitted_on = "history" if history else "partition"
+    reference = history[-settings.reference_partitions:] if history else [partition_key]
+    kept = {c.name: reference_history(reference, (alarms or {}).get(c.name, set())) for c in columns} \
+        if history else {}
     centred = {name for name, role in roles.items() if role.centred}
-    sample = read_sample(con, dataset, columns, reference, reference_rows, has_file, skip_flagged=fitted_on == "history",
-                         daily=daily, centred=centred)
+    sample = read_sample(con, dataset, columns, reference, reference_rows, has_file, daily=daily, centred=centred)
     keys = "[" + ", ".join(quote_literal(k) for k in reference) + "]"
     identifiers = tuple(name for name, role in roles.items() if role.role == "identifier")
     uniqueness = _key_stats(con, raw_table(dataset), keys, columns, primary_key, identifiers)
-    model = _fit(sample, columns, roles, uniqueness, reference, fitted_on, has_file)
+    model = _fit(sample, columns, roles, uniqueness, reference, fitted_on, has_file, kept)
     model.daily = daily
     return model
 
@@ -108,13 +111,13 @@ def numbers(array: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRole], key_stats: dict,
-         reference: list[str], fitted_on: str, has_file: bool) -> RowModel:
+         reference: list[str], fitted_on: str, has_file: bool, kept: dict[str, list[str]]) -> RowModel:
     features: list[Feature] = []
     exports: dict[str, str] = {}
     centers: dict[str, str] = {}
     skipped: dict[str, str] = {}
     periods: set[str] = set()
-    n = sample.num_rows
+    partitions = sample.column("_pk")
     unique_keys = {key: stats for key, stats in key_stats.items()
                    if stats[0] >= 20 and stats[1] <= 0.01 * stats[0]}
     numeric_inputs: dict[str, np.ndarray] = {}  # input -> transformed reference values, for pairs
@@ -122,7 +125,13 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
     for col in columns:
         role = roles[col.name].role if col.name in roles else "measure"
         value_input = f"v{col.index}"
-        raw_values = sample.column(value_input)
+        everywhere = sample.column(value_input)
+        # the column's own reference: partitions where it raised an alarm are left out (pairs
+        # read the rows aligned, with those values missing)
+        keep = pc.is_in(partitions, value_set=pa.array(kept[col.name], partitions.type)) if col.name in kept else None
+        raw_values = everywhere.filter(keep) if keep is not None else everywhere
+        aligned = pc.if_else(keep, everywhere, pa.scalar(None, everywhere.type)) if keep is not None else everywhere
+        n = len(raw_values)
         nulls = np.asarray(pc.is_null(raw_values).to_numpy(zero_copy_only=False), dtype=bool)
         if col.kind in NUMERIC_KINDS:
             values = numbers(raw_values)
@@ -158,16 +167,24 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
             signal = "date" if centred else "value"
             features.append(Feature(col.name, (col.name,), signal, (value_input,), model=tail))
             if role in PAIRED_ROLES:
+                values = numbers(aligned)
                 finite = np.isfinite(values)
                 numeric_inputs[value_input] = np.where(finite, np.log(np.where(values > 0, values, 1)) if tail.log
                                                        else values, np.nan)
             continue
         if role == "category":
-            cats = Categories.fit(raw_values)
+            own = partitions.filter(keep) if keep is not None else partitions
+            cats = Categories.fit(raw_values, novelty(raw_values, own, reference))
+            if cats is not None and keep is not None:
+                cats.elsewhere = frozenset(pc.unique(pc.drop_null(everywhere)).to_pylist()) - set(cats.values.to_pylist())
             if cats is not None:
                 features.append(Feature(col.name, (col.name,), "category", (value_input,), model=cats))
                 if cats.counts.size <= MAX_PAIR_CATEGORIES:
-                    categorical[value_input] = (cats, raw_values)
+                    categorical[value_input] = (cats, aligned)
+                if col.kind == "string":  # a new value may be no surprise; a new shape ('pp' among 'PP') is
+                    for shape in _shape_features(col, value_input, raw_values, text=True, length=False):
+                        shape.extra["known"] = cats.values  # only values not among these need a shape
+                        features.append(shape)
             continue
         coarse = role == "text" or (col.name in roles and roles[col.name].coarse)
         features += _shape_features(col, value_input, raw_values, text=coarse)
@@ -183,12 +200,14 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
                                     {f.inputs[0]: f for f in features if f.signal == "category"})
     features += category_pairs(categorical, {f.inputs[0]: f for f in features if f.signal == "category"})
     return RowModel(features=features, exports=exports, centers=centers, key_sets=key_sets,
-                    columns={c.name: c for c in columns}, reference_partitions=reference, reference_rows=n,
+                    columns={c.name: c for c in columns}, reference_partitions=reference, reference_rows=sample.num_rows,
                     fitted_on=fitted_on, has_file=has_file, skipped=skipped, periods=periods)
 
 
-def _shape_features(col: ColumnInfo, value_input: str, raw_values: pa.ChunkedArray, text: bool) -> list[Feature]:
-    """Codes: the mix of their character shapes. Free text: shapes with runs collapsed, and length."""
+def _shape_features(col: ColumnInfo, value_input: str, raw_values: pa.ChunkedArray, text: bool,
+                    length: bool = True) -> list[Feature]:
+    """Codes: the mix of their character shapes. Free text (and categories): shapes with runs
+    collapsed, and (free text) length."""
     out = []
     fine = Categories.fit(shapes(raw_values))
     top = np.sort(fine.counts)[::-1][:20].sum() / fine.n if fine else 0
@@ -197,8 +216,8 @@ def _shape_features(col: ColumnInfo, value_input: str, raw_values: pa.ChunkedArr
     if model is not None:
         out.append(Feature(f"{col.name}:shape", (col.name,), "shape", (value_input,),
                            model=model, extra={"coarse": coarse}))
-    if coarse:
-        length = NumericTail.fit(numbers(pc.utf8_length(raw_values)), allow_log=False)
-        if length is not None:
-            out.append(Feature(f"{col.name}:length", (col.name,), "length", (value_input,), model=length))
+    if coarse and length:
+        lengths = NumericTail.fit(numbers(pc.utf8_length(raw_values)), allow_log=False)
+        if lengths is not None:
+            out.append(Feature(f"{col.name}:length", (col.name,), "length", (value_input,), model=lengths))
     return out

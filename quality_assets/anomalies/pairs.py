@@ -95,9 +95,11 @@ def category_pairs(categorical: dict[str, tuple[Categories, pa.Array]], features
         unseen = ((flat == 1).sum() + 1) / (total + 1)
         p[counts == 0] = np.maximum(unseen, np.exp(-expected))[counts == 0]
         fg, fo = features[given], features[other]
+        # a known value beside one never seen is a pair never seen: as unlikely as either
         out.append(Feature(f"{fg.columns[0]}|{fo.columns[0]}", (fo.columns[0], fg.columns[0]), "combination",
                            (given, other), model=p,
-                           extra={"given": fg, "other": fo, "counts": counts, "cramers_v": v}))
+                           extra={"given": fg, "other": fo, "counts": counts, "cramers_v": v,
+                                  "unseen": max(unseen, fo.model.p_unseen)}))
     return out
 
 
@@ -138,3 +140,30 @@ def conditional_numbers(categorical: dict[str, tuple[Categories, pa.Array]], num
                            (a, y_name), model=tail,
                            extra={"given": fa, "y": fy, "centre": centre, "scale": scale, "eta2": float(eta2)}))
     return out
+
+
+GROUP_LEVEL_ROWS = 5  # rows of a category in the partition before its own level can be told
+
+
+def recentred(feature: Feature, index: np.ndarray, z: np.ndarray) -> tuple[Feature, list[str]]:
+    """A number within its category whose whole category moved in this partition (one city's
+    listings that grew over the years): that category's centre moves to where its rows are, so
+    they are judged against each other, not flagged together. Returns the feature and the
+    categories that moved."""
+    ok = np.isfinite(z) & (index >= 0)
+    tail = feature.model
+    centre, moved = feature.extra["centre"].copy(), []
+    values = feature.extra["given"].model.values
+    for g in np.unique(index[ok]):
+        members = z[ok & (index == g)]
+        if members.size < GROUP_LEVEL_ROWS:
+            continue
+        here = float(np.median(members))
+        if tail.q1 <= here <= tail.q3:
+            continue
+        centre[g] += (here - tail.median) * feature.extra["scale"][g]
+        moved.append(str(values[int(g)].as_py()))
+    if not moved:
+        return feature, []
+    return Feature(feature.name, feature.columns, feature.signal, feature.inputs, feature.model,
+                   {**feature.extra, "centre": centre, "moved_groups": moved}), moved

@@ -21,68 +21,22 @@ import pyarrow.parquet as pq
 from quality_assets.anomalies.causes import (
     CauseTally,
     describe_flood,
+    describe_groups,
     describe_level,
     summarise_causes,
 )
 from quality_assets.anomalies.explain import explain_row
 from quality_assets.anomalies.features import TINY, Categories, Feature, NumericTail
 from quality_assets.anomalies.model import RowModel, numbers
+from quality_assets.anomalies.pairs import recentred
+from quality_assets.anomalies.pvalues import (
+    batch_p_matrix,
+    direction,
+    judged_values,
+    shape_p_values,
+)
 from quality_assets.anomalies.settings import AnomalySettings
 from quality_assets.anomalies.shapes import shapes
-
-
-def feature_p_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
-    """p-values of one feature for the rows of a batch."""
-    column = batch.column(feature.inputs[0])
-    if feature.signal == "null":
-        nulls_ref, n = feature.model
-        values = column
-        is_null = np.asarray(pc.is_null(values, nan_is_null=True).to_numpy(zero_copy_only=False), dtype=bool) \
-            if pa.types.is_floating(values.type) else np.asarray(pc.is_null(values).to_numpy(zero_copy_only=False), dtype=bool)
-        p_null, p_present = (nulls_ref + 1) / (n + 2), (n - nulls_ref + 1) / (n + 2)
-        return np.where(is_null, p_null, p_present).clip(max=1.0)
-    if feature.signal in ("value", "date", "pair", "conditional"):
-        return feature.model.p_values(judged_values(feature, batch))
-    if feature.signal == "length":
-        return feature.model.p_values(numbers(pc.utf8_length(column)))
-    if feature.signal == "shape":
-        return feature.model.p_values(shapes(column, feature.extra["coarse"]))
-    if feature.signal == "category":
-        return feature.model.p_values(column)
-    if feature.signal == "calendar":
-        low, high, p = feature.model
-        values = numbers(column)
-        with np.errstate(invalid="ignore"):
-            outside = (values < low) | (values > high) | (values != np.floor(values))
-        return np.where(outside & np.isfinite(values), p, 1.0)
-    if feature.signal in ("duplicate", "period"):
-        flags = np.asarray(column.to_numpy(zero_copy_only=False), dtype=bool)
-        return np.where(flags, feature.model, 1.0)
-    if feature.signal == "combination":
-        given, other = feature.extra["given"].model, feature.extra["other"].model
-        ig, io = given.index(column), other.index(batch.column(feature.inputs[1]))
-        p = np.ones(ig.size, dtype=np.float64)
-        ok = (ig >= 0) & (io >= 0)
-        p[ok] = feature.model[ig[ok], io[ok]]
-        return p
-    raise ValueError(f"unknown signal {feature.signal}")
-
-
-def judged_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
-    """The number a numeric feature's model judges: the value, the residual of a pair (NaN where
-    either is missing: p = 1), or the value's distance from its category's centre."""
-    column = batch.column(feature.inputs[0])
-    if feature.signal in ("value", "date"):
-        return numbers(column)
-    y = _transformed(feature.extra["y"], numbers(batch.column(feature.inputs[1])))
-    if feature.signal == "pair":
-        x = _transformed(feature.extra["x"], numbers(column))
-        return y - (feature.extra["slope"] * x + feature.extra["intercept"])
-    index = feature.extra["given"].model.index(column)
-    known = index >= 0
-    z = np.full(index.size, np.nan)
-    z[known] = (y[known] - feature.extra["centre"][index[known]]) / feature.extra["scale"][index[known]]
-    return z
 
 
 def levelled(model: RowModel, sample: pa.Table) -> tuple[RowModel, list[dict]]:
@@ -102,6 +56,12 @@ def levelled(model: RowModel, sample: pa.Table) -> tuple[RowModel, list[dict]]:
     features, causes = list(model.features), []
     for j in candidates:
         feature = features[j]
+        if feature.signal == "conditional":  # categories whose own level moved, first
+            index = feature.extra["given"].model.index(batch.column(feature.inputs[0]))
+            feature, groups = recentred(feature, index, judged_values(feature, batch))
+            if groups:
+                features[j] = feature
+                causes.append(describe_groups(feature, groups))
         values = judged_values(feature, batch)
         finite = values[np.isfinite(values)]
         if finite.size < 20:
@@ -116,13 +76,6 @@ def levelled(model: RowModel, sample: pa.Table) -> tuple[RowModel, list[dict]]:
         if feature.signal == "value":
             causes.append(describe_level(feature, here, finite, model.rows_hint))
     return replace(model, features=features), causes
-
-
-def _transformed(feature: Feature, values: np.ndarray) -> np.ndarray:
-    if feature.model.log:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(values > 0, np.log(np.where(values > 0, values, 1)), np.nan)
-    return values
 
 
 FLOOD_SHARE = 0.1  # one reason flagging more of the partition than this is a partition-level change
@@ -143,24 +96,6 @@ class RowScores:
     features: int
     causes: list[dict] = field(default_factory=list)  # flagged rows grouped by reason, largest first
     floods: list[dict] = field(default_factory=list)  # reasons that touched a large share: partition-level
-
-
-def batch_p_matrix(model: RowModel, batch: pa.RecordBatch) -> np.ndarray:
-    matrix = np.empty((batch.num_rows, len(model.features)), dtype=np.float64)
-    for j, feature in enumerate(model.features):
-        matrix[:, j] = feature_p_values(feature, batch)
-    return matrix
-
-
-def direction(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
-    """+1 above the reference's median, -1 below, 0 for signals without a direction."""
-    if feature.signal in ("value", "date"):
-        values = numbers(batch.column(feature.inputs[0]))
-    elif feature.signal == "length":
-        values = numbers(pc.utf8_length(batch.column(feature.inputs[0])))
-    else:
-        return np.zeros(batch.num_rows, dtype=np.int8)
-    return np.where(values > feature.model.median, 1, -1).astype(np.int8)
 
 
 BUCKETS = 302  # -log10 of a feature's Bonferroni-scaled p-value, in whole decades
@@ -199,7 +134,7 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
     rarest: dict[int, list[np.ndarray]] = {}
     present: dict[int, int] = {}
     # discrete events at most 1% of the history had (never, or almost never, seen before)
-    smallest = np.array([f.smallest_p() for f in model.features])
+    smallest = np.array([cluster_p(f) for f in model.features])
     floors = np.where((smallest > 0) & (smallest <= RARE) & (smallest * d < 1), smallest * d * (1 + 1e-9), 0.0)
     samples, start = [], 0
     for batch in parquet.iter_batches(batch_size=batch_size):
@@ -210,7 +145,10 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
             np.minimum(matrix, 1.0, out=matrix)
             lowest = matrix.min(axis=0)
             for j in np.flatnonzero((floors > 0) & (lowest <= floors)):
-                rarest.setdefault(int(j), []).append(start + np.flatnonzero(matrix[:, j] <= floors[j]))
+                feature = model.features[j]
+                # categories and shapes: rows never seen; a rare value seen more often than usual is drift
+                at_floor = unseen(feature, batch) if feature.signal in VALUED else matrix[:, j] <= floors[j]
+                rarest.setdefault(int(j), []).append(start + np.flatnonzero(at_floor))
             for j in np.flatnonzero(floors > 0):
                 if model.features[j].signal in VALUED:  # only rows with a value can carry an unseen one
                     present[int(j)] = present.get(int(j), 0) + len(batch) - batch.column(
@@ -248,6 +186,20 @@ def poisson_tail(k: int, mean: float) -> float:
         i += 1
 
 
+def cluster_p(feature: Feature) -> float:
+    """The chance per row of the event clusters are counted on: a value never seen (categories and
+    shapes), else the feature's smallest p-value."""
+    return float(feature.model.p_unseen) if feature.signal in VALUED else feature.smallest_p()
+
+
+def unseen(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
+    """Rows whose category (or character shape) the reference never had."""
+    column = batch.column(feature.inputs[0])
+    if feature.signal == "shape":
+        return shape_p_values(feature, column) <= feature.model.p_unseen * (1 + 1e-9)
+    return feature.model.index(column) == -1
+
+
 def clustered_rows(scored: _Pass, model: RowModel, d: int, settings: AnomalySettings) -> np.ndarray:
     """Rows sharing an event their feature has never (or most rarely) seen, when there are more of
     them than the history makes plausible: ten rows of an unseen category in a partition are
@@ -259,7 +211,7 @@ def clustered_rows(scored: _Pass, model: RowModel, d: int, settings: AnomalySett
         feature = model.features[j]
         if feature.signal == "duplicate" and feature.extra["duplicates"]:
             continue  # a code that repeats at all repeats more in a larger partition: no per-row rate
-        expected = scored.present.get(j, n) * feature.smallest_p()
+        expected = scored.present.get(j, n) * cluster_p(feature)
         if rows.size >= 2 and d * poisson_tail(rows.size, expected) <= settings.fdr:
             out.append(rows)
     return np.unique(np.concatenate(out))

@@ -18,17 +18,22 @@ from quality_assets.anomalies.drift import DriftResult, categorical_drift, judge
 from quality_assets.anomalies.metric_anomalies import MetricResult, metric_anomalies
 from quality_assets.anomalies.model import RowModel, fit_row_model
 from quality_assets.anomalies.period import period_findings, time_gaps
+from quality_assets.anomalies.references import reference_history
 from quality_assets.anomalies.roles import ColumnRole, learn_roles
 from quality_assets.anomalies.sampling import export_partition, read_sample
 from quality_assets.anomalies.scoring import score_file
 from quality_assets.anomalies.settings import AnomalySettings, parse_anomaly_settings
 from quality_assets.anomalies.shapes import shapes
-from quality_assets.anomalies.tables import alarmed_partitions, ensure_anomaly_tables, write_results
+from quality_assets.anomalies.tables import (
+    alarmed_partitions,
+    column_alarms,
+    ensure_anomaly_tables,
+    write_results,
+)
 from quality_assets.anomalies.volume import volume_findings
 from quality_assets.contract import Dataset
 from quality_assets.warehouse import Warehouse
 
-PERSIST = 3  # a change alarmed in this many partitions in a row is the new normal
 DRIFT_EXCLUDED_ROLES = ("time", "period")  # calendar-bound or one value per partition: not drift
 
 
@@ -116,15 +121,6 @@ def _has_raw(con, dataset: str) -> bool:
                             "AND table_name = ?", [dataset]).fetchall()[0][0])
 
 
-def reference_history(history: list[str], alarmed: set[str]) -> list[str]:
-    """The history without partitions that raised an alarm, unless the last PERSIST partitions all
-    did: a change that persists is the new normal."""
-    recent = history[-PERSIST:]
-    if len(recent) == PERSIST and all(k in alarmed for k in recent):
-        return [k for k in history if k not in alarmed or k in recent]
-    return [k for k in history if k not in alarmed]
-
-
 def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str, run_id: str,
                      options: AnomalyOptions | None = None, work_dir: Path | None = None,
                      progress=None) -> AnomalyResult:
@@ -150,28 +146,34 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
             else:
                 history = history_partitions(con, dataset, partition_key)
                 clean = reference_history(history, alarmed_partitions(con, dataset.name))
+                alarms = column_alarms(con, dataset.name)
                 if len(clean) < len(history):
-                    result.notes.append(f"{len(history) - len(clean)} earlier partition(s) with alarms left out "
-                                        "of the references")
+                    result.notes.append(f"{len(history) - len(clean)} earlier partition(s) with alarms: each column "
+                                        "is compared without the partitions where it alarmed")
                 columns, has_file = raw_columns(con, dataset.name, settings.exclude_columns)
                 result.roles = learn_roles(con, dataset.name, partition_key, history, columns, dataset.primary_key,
                                            settings.roles)
-                say(f"fitting on {len(clean[-settings.reference_partitions:]) or 'no'} history partition(s)")
-                model = fit_row_model(con, dataset.name, partition_key, clean, settings, result.roles,
-                                      dataset.primary_key, options.reference_rows, daily=daily)
+                say(f"fitting on {len(history[-settings.reference_partitions:]) or 'no'} history partition(s)")
+                model = fit_row_model(con, dataset.name, partition_key, history, settings, result.roles,
+                                      dataset.primary_key, options.reference_rows, daily=daily, alarms=alarms)
                 result.rows_scored = export_partition(con, model, dataset.name, partition_key,
                                                       scratch / "partition.parquet", options.drift_sample_rows)
                 periods, period_causes = period_findings(con, dataset.name, partition_key, result.roles, has_file)
-                volume = volume_findings(con, dataset.name, partition_key, clean, settings, daily)
-                columns_judged = metric_anomalies(con, dataset.name, partition_key, clean, settings, daily,
+                volume = volume_findings(con, dataset.name, partition_key,
+                                         reference_history(history, alarms.get(None, set())), settings, daily)
+                columns_judged = metric_anomalies(con, dataset.name, partition_key, history, settings, daily,
                                                   result.roles)
                 gaps = time_gaps(con, dataset.name, partition_key, clean, result.roles,
                                  {c.name: c for c in columns}, settings, daily)
                 result.metrics = volume + explained_by_volume(columns_judged, volume) + periods + gaps
-                pool = _drift_reference(settings, history, clean, partition_key, result)
-                if pool:
+                pools = _drift_pools(settings, history, alarms, partition_key,
+                                     list(model.columns), result)
+                candidates = sorted({k for pool in pools.values() for k in pool}, key=history.index)
+                if candidates:
                     scored = [model.columns[name] for name in model.columns]
-                    reference_sample = read_sample(con, dataset.name, scored, pool, options.drift_sample_rows,
+                    # the same rows per partition as a pool of reference_pool partitions would get
+                    rows = options.drift_sample_rows * max(1, len(candidates)) // max(1, settings.reference_pool)
+                    reference_sample = read_sample(con, dataset.name, scored, candidates, rows,
                                                    model.has_file, daily=model.daily)
         if model is not None:
             say(f"scoring {result.rows_scored:,} rows with {len(model.features)} features")
@@ -186,11 +188,14 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
             counted = {c["columns"][0] for c in period_causes}
             result.causes = scores.floods + period_causes + [
                 c for c in scores.causes if not (c["signal"] == "period" and c["columns"][0] in counted)]
-            result.metrics += [_flood_metric(flood, len(result.reference_partitions)) for flood in scores.floods
-                               if not flood.get("moved")  # a level that moved is the metrics' to judge
-                               and not _level_expected(flood, result.metrics)]
+            # a flood is a partition-level change, judged like a metric: from min_history partitions on
+            if model.fitted_on == "history" and len(model.reference_partitions) >= settings.min_history:
+                result.metrics += [_flood_metric(flood, len(result.reference_partitions)) for flood in scores.floods
+                                   if not flood.get("moved")  # a level that moved is the metrics' to judge
+                                   and not _level_expected(flood, result.metrics)]
             if reference_sample is not None:
-                result.drift = judge(_drift_tests(model, result.roles, current_sample, reference_sample), settings)
+                result.drift = judge(_drift_tests(model, result.roles, current_sample, reference_sample, pools),
+                                     settings)
         result.duration_s = round(time.perf_counter() - started, 3)
         with warehouse.connect() as con:
             write_results(con, result)
@@ -233,47 +238,60 @@ def _flood_metric(flood: dict, history: int) -> MetricResult:
                         seasonal=False, is_anomaly=True, reason=flood["description"])
 
 
-def _drift_reference(settings: AnomalySettings, history: list[str], clean: list[str], partition_key: str,
-                     result: AnomalyResult) -> list[str]:
-    """The partitions the drift tests compare with: a pool of recent partitions without alarms,
-    the previous partition, or a pinned one."""
-    if settings.reference in ("recent", "previous"):
-        pool = clean[-settings.reference_pool:] if settings.reference == "recent" else history[-1:]
-        if len(pool) < min(settings.min_history, settings.reference_pool) and settings.reference == "recent":
-            result.notes.append(f"no drift: {len(pool)} earlier partition(s) without alarms, fewer than "
-                                f"{min(settings.min_history, settings.reference_pool)}")
-            return []
+def _drift_pools(settings: AnomalySettings, history: list[str], alarms: dict[str, set[str]], partition_key: str,
+                 columns: list[str], result: AnomalyResult) -> dict[str, list[str]]:
+    """Column -> the partitions its drift test compares with: the recent partitions where that
+    column raised no alarm (a change that persisted is the new normal), the previous partition,
+    or a pinned one. A column with too few such partitions is not tested."""
+    if settings.reference == "recent":
+        needed = min(settings.min_history, settings.reference_pool)
+        recent = history[-3 * settings.reference_pool:]  # room for partitions left out
+        pools = {c: reference_history(recent, alarms.get(c, set()))[-settings.reference_pool:] for c in columns}
+        longest = max((len(pool) for pool in pools.values()), default=0)
+        pools = {c: pool for c, pool in pools.items() if len(pool) >= needed}
+        if not pools:
+            result.notes.append(f"no drift: {longest} earlier partition(s) without alarms, fewer than {needed}")
+    elif settings.reference == "previous":
+        pools = dict.fromkeys(columns, history[-1:]) if history else {}
     elif settings.reference == partition_key:
         result.notes.append("no drift: this is the pinned reference partition")
-        return []
+        pools = {}
     elif settings.reference not in history:
         result.notes.append(f"no drift: the pinned reference partition {settings.reference!r} is not loaded")
-        return []
+        pools = {}
     else:
-        pool = [settings.reference]
-    result.drift_reference = ", ".join(pool)
-    return pool
+        pools = dict.fromkeys(columns, [settings.reference])
+    if pools:
+        result.drift_reference = ", ".join(sorted({k for pool in pools.values() for k in pool}, key=history.index))
+    return pools
 
 
-def _drift_tests(model: RowModel, roles: dict[str, ColumnRole], current: pa.Table,
-                 reference: pa.Table) -> list[DriftResult]:
+def _drift_tests(model: RowModel, roles: dict[str, ColumnRole], current: pa.Table, sample: pa.Table,
+                 pools: dict[str, list[str]]) -> list[DriftResult]:
     results = []
-    groups = np.asarray(reference.column("_pk").to_numpy(zero_copy_only=False))
+    partitions = np.asarray(sample.column("_pk").to_numpy(zero_copy_only=False))
+    tested = set()
     for feature in model.features:
         column = feature.columns[0]
         role = roles[column].role if column in roles else None
-        if role in DRIFT_EXCLUDED_ROLES or feature.signal not in ("value", "category", "shape"):
+        if (role in DRIFT_EXCLUDED_ROLES or feature.signal not in ("value", "category", "shape")
+                or column not in pools or column in tested):
             continue
+        tested.add(column)  # a category's coarse shapes are not tested beside its values
+        mask = np.isin(partitions, pools[column])
+        reference, groups = sample.filter(pa.array(mask)), partitions[mask]
         name = feature.inputs[0]
         if feature.signal == "value":
-            results.append(numeric_drift(column, _floats(current, name), _floats(reference, name), groups))
+            result = numeric_drift(column, _floats(current, name), _floats(reference, name), groups)
         elif feature.signal == "category":
-            results.append(categorical_drift(column, current.column(name).combine_chunks(),
-                                             reference.column(name).combine_chunks(), groups=groups))
+            result = categorical_drift(column, current.column(name).combine_chunks(),
+                                       reference.column(name).combine_chunks(), groups=groups)
         else:  # codes and text: the mix of their character shapes
             coarse = feature.extra["coarse"]
-            results.append(categorical_drift(column, shapes(current.column(name), coarse),
-                                             shapes(reference.column(name), coarse), "chi2-shape", groups))
+            result = categorical_drift(column, shapes(current.column(name), coarse),
+                                       shapes(reference.column(name), coarse), "chi2-shape", groups)
+        result.reference = ", ".join(pools[column])
+        results.append(result)
     return results
 
 

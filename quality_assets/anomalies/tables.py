@@ -228,6 +228,19 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[list]) -> Non
     con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
 
 
+def column_alarms(con: duckdb.DuckDBPyConnection, dataset: str) -> dict[str | None, set[str]]:
+    """column -> partitions where it raised an alarm (a metric anomaly or drift; None: volume):
+    left out of that column's references only, so one column's change does not take a partition
+    from the others."""
+    out: dict[str | None, set[str]] = {}
+    for column, key in con.execute(
+            """SELECT column_name, partition_key FROM qa.metric_anomalies WHERE dataset = ? AND is_anomaly
+               UNION SELECT column_name, partition_key FROM qa.drift WHERE dataset = ? AND drifted""",
+            [dataset, dataset]).fetchall():
+        out.setdefault(column, set()).add(key)
+    return out
+
+
 def write_results(con: duckdb.DuckDBPyConnection, result) -> None:
     """Replace the partition's rows in the anomaly tables in one transaction."""
     ensure_anomaly_tables(con)
@@ -254,7 +267,7 @@ def write_results(con: duckdb.DuckDBPyConnection, result) -> None:
             "metric_anomalies": [[*key, result.run_id, m.column_name, m.metric, m.value, m.expected, m.lower,
                                   m.upper, m.robust_z, m.direction, m.history_size, m.seasonal, m.is_anomaly,
                                   m.reason] for m in result.metrics],
-            "drift": [[*key, result.run_id, result.drift_reference, d.column_name, d.test, d.statistic, d.p_value,
+            "drift": [[*key, result.run_id, d.reference or result.drift_reference, d.column_name, d.test, d.statistic, d.p_value,
                        d.adjusted_p, d.psi, d.effect_size, d.effect_measure, d.sample_size, d.reference_size,
                        d.drifted, d.reason, d.reference_spread] for d in result.drift],
             "column_roles": [[*key, result.run_id, r.column, r.role, r.source, r.reason]

@@ -1,0 +1,105 @@
+"""p-values of the row detector's features for a batch of rows, and the values they judge."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from quality_assets.anomalies.features import Feature
+from quality_assets.anomalies.model import RowModel, numbers
+from quality_assets.anomalies.shapes import shapes
+
+
+def feature_p_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
+    """p-values of one feature for the rows of a batch."""
+    column = batch.column(feature.inputs[0])
+    if feature.signal == "null":
+        nulls_ref, n = feature.model
+        values = column
+        is_null = np.asarray(pc.is_null(values, nan_is_null=True).to_numpy(zero_copy_only=False), dtype=bool) \
+            if pa.types.is_floating(values.type) else np.asarray(pc.is_null(values).to_numpy(zero_copy_only=False), dtype=bool)
+        p_null, p_present = (nulls_ref + 1) / (n + 2), (n - nulls_ref + 1) / (n + 2)
+        return np.where(is_null, p_null, p_present).clip(max=1.0)
+    if feature.signal in ("value", "date", "pair", "conditional"):
+        return feature.model.p_values(judged_values(feature, batch))
+    if feature.signal == "length":
+        return feature.model.p_values(numbers(pc.utf8_length(column)))
+    if feature.signal == "shape":
+        return shape_p_values(feature, column)
+    if feature.signal == "category":
+        return feature.model.p_values(column)
+    if feature.signal == "calendar":
+        low, high, p = feature.model
+        values = numbers(column)
+        with np.errstate(invalid="ignore"):
+            outside = (values < low) | (values > high) | (values != np.floor(values))
+        return np.where(outside & np.isfinite(values), p, 1.0)
+    if feature.signal in ("duplicate", "period"):
+        flags = np.asarray(column.to_numpy(zero_copy_only=False), dtype=bool)
+        return np.where(flags, feature.model, 1.0)
+    if feature.signal == "combination":
+        given, other = feature.extra["given"].model, feature.extra["other"].model
+        ig, io = given.index(column), other.index(batch.column(feature.inputs[1]))
+        p = np.ones(ig.size, dtype=np.float64)
+        ok = (ig >= 0) & (io >= 0)
+        p[ok] = feature.model[ig[ok], io[ok]]
+        p[(ig >= 0) & (io == -1)] = feature.extra["unseen"]
+        return p
+    raise ValueError(f"unknown signal {feature.signal}")
+
+
+def shape_p_values(feature: Feature, column: pa.Array) -> np.ndarray:
+    """p of each value's character shape; for a category, only values it has never had are shaped
+    (the category's own p judges the rest, and shaping every row is the costly part)."""
+    known = feature.extra.get("known")
+    if known is None:
+        return feature.model.p_values(shapes(column, feature.extra["coarse"]))
+    p = np.ones(len(column), dtype=np.float64)
+    new = np.asarray(pc.and_(pc.is_valid(column), pc.invert(pc.is_in(column, value_set=known)))
+                     .to_numpy(zero_copy_only=False), dtype=bool)
+    if new.any():
+        p[new] = feature.model.p_values(shapes(column.filter(pa.array(new)), feature.extra["coarse"]))
+    return p
+
+
+def judged_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
+    """The number a numeric feature's model judges: the value, the residual of a pair (NaN where
+    either is missing: p = 1), or the value's distance from its category's centre."""
+    column = batch.column(feature.inputs[0])
+    if feature.signal in ("value", "date"):
+        return numbers(column)
+    y = _transformed(feature.extra["y"], numbers(batch.column(feature.inputs[1])))
+    if feature.signal == "pair":
+        x = _transformed(feature.extra["x"], numbers(column))
+        return y - (feature.extra["slope"] * x + feature.extra["intercept"])
+    index = feature.extra["given"].model.index(column)
+    known = index >= 0
+    z = np.full(index.size, np.nan)
+    z[known] = (y[known] - feature.extra["centre"][index[known]]) / feature.extra["scale"][index[known]]
+    return z
+
+
+def _transformed(feature: Feature, values: np.ndarray) -> np.ndarray:
+    if feature.model.log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(values > 0, np.log(np.where(values > 0, values, 1)), np.nan)
+    return values
+
+
+def batch_p_matrix(model: RowModel, batch: pa.RecordBatch) -> np.ndarray:
+    matrix = np.empty((batch.num_rows, len(model.features)), dtype=np.float64)
+    for j, feature in enumerate(model.features):
+        matrix[:, j] = feature_p_values(feature, batch)
+    return matrix
+
+
+def direction(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
+    """+1 above the reference's median, -1 below, 0 for signals without a direction."""
+    if feature.signal in ("value", "date"):
+        values = numbers(batch.column(feature.inputs[0]))
+    elif feature.signal == "length":
+        values = numbers(pc.utf8_length(batch.column(feature.inputs[0])))
+    else:
+        return np.zeros(batch.num_rows, dtype=np.int8)
+    return np.where(values > feature.model.median, 1, -1).astype(np.int8)
