@@ -79,7 +79,7 @@ def child(mode: str, path: Path) -> dict:
                "QA_OUTPUT_DIR": str(work / "out"), "QA_DUCKDB_MEMORY_LIMIT": "1GB", "PATH": "/usr/bin:/bin"}
         run = subprocess.run([str(Path(sys.executable).with_name("quality-assets")), "run"], env=env, cwd=work,
                              capture_output=True, text=True, timeout=1800)
-        row = [line.split()[-1] for line in run.stdout.splitlines() if line.startswith("wide ")]  # the summary row
+        row = [line.split("  ")[-1].strip() for line in run.stdout.splitlines() if line.startswith("wide ")]  # outcome
         result = {"status": f"exit {run.returncode}", "tail": row[-1:] or run.stderr[-300:]}
     result["seconds"] = round(time.perf_counter() - started, 2)
     result["rss_mb"] = round(max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
