@@ -86,8 +86,8 @@ def prepare(rows: int) -> Path:
     """The warehouse with raw."bench" (cached), built from the ingest benchmark's CSV."""
     import duckdb
 
-    from quality_assets.contract import duckdb_type
     from quality_assets.rules import ensure_tables
+    from quality_assets.vocabulary import duckdb_type
     from quality_assets.warehouse import QA_TABLES_DDL
 
     path = warehouse_path(rows)
@@ -98,7 +98,8 @@ def prepare(rows: int) -> Path:
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     types = ", ".join(f"'{name}': '{duckdb_type(kind)}'" for name, kind in COLUMNS.items())
-    with duckdb.connect(str(tmp), config={"memory_limit": "4GB", "enable_progress_bar": False}) as con:
+    with duckdb.connect(str(tmp), config={"memory_limit": "4GB"}) as con:
+        con.execute("SET enable_progress_bar = false")  # a connection setting: DuckDB 2 refuses it in config
         for ddl in QA_TABLES_DDL:
             con.execute(ddl)
         ensure_tables(con)
@@ -124,8 +125,10 @@ def child(mode: str, rows: int) -> dict:
     """Runs in its own process: one measurement, its wall time and this process's peak RSS."""
     import duckdb
 
+    from quality_assets.catalog import table_types
     from quality_assets.contract import parse_contract
-    from quality_assets.rules import _plan, _table_types, evaluate_partition
+    from quality_assets.rules import evaluate_partition
+    from quality_assets.rules.evaluate import plan_rule
     from quality_assets.warehouse import Warehouse
 
     path = warehouse_path(rows)
@@ -144,10 +147,10 @@ def child(mode: str, rows: int) -> dict:
                           errors=[r.error for r in evaluation.results if r.error],
                           stored=sum(r.stored for r in evaluation.results))
         else:  # per_rule: one count query per rule
-            types = _table_types(con, "raw", "bench")
+            types = table_types(con, "raw", "bench")
             published = {"stores": {"store": "BIGINT"}}
             for index, rule in enumerate(dataset.rules):
-                plan = _plan(rule, index, types, published)
+                plan = plan_rule(rule, index, types, published)
                 if plan.fail:
                     con.execute(f"SELECT count(*) FILTER (WHERE {plan.fail}) FROM raw.bench "
                                 "WHERE _partition_key = ?", ["bench.csv"]).fetchone()

@@ -3,35 +3,87 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-# name -> (default, meaning); README.md documents the same table.
-VARIABLES = {
-    "QA_CONTRACTS": ("quality.yaml", "the contract file"),
-    "QA_DUCKDB_PATH": ("<contract folder>/warehouse/quality.duckdb", "the DuckDB warehouse file"),
-    "QA_OUTPUT_DIR": ("<contract folder>/output", "where reports and metrics files are written"),
-    "QA_DUCKDB_MEMORY_LIMIT": ("1GB", "DuckDB memory limit per connection (spills to disk beyond it)"),
-    "QA_DUCKDB_LOCK_TIMEOUT": ("600", "seconds a run waits for another process to release the warehouse"),
-    "QA_SENSOR_INTERVAL": ("30", "seconds between file-arrival sensor ticks"),
-    "QA_SENSOR_SETTLE_SECONDS": ("60", "a file unchanged for this long counts as completely written"),
-    "QA_SENSOR_HASH_MAX_BYTES": ("8388608", "files up to this size are hashed by the sensor to ignore touches"),
-    "QA_SENSOR_MAX_RUNS_PER_TICK": ("500", "run requests per sensor tick; the rest follow next tick"),
-    "QA_SCORECARD_START": ("<earliest daily start, else 2026-01-01>", "first day of the daily scorecard"),
-    "QA_ALERT_WEBHOOK_URL": ("(none)", "URL that alerts are POSTed to as JSON; alerts are always logged"),
-    "QA_ALERT_WEBHOOK_TIMEOUT": ("5", "seconds per webhook attempt"),
-    "QA_ALERT_WEBHOOK_RETRIES": ("3", "webhook attempts per alert (retried on timeouts, 429 and 5xx)"),
-    "QA_TOP_VALUES": ("10", "most frequent values (and character shapes) kept per column by the profile"),
-    "QA_GAUSSIAN_TEST": ("dagostino", "the profile's normality test: dagostino, shapiro, anderson or ks"),
-    "QA_ANOMALY_BATCH_ROWS": ("100000", "rows the anomaly stage scores at a time (bounds its memory)"),
-    "QA_ANOMALY_REFERENCE_ROWS": ("200000", "history rows (a deterministic sample) the row detector is fitted on"),
-    "QA_ANOMALY_MAX_ROWS": ("1000", "flagged rows stored in qa.row_anomalies per partition, best ranked first"),
+
+@dataclass(frozen=True)
+class Variable:
+    """One setting: its environment variable, its default as documented, what it means, and how
+    its text becomes a value (the default when unset)."""
+
+    name: str
+    default: str
+    meaning: str
+    parse: Callable[[Mapping[str, str], str, Path], Any]
+
+
+def _path(relative: str) -> Callable:
+    return lambda env, name, base: Path(env.get(name) or base / relative).expanduser().resolve()
+
+
+def _text(default: str | None) -> Callable:
+    return lambda env, name, base: env.get(name) or default
+
+
+def _count(default, kind=int, minimum=None) -> Callable:
+    def parse(env, name, base):
+        value = _number(env, name, default, kind)
+        return value if minimum is None else max(minimum, value)
+    return parse
+
+
+# Settings field -> its variable; README.md and OPERATIONS.md document the same table.
+TABLE: dict[str, Variable] = {
+    "duckdb_path": Variable("QA_DUCKDB_PATH", "<contract folder>/warehouse/quality.duckdb", "the DuckDB warehouse file",
+                            _path("warehouse/quality.duckdb")),
+    "output_dir": Variable("QA_OUTPUT_DIR", "<contract folder>/output", "where reports and metrics files are written",
+                           _path("output")),
+    "memory_limit": Variable("QA_DUCKDB_MEMORY_LIMIT", "1GB",
+                             "DuckDB memory limit per connection (spills to disk beyond it)", _text("1GB")),
+    "lock_timeout_s": Variable("QA_DUCKDB_LOCK_TIMEOUT", "600",
+                               "seconds a run waits for another process to release the warehouse", _count(600.0, float)),
+    "sensor_interval_s": Variable("QA_SENSOR_INTERVAL", "30", "seconds between file-arrival sensor ticks", _count(30)),
+    "sensor_settle_s": Variable("QA_SENSOR_SETTLE_SECONDS", "60",
+                                "a file unchanged for this long counts as completely written", _count(60.0, float)),
+    "sensor_hash_max_bytes": Variable("QA_SENSOR_HASH_MAX_BYTES", "8388608",
+                                      "files up to this size are hashed by the sensor to ignore touches",
+                                      _count(8 * 1024 * 1024)),
+    "sensor_max_runs_per_tick": Variable("QA_SENSOR_MAX_RUNS_PER_TICK", "500",
+                                         "run requests per sensor tick; the rest follow next tick", _count(500)),
+    "scorecard_start": Variable("QA_SCORECARD_START", "<earliest daily start, else 2026-01-01>",
+                                "first day of the daily scorecard", _text(None)),
+    "alert_webhook_url": Variable("QA_ALERT_WEBHOOK_URL", "(none)",
+                                  "URL that alerts are POSTed to as JSON; alerts are always logged", _text(None)),
+    "alert_webhook_timeout_s": Variable("QA_ALERT_WEBHOOK_TIMEOUT", "5", "seconds per webhook attempt",
+                                        _count(5.0, float)),
+    "alert_webhook_retries": Variable("QA_ALERT_WEBHOOK_RETRIES", "3",
+                                      "webhook attempts per alert (retried on timeouts, 429 and 5xx)", _count(3, int, 1)),
+    "top_values": Variable("QA_TOP_VALUES", "10",
+                           "most frequent values (and character shapes) kept per column by the profile", _count(10, int, 1)),
+    "gaussian_test": Variable("QA_GAUSSIAN_TEST", "dagostino",
+                              "the profile's normality test: dagostino, shapiro, anderson or ks",
+                              lambda env, name, base: _choice(env, name, "dagostino", GAUSSIAN_TESTS)),
+    "anomaly_batch_rows": Variable("QA_ANOMALY_BATCH_ROWS", "100000",
+                                   "rows the anomaly stage scores at a time (bounds its memory)", _count(100_000, int, 1)),
+    "anomaly_reference_rows": Variable("QA_ANOMALY_REFERENCE_ROWS", "200000",
+                                       "history rows (a deterministic sample) the row detector is fitted on",
+                                       _count(200_000, int, 100)),
+    "anomaly_max_rows": Variable("QA_ANOMALY_MAX_ROWS", "1000",
+                                 "flagged rows stored in qa.row_anomalies per partition, best ranked first", _count(1000)),
 }
+GAUSSIAN_TESTS = ("dagostino", "shapiro", "anderson", "ks")
+# name -> (default, meaning), for the command line's help and the docs' tests
+VARIABLES = {"QA_CONTRACTS": ("quality.yaml", "the contract file"),
+             **{v.name: (v.default, v.meaning) for v in TABLE.values()}}
 
 
 @dataclass(frozen=True)
 class Settings:
+    """The settings of a run or command: the contract file and a field per row of TABLE."""
+
     contracts: Path
     duckdb_path: Path
     output_dir: Path
@@ -41,15 +93,15 @@ class Settings:
     sensor_settle_s: float
     sensor_hash_max_bytes: int
     sensor_max_runs_per_tick: int
-    scorecard_start: str | None = None
-    alert_webhook_url: str | None = None
-    alert_webhook_timeout_s: float = 5.0
-    alert_webhook_retries: int = 3
-    top_values: int = 10
-    gaussian_test: str = "dagostino"
-    anomaly_batch_rows: int = 100_000
-    anomaly_reference_rows: int = 200_000
-    anomaly_max_rows: int = 1000
+    scorecard_start: str | None
+    alert_webhook_url: str | None
+    alert_webhook_timeout_s: float
+    alert_webhook_retries: int
+    top_values: int
+    gaussian_test: str
+    anomaly_batch_rows: int
+    anomaly_reference_rows: int
+    anomaly_max_rows: int
 
 
 class SettingsError(ValueError):
@@ -59,27 +111,8 @@ class SettingsError(ValueError):
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     contracts = Path(env.get("QA_CONTRACTS") or "quality.yaml").expanduser().resolve()
-    base = contracts.parent
-    return Settings(
-        contracts=contracts,
-        duckdb_path=Path(env.get("QA_DUCKDB_PATH") or base / "warehouse" / "quality.duckdb").expanduser().resolve(),
-        output_dir=Path(env.get("QA_OUTPUT_DIR") or base / "output").expanduser().resolve(),
-        memory_limit=env.get("QA_DUCKDB_MEMORY_LIMIT") or "1GB",
-        lock_timeout_s=_number(env, "QA_DUCKDB_LOCK_TIMEOUT", 600.0, float),
-        sensor_interval_s=_number(env, "QA_SENSOR_INTERVAL", 30, int),
-        sensor_settle_s=_number(env, "QA_SENSOR_SETTLE_SECONDS", 60.0, float),
-        sensor_hash_max_bytes=_number(env, "QA_SENSOR_HASH_MAX_BYTES", 8 * 1024 * 1024, int),
-        sensor_max_runs_per_tick=_number(env, "QA_SENSOR_MAX_RUNS_PER_TICK", 500, int),
-        scorecard_start=env.get("QA_SCORECARD_START") or None,
-        alert_webhook_url=env.get("QA_ALERT_WEBHOOK_URL") or None,
-        alert_webhook_timeout_s=_number(env, "QA_ALERT_WEBHOOK_TIMEOUT", 5.0, float),
-        alert_webhook_retries=max(1, _number(env, "QA_ALERT_WEBHOOK_RETRIES", 3, int)),
-        top_values=max(1, _number(env, "QA_TOP_VALUES", 10, int)),
-        gaussian_test=_choice(env, "QA_GAUSSIAN_TEST", "dagostino", ("dagostino", "shapiro", "anderson", "ks")),
-        anomaly_batch_rows=max(1, _number(env, "QA_ANOMALY_BATCH_ROWS", 100_000, int)),
-        anomaly_reference_rows=max(100, _number(env, "QA_ANOMALY_REFERENCE_ROWS", 200_000, int)),
-        anomaly_max_rows=_number(env, "QA_ANOMALY_MAX_ROWS", 1000, int),
-    )
+    return Settings(contracts=contracts,
+                    **{field: v.parse(env, v.name, contracts.parent) for field, v in TABLE.items()})
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 
+from quality_assets.catalog import latest_load_files
 from quality_assets.contract import Dataset
 from quality_assets.ingest import (
     QUARANTINE_LINE_CAP,
@@ -36,7 +37,7 @@ from quality_assets.ingest import (
     stored_schema,
 )
 from quality_assets.landing import LandedFile, list_landed
-from quality_assets.warehouse import Warehouse, quote_ident, quote_literal
+from quality_assets.warehouse import Warehouse, quote_ident, quote_literal, transaction
 
 SOURCE_FILE_COLUMN = "_source_file"
 E_PARTITION_DATE = "E_PARTITION_DATE"
@@ -202,14 +203,7 @@ def _load_by_file_name(warehouse: Warehouse, dataset: Dataset, days: list[str], 
 
 def _previous_versions(con: duckdb.DuckDBPyConnection, dataset: str, day: str) -> dict | None:
     """The files of the last load that changed this day: {source_path: sha256}, fingerprint, audits."""
-    rel = con.execute(
-        "SELECT * FROM qa.files WHERE dataset = ? AND partition_key = ? AND status <> 'unchanged' "
-        "AND run_id = (SELECT run_id FROM qa.files WHERE dataset = ? AND partition_key = ? "
-        "AND status <> 'unchanged' ORDER BY finished DESC LIMIT 1)",
-        [dataset, day, dataset, day],
-    )
-    names = [d[0] for d in rel.description]
-    rows = [dict(zip(names, row, strict=True)) for row in rel.fetchall()]
+    rows = latest_load_files(con, dataset, day)
     if not rows or any(r["status"] == "rejected" for r in rows):
         return None
     fingerprints = {r["contract_fingerprint"] for r in rows}
@@ -270,8 +264,7 @@ def _publish(con: duckdb.DuckDBPyConnection, dataset: Dataset, staged: dict[str,
                 con.execute(f"ATTACH {quote_literal(str(one.path))} AS {aliases[id(one)]} (READ_ONLY)")
     results: dict[str, DayLoad] = {}
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             done: set[int] = set()
             for files in staged.values():
                 for _, one in files:
@@ -292,10 +285,6 @@ def _publish(con: duckdb.DuckDBPyConnection, dataset: Dataset, staged: dict[str,
                 results[day] = _summarise(dataset, day, audits)
             for one in {id(one): one for files in staged.values() for _, one in files}.values():
                 record_new_columns(con, table, one.audit, one.column_types, one.declared, list(staged))
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
     finally:
         for alias in aliases.values():
             con.execute(f"DETACH {alias}")

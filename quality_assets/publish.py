@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from quality_assets.catalog import latest_load_files, table_types
 from quality_assets.contract import Dataset
 from quality_assets.rules import META_COLUMNS, ensure_tables, rules_fingerprint
-from quality_assets.warehouse import quote_ident
+from quality_assets.warehouse import quote_ident, transaction
 
 PUBLISHED_SCHEMA = "published"
 
@@ -49,17 +50,11 @@ class Published:
 
 def gate(con: duckdb.DuckDBPyConnection, dataset: Dataset, partition_key: str) -> Gate:
     ensure_tables(con)
-    loads = con.execute(
-        """SELECT run_id, status, message FROM qa.files
-           WHERE dataset = ? AND partition_key = ? AND status <> 'unchanged'
-             AND run_id = (SELECT run_id FROM qa.files WHERE dataset = ? AND partition_key = ?
-                           AND status <> 'unchanged' ORDER BY finished DESC LIMIT 1)""",
-        [dataset.name, partition_key, dataset.name, partition_key],
-    ).fetchall()
-    rejected = [message for _, status, message in loads if status == "rejected"]
+    loads = latest_load_files(con, dataset.name, partition_key)
+    rejected = [load["message"] for load in loads if load["status"] == "rejected"]
     if rejected:
         return Gate(False, [f"file_parsed: the file was rejected ({rejected[0]})"], ["file_parsed"])
-    raw_run = loads[0][0] if loads else None  # None: a day without files, published as raw has it
+    raw_run = loads[0]["run_id"] if loads else None  # None: a day without files, published as raw has it
     validation = con.execute(
         "SELECT raw_run_id, rules_fingerprint, blocking_failed, run_id FROM qa.validations "
         "WHERE dataset = ? AND partition_key = ? ORDER BY evaluated_at DESC LIMIT 1",
@@ -83,35 +78,24 @@ def publish_partition(con: duckdb.DuckDBPyConnection, dataset: Dataset, partitio
     """Replace the partition in published."<dataset>" with raw's rows, in one transaction."""
     raw = f"raw.{quote_ident(dataset.name)}"
     target = published_table(dataset.name)
-    raw_types = _types(con, "raw", dataset.name)
+    raw_types = table_types(con, "raw", dataset.name)
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {PUBLISHED_SCHEMA}")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         if raw_types:
             con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM {raw} LIMIT 0")
-            current = _types(con, PUBLISHED_SCHEMA, dataset.name)
+            current = table_types(con, PUBLISHED_SCHEMA, dataset.name)
             for name, type_ in raw_types.items():
                 if name not in current:
                     con.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(name)} {type_}")
                 elif current[name] != type_:
                     con.execute(f"ALTER TABLE {target} ALTER COLUMN {quote_ident(name)} TYPE {type_}")
         replaced = 0
-        if raw_types or _types(con, PUBLISHED_SCHEMA, dataset.name):
+        if raw_types or table_types(con, PUBLISHED_SCHEMA, dataset.name):
             replaced = con.execute(f"DELETE FROM {target} WHERE _partition_key = ?", [partition_key]).fetchone()[0]
         rows = 0
         if raw_types:
             rows = con.execute(
                 f"INSERT INTO {target} BY NAME SELECT * FROM {raw} WHERE _partition_key = ?", [partition_key]
             ).fetchone()[0]
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-    columns = {k: v for k, v in _types(con, PUBLISHED_SCHEMA, dataset.name).items() if k not in META_COLUMNS}
+    columns = {k: v for k, v in table_types(con, PUBLISHED_SCHEMA, dataset.name).items() if k not in META_COLUMNS}
     return Published(dataset.name, partition_key, rows, replaced, columns)
-
-
-def _types(con, schema: str, table: str) -> dict[str, str]:
-    return dict(con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-        "ORDER BY ordinal_position", [schema, table]).fetchall())

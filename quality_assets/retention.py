@@ -19,9 +19,12 @@ from pathlib import Path
 
 import duckdb
 
-from quality_assets.contract import Contract, Dataset, parse_duration
+from quality_assets.catalog import schema_tables
+from quality_assets.contract import Contract, Dataset
+from quality_assets.daily import files_by_day
 from quality_assets.report.outputs import OutputPathError, partition_output_dir
-from quality_assets.warehouse import quote_ident
+from quality_assets.vocabulary import parse_duration
+from quality_assets.warehouse import quote_ident, transaction
 
 RETENTION_DDL = """CREATE TABLE IF NOT EXISTS qa.retention (
     dataset VARCHAR NOT NULL,
@@ -85,8 +88,7 @@ def find_old_partitions(
     """
     dagster_keys = dagster_keys or {}
     found: list[OldPartition] = []
-    raw_tables = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw'").fetchall()}
+    raw_tables = schema_tables(con, "raw")
     for ds in contract.datasets:
         if only and ds.name != only:
             continue
@@ -120,8 +122,6 @@ def find_old_partitions(
 
 
 def _day_files(ds: Dataset, day: str) -> list[Path]:
-    from quality_assets.daily import files_by_day
-
     if ds.daily is None or not ds.daily.file_pattern:
         return []  # by column: a file may hold rows of many days, it is never a day's own file
     return [f.path for f in files_by_day(ds).get(day, [])]
@@ -147,16 +147,14 @@ def remove_partitions(
     removal = Removal(partitions=list(partitions), dry_run=dry_run)
     if not dry_run:
         con.execute(RETENTION_DDL)
-    raw_tables = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw'").fetchall()}
+    raw_tables = schema_tables(con, "raw")
     qa_tables = partition_tables(con)
     by_dataset: dict[str, list[OldPartition]] = {}
     for part in partitions:
         by_dataset.setdefault(part.dataset, []).append(part)
     for dataset, parts in by_dataset.items():
         keys = [p.partition_key for p in parts]
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con, commit=not dry_run):
             if not dry_run:
                 _record_tombstones(con, dataset, parts)
             if dataset in raw_tables:
@@ -164,10 +162,6 @@ def remove_partitions(
             for table in qa_tables:
                 _count_or_delete(con, removal, f"qa.{quote_ident(table)}",
                                  "dataset = ? AND partition_key = ANY(?)", [dataset, keys], dry_run)
-            con.execute("ROLLBACK" if dry_run else "COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
     for part in partitions:
         try:
             folder = partition_output_dir(output_dir, part.dataset, part.partition_key)

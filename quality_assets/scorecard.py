@@ -22,6 +22,8 @@ from pathlib import Path
 
 import duckdb
 
+from quality_assets.warehouse import transaction
+
 SCORECARD_DDL = """CREATE TABLE IF NOT EXISTS qa.scorecard (
     day DATE NOT NULL,
     dataset VARCHAR NOT NULL,
@@ -208,16 +210,11 @@ def compute_scorecard(
 def write_scorecard(con: duckdb.DuckDBPyConnection, rows: list[ScorecardRow], day: str, run_id: str) -> None:
     """Replace the day in qa.scorecard (one transaction)."""
     con.execute(SCORECARD_DDL)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("DELETE FROM qa.scorecard WHERE day = ?", [day])
         for row in rows:
             row.run_id = run_id
             con.execute(f"INSERT INTO qa.scorecard VALUES ({', '.join('?' for _ in SCORECARD_COLUMNS)})", row.as_row())
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
 
 
 def write_files(rows: list[ScorecardRow], day: str, output_dir: Path) -> Path:

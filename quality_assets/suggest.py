@@ -17,13 +17,11 @@ per column that needs them); the profiling stage's `quality_assets.profile` comp
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import math
 import os
 import re
 import shutil
-import sys
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -36,12 +34,11 @@ import yaml
 
 from quality_assets.anomalies.roles import CALENDAR, DENSE, calendar_part
 from quality_assets.contract import (
-    DATASET_NAME,
-    ContractError,
     Dataset,
-    load_contract,
     parse_contract,
 )
+from quality_assets.ingest import load_file
+from quality_assets.shapes import shape_regex, shape_sql
 from quality_assets.warehouse import Warehouse, quote_ident
 
 SURE_ROWS = 1000  # below this many rows, even a clean-looking rule is only a warning
@@ -84,9 +81,7 @@ class ColumnProfile:
 # Profile
 
 
-SHAPE_SQL = ("regexp_replace(regexp_replace(regexp_replace(CAST({col} AS VARCHAR), '[A-Z]', 'A', 'g'), "
-             "'[a-z]', 'a', 'g'), '[0-9]', '9', 'g')")
-LOOSE_SQL = "regexp_replace(regexp_replace(regexp_replace({shape}, 'A+', 'A', 'g'), 'a+', 'a', 'g'), '9+', '9', 'g')"
+
 
 
 def profile_table(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str]) -> tuple[int, list[ColumnProfile]]:
@@ -112,8 +107,8 @@ def profile_table(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str,
             profile.values = sorted(v for (v,) in con.execute(
                 f"SELECT DISTINCT {col} FROM {table} WHERE {col} IS NOT NULL").fetchall())
         elif type_ == "VARCHAR" and distinct:
-            shape = SHAPE_SQL.format(col=col)
-            for attr, expr in (("shape", shape), ("loose_shape", LOOSE_SQL.format(shape=shape))):
+            value = f"CAST({col} AS VARCHAR)"
+            for attr, expr in (("shape", shape_sql(value)), ("loose_shape", shape_sql(value, coarse=True))):
                 top = con.execute(
                     f"SELECT {expr} AS s, count(*) FROM {table} WHERE {col} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
                 ).fetchone()
@@ -254,23 +249,6 @@ def _round_up(value: float) -> float:
     return result if result >= value else value
 
 
-REGEX_SPECIAL = set(".^$*+?()[]{}|\\")
-
-
-def shape_regex(shape: str, loose: bool) -> str:
-    """A character shape ('AAA-9999', or 'A-9' loose) as an anchored regex that RE2 and Python share."""
-    classes = {"A": "[A-Z]", "a": "[a-z]", "9": "[0-9]"}
-    parts = []
-    for match in re.finditer(r"(.)\1*", shape, re.DOTALL):
-        char, count = match.group(1), len(match.group(0))
-        if char in classes:
-            parts.append(classes[char] + ("+" if loose else f"{{{count}}}" if count > 1 else ""))
-        else:
-            text = ("\\" + char) if char in REGEX_SPECIAL else char
-            parts.append(text * count if count <= 3 else f"{'(?:' + text + ')' if len(text) > 1 else text}{{{count}}}")
-    return "^" + "".join(parts) + "$"
-
-
 def _shape_rule(p: ColumnProfile) -> dict | None:
     for attr, loose in (("shape", False), ("loose_shape", True)):
         found = getattr(p, attr)
@@ -302,6 +280,14 @@ def _within(con: duckdb.DuckDBPyConnection, table: str, rule: dict) -> float:
                        f"WHERE {col} IS NOT NULL").fetchone()[0] or 1.0
 
 
+def _matching(con: duckdb.DuckDBPyConnection, table: str, rule: dict) -> float:
+    """The share of a regex rule's non-null values that match it, as the rules stage will judge them."""
+    spec = rule["regex"]
+    col = quote_ident(spec["column"])
+    return con.execute(f"SELECT avg(CASE WHEN regexp_matches(CAST({col} AS VARCHAR), ?) THEN 1.0 ELSE 0.0 END) "
+                       f"FROM {table} WHERE {col} IS NOT NULL", [spec["pattern"]]).fetchone()[0] or 1.0
+
+
 def draft_dataset(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str],
                   partitioned: bool = False) -> tuple[int, dict]:
     """Rows, and the `columns`/`primary_key`/`rules` part of a dataset's contract for the table
@@ -309,11 +295,21 @@ def draft_dataset(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str,
     rows, profiles = profile_table(con, table, columns)
     key, rules = draft_rules(rows, profiles, period_columns(con, table, columns) if partitioned else set())
     numbers = {p.name for p in profiles if isinstance(p.min, (int, float, Decimal)) and not isinstance(p.min, bool)}
+    kept = []
     for rule in rules:
         if "range" in rule and rule["range"]["column"] in numbers:
             inside = _within(con, table, rule)
             if inside < 1.0:  # the quartile fence leaves a long tail out: tolerate that share
                 rule["mostly"] = math.floor(inside * 1000) / 1000
+        if "regex" in rule:  # a shape's regex spells letters in ASCII: measure what it accepts
+            share = _matching(con, table, rule)
+            if share < SHAPE_SHARE:
+                continue
+            rule.pop("mostly", None)
+            if share < 1.0:
+                rule["mostly"] = math.floor(share * 100) / 100
+        kept.append(rule)
+    rules = kept
     declared: dict[str, Any] = {}
     for p in profiles:
         kind = contract_type(p.type)
@@ -351,8 +347,6 @@ def suggest_for_file(path: Path, template: Dataset | None = None, name: str | No
     """A contract (YAML text) for one file, and the rows it was drafted from. `template` gives the
     dataset's format and CSV options when the file belongs to one; `base` is the folder the
     contract will live in (landing paths are relative to it)."""
-    from quality_assets.ingest import load_file
-
     path = path.resolve()
     name = name or (template.name if template else dataset_name_for(path))
     # read as the dataset reads it (format, dialect, column names and aliases), every type inferred afresh
@@ -455,76 +449,3 @@ def _dump(document: dict) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Command line
-
-
-def add_suggest_command(sub: argparse._SubParsersAction) -> None:
-    suggest = sub.add_parser(
-        "suggest", help="draft a contract from a file's (or a loaded dataset's) profile",
-        description="Profile a file (loaded as the pipeline would) or a dataset's rows in the warehouse and print "
-                    "a draft contract: types, not_null, a key, ranges, accepted values, regexes.",
-    )
-    suggest.add_argument("source", help="a file, or the name of a dataset in the contract")
-    suggest.add_argument("--dataset", help="the dataset whose format and CSV options to read the file with")
-    suggest.add_argument("--name", help="the drafted dataset's name (default: from the file name)")
-    suggest.add_argument("--output", "-o", type=Path, help="write the draft here instead of to stdout")
-    suggest.set_defaults(handler=cmd_suggest)
-
-
-def cmd_suggest(args) -> int:
-    from quality_assets.cli import EXIT_OK, EXIT_USAGE, UsageError
-    from quality_assets.config import settings_from_env
-
-    settings = settings_from_env()
-    base = args.output.resolve().parent if args.output else Path.cwd()
-    if args.name is not None and not DATASET_NAME.match(args.name):
-        raise UsageError(f"--name {args.name!r}: lower-case letters, digits and underscores, starting with a letter")
-    contract = _contract_if_any(settings.contracts)
-    path = Path(args.source).expanduser()
-    try:
-        if path.is_file():
-            template = _dataset_of(contract, path, args.dataset)
-            text, rows = suggest_for_file(path, template, args.name, base)
-        elif contract is not None and args.source in {d.name for d in contract.datasets}:
-            warehouse = Warehouse(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s,
-                                  memory_limit=settings.memory_limit)
-            text, rows = suggest_for_dataset(contract.dataset(args.source), warehouse, base)
-        else:
-            known = ", ".join(d.name for d in contract.datasets) if contract else "no contract found"
-            raise UsageError(f"{args.source!r} is neither a file nor a dataset (datasets: {known})")
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
-        print(f"wrote a contract drafted from {rows:,} rows to {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return EXIT_OK
-
-
-def _contract_if_any(path: Path):
-    if not path.is_file():
-        return None
-    try:
-        return load_contract(path)
-    except ContractError:
-        return None  # a draft is often how a broken contract gets fixed
-
-
-def _dataset_of(contract, path: Path, name: str | None) -> Dataset | None:
-    from quality_assets.cli import UsageError
-
-    if contract is None:
-        if name:
-            raise UsageError(f"--dataset {name}: no contract found")
-        return None
-    if name:
-        try:
-            return contract.dataset(name)
-        except KeyError as exc:
-            raise UsageError(exc.args[0]) from None
-    resolved = path.resolve()
-    for dataset in contract.datasets:
-        if dataset.landing_dir.resolve() in resolved.parents:
-            return dataset
-    return None

@@ -252,6 +252,19 @@ class Warehouse:
         return config
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection, commit: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT, or ROLLBACK and re-raise: everything inside lands or nothing does.
+    `commit=False` rolls back at the end too (a dry run that counts what it would delete)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT" if commit else "ROLLBACK")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def quote_ident(name: str) -> str:
     """Quote an identifier for DuckDB SQL."""
     return '"' + str(name).replace('"', '""') + '"'

@@ -22,9 +22,9 @@ from quality_assets.anomalies.drift import (
     numeric_drift,
 )
 from quality_assets.anomalies.metric_anomalies import evaluate_series, holm, judge_family
-from quality_assets.anomalies.settings import AnomalySettings, parse_anomaly_settings
 from quality_assets.anomalies.stage import AnomalyOptions, detect_anomalies
 from quality_assets.contract import ContractError, parse_contract
+from quality_assets.contract.anomalies import AnomalySettings, parse_anomaly_settings
 from quality_assets.defs.anomalies import (
     ANOMALY_RATE_CHECK,
     DRIFT_CHECK,
@@ -33,7 +33,7 @@ from quality_assets.defs.anomalies import (
 )
 from quality_assets.defs.profile import build_profile_asset
 from quality_assets.defs.raw import build_raw_asset, files_partitions
-from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
+from quality_assets.defs.resources import OutputFolderResource, QualitySettings, WarehouseResource
 from quality_assets.profile import profile_partition, write_profile
 from quality_assets.warehouse import Warehouse
 
@@ -367,7 +367,8 @@ def test_materialize_raw_profile_anomalies_over_several_partitions(tmp_path):
     assets = [build_raw_asset(dataset, partitions), build_profile_asset(dataset, partitions),
               build_anomalies_asset(dataset, partitions)]
     resources = {"warehouse": WarehouseResource(path=str(tmp_path / "wh.duckdb")),
-                 "output_folder": OutputFolderResource(path=str(tmp_path / "output"))}
+                 "output_folder": OutputFolderResource(path=str(tmp_path / "output")),
+                 "quality_settings": QualitySettings()}
     instance = dg.DagsterInstance.ephemeral()
     rng = np.random.default_rng(1)
     names = [f"orders_{i}.csv" for i in range(5)]

@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from quality_assets.cli_run import outcome_of
+from quality_assets.cli.execute import outcome_of
 from quality_assets.config import settings_from_env
 from quality_assets.contract import load_contract
 from quality_assets.defs.definitions import build_definitions

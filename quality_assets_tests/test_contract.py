@@ -323,6 +323,8 @@ datasets:
       - length: {column: status, min: 1, max: 20}
       - type: {column: note, type: string}
       - row_count: {min: 1, max: 100000}
+      - row_count_change: {max_drop: 0.5}
+      - json: note
       - freshness: {max_age: 36h, column: order_date}
       - schema: {required: [order_id], allow_extra: false, types: {order_id: bigint}}
       - sql: {predicate: "amount >= 0"}

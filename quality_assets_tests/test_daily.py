@@ -16,8 +16,9 @@ from quality_assets import daily
 from quality_assets.config import settings_from_env
 from quality_assets.contract import ContractError, load_contract, parse_contract
 from quality_assets.daily import E_PARTITION_DATE, file_day, is_partition_day, load_days
-from quality_assets.defs.daily import FILE_PARSED_CHECK, forget
 from quality_assets.defs.definitions import build_definitions
+from quality_assets.defs.raw import FILE_PARSED_CHECK
+from quality_assets.defs.sensors import forget
 from quality_assets.warehouse import Warehouse
 
 pytestmark = pytest.mark.clock  # date-sensitive: `make test-future` runs it a year ahead too

@@ -1,5 +1,6 @@
 """The Dagster layer: definitions built from a contract, and real materializations."""
 
+import textwrap
 from pathlib import Path
 
 import dagster as dg
@@ -183,3 +184,41 @@ def test_importing_the_definitions_pulls_in_no_heavy_statistics_library():
                           "print(sorted(m for m in ('scipy', 'sklearn', 'pandas') if m in sys.modules))"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_definition_has_a_description(tmp_path):
+    contract_text = textwrap.dedent("""\
+        datasets:
+          orders:
+            landing: landing/orders
+            rules:
+              - not_null: id
+              - unique: id
+                severity: warn
+          sales:
+            landing: landing/sales
+            partitioning: daily
+            daily: {start: 2026-11-01, file_pattern: 'sales_(?P<date>\\d{8})'}
+        """)
+    (tmp_path / "quality.yaml").write_text(contract_text)
+    settings = settings_from_env({"QA_CONTRACTS": str(tmp_path / "quality.yaml")})
+    defs = build_definitions(load_contract(settings.contracts), settings)
+    repo = defs.get_repository_def()
+    graph = repo.asset_graph
+    missing = []
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if not (node.description or "").strip():
+            missing.append(f"asset {key.to_user_string()}")
+    for check_key in graph.asset_check_keys:
+        spec = graph.get_check_spec(check_key)
+        if not (spec.description or "").strip():
+            missing.append(f"check {check_key.to_user_string()}")
+    missing += [f"sensor {s.name}" for s in repo.sensor_defs if not (s.description or "").strip()]
+    missing += [f"schedule {s.name}" for s in repo.schedule_defs if not (s.description or "").strip()]
+    missing += [f"job {j.name}" for j in repo.get_all_jobs()
+                if not j.name.startswith("__") and not (j.description or "").strip()]
+    assert not missing, missing
+    assert dg.AssetKey(["orders", "report"]) in graph.get_all_asset_keys()
+    assert dg.AssetKey(["sales", "report"]) in graph.get_all_asset_keys()
+    assert dg.AssetKey(["orders", "validation"]) not in graph.get(dg.AssetKey(["orders", "report"])).parent_keys

@@ -117,7 +117,7 @@ def test_a_flood_is_not_an_alarm_before_the_history_can_judge_it(warehouse, data
 
 def test_drift_is_judged_against_how_far_the_pools_own_partitions_differ():
     from quality_assets.anomalies.drift import DriftResult, judge
-    from quality_assets.anomalies.settings import AnomalySettings
+    from quality_assets.contract.anomalies import AnomalySettings
 
     def tested(name, psi, pool):
         return DriftResult(name, "chi2", 1.0, 1e-9, None, psi, 0.3, "jensen-shannon", 500, 2500, False, "",

@@ -212,7 +212,7 @@ def test_a_number_within_its_category_scores_a_category_whose_history_values_wer
 
 
 def test_spearman_of_a_column_constant_where_the_other_has_values_is_undefined_not_a_crash():
-    from quality_assets.profile import _spearman_matrix
+    from quality_assets.profile.kernels import spearman_matrix as _spearman_matrix
 
     x = np.array([[1.0, 7.0], [2.0, 7.0], [3.0, np.nan], [4.0, 7.0], [5.0, 7.0]])
     r = _spearman_matrix(x)

@@ -31,7 +31,7 @@ from quality_assets.contract import load_contract
 from quality_assets.defs.definitions import build_definitions
 from quality_assets.defs.profile import build_profile_asset
 from quality_assets.defs.raw import build_raw_asset, files_partitions
-from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
+from quality_assets.defs.resources import OutputFolderResource, QualitySettings, WarehouseResource
 from quality_assets.profile import (
     COLUMN_METRICS,
     ProfileOptions,
@@ -499,7 +499,8 @@ def test_materialize_raw_and_profile_twice_keeps_history(tmp_path, monkeypatch):
     assert dg.AssetKey(["orders", "profile"]) in {
         key for a in build_definitions(contract, settings).assets for key in a.keys}
     resources = {"warehouse": WarehouseResource(path=str(settings.duckdb_path)),
-                 "output_folder": OutputFolderResource(path=str(settings.output_dir))}
+                 "output_folder": OutputFolderResource(path=str(settings.output_dir)),
+                 "quality_settings": QualitySettings()}
     assets = [build_raw_asset(dataset, partitions), build_profile_asset(dataset, partitions)]
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("orders_files", ["a.csv"])
@@ -525,3 +526,28 @@ def test_materialize_raw_and_profile_twice_keeps_history(tmp_path, monkeypatch):
     assert currency["top_values"][0] == {"value": "EUR", "count": 226}
     assert len(next(c for c in stored["columns"] if c["name"] == "order_id")["top_values"]) == 3  # QA_TOP_VALUES
     assert math.isclose(currency["metrics"]["top_value_share"], 226 / 301)
+
+
+def test_a_runs_quality_settings_override_the_environment(tmp_path, monkeypatch):
+    (tmp_path / "quality.yaml").write_text(CONTRACT)
+    landing = tmp_path / "landing" / "orders"
+    landing.mkdir(parents=True)
+    (landing / "a.csv").write_text("order_id,amount,currency,note\n" + "".join(f"{i},{i},EUR,ok\n" for i in range(1, 51)))
+    monkeypatch.setenv("QA_TOP_VALUES", "3")
+    settings = settings_from_env({"QA_CONTRACTS": str(tmp_path / "quality.yaml"),
+                                  "QA_DUCKDB_PATH": str(tmp_path / "wh.duckdb")})
+    dataset = load_contract(settings.contracts).dataset("orders")
+    partitions = files_partitions(dataset)
+    assets = [build_raw_asset(dataset, partitions), build_profile_asset(dataset, partitions)]
+    kept = {}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("orders_files", ["a.csv"])
+        for override in (None, 5):
+            resources = {"warehouse": WarehouseResource(path=str(settings.duckdb_path)),
+                         "output_folder": OutputFolderResource(path=str(settings.output_dir)),
+                         "quality_settings": QualitySettings(top_values=override)}
+            assert dg.materialize(assets, partition_key="a.csv", instance=instance, resources=resources).success
+            with Warehouse(settings.duckdb_path).connect() as con:
+                order_id = next(c for c in read_profile(con, "orders", "a.csv")["columns"] if c["name"] == "order_id")
+            kept[override] = len(order_id["top_values"])
+    assert kept == {None: 3, 5: 5}  # unset: QA_TOP_VALUES; set: the run's own

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import dagster as dg
@@ -378,44 +377,6 @@ def test_prometheus_text_for_a_partition_never_loaded():
     families = {f.name: f for f in text_string_to_metric_families(prometheus_text(data))}
     assert families["qa_verdict"].samples[0].labels["verdict"] == "no_data"
     assert families["qa_verdict"].samples[0].labels["partition"] == 'we"ird'
-
-
-def test_every_definition_has_a_description(tmp_path):
-    contract_text = textwrap.dedent("""\
-        datasets:
-          orders:
-            landing: landing/orders
-            rules:
-              - not_null: id
-              - unique: id
-                severity: warn
-          sales:
-            landing: landing/sales
-            partitioning: daily
-            daily: {start: 2026-11-01, file_pattern: 'sales_(?P<date>\\d{8})'}
-        """)
-    (tmp_path / "quality.yaml").write_text(contract_text)
-    settings = settings_from_env({"QA_CONTRACTS": str(tmp_path / "quality.yaml")})
-    defs = build_definitions(load_contract(settings.contracts), settings)
-    repo = defs.get_repository_def()
-    graph = repo.asset_graph
-    missing = []
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        if not (node.description or "").strip():
-            missing.append(f"asset {key.to_user_string()}")
-    for check_key in graph.asset_check_keys:
-        spec = graph.get_check_spec(check_key)
-        if not (spec.description or "").strip():
-            missing.append(f"check {check_key.to_user_string()}")
-    missing += [f"sensor {s.name}" for s in repo.sensor_defs if not (s.description or "").strip()]
-    missing += [f"schedule {s.name}" for s in repo.schedule_defs if not (s.description or "").strip()]
-    missing += [f"job {j.name}" for j in repo.get_all_jobs()
-                if not j.name.startswith("__") and not (j.description or "").strip()]
-    assert not missing, missing
-    assert dg.AssetKey(["orders", "report"]) in graph.get_all_asset_keys()
-    assert dg.AssetKey(["sales", "report"]) in graph.get_all_asset_keys()
-    assert dg.AssetKey(["orders", "validation"]) not in graph.get(dg.AssetKey(["orders", "report"])).parent_keys
 
 
 def test_compare_partitions_and_files_from_the_command_line(pipeline, capsys):

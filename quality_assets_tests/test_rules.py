@@ -425,10 +425,15 @@ def test_the_parser_refuses_rules_that_cannot_run(tmp_path, rule, message):
 
 
 def test_rule_outcomes_are_json_serialisable(harness, tmp_path):
-    ds = dataset(tmp_path, [{"freshness": {"column": "day", "max_age": "1d"}}, {"schema": {}}])
-    evaluate(harness, ds, csv(*GOOD))
-    for (observed,) in harness.query("SELECT observed FROM qa.check_results"):
-        json.loads(observed)
+    ds = dataset(tmp_path, [{"freshness": {"column": "day", "max_age": "1d"}}, {"schema": {}}, {"not_null": "amount"}])
+    evaluate(harness, ds, csv(*GOOD), now=dt.datetime(2026, 11, 4, 12, tzinfo=dt.timezone.utc))
+    observed = {rule: json.loads(text) for rule, text in harness.query("SELECT rule, observed FROM qa.check_results")}
+    # a date counts through its whole day: 2026-11-03 is current until 11-04 00:00, 12 hours before now
+    assert observed["freshness_day"] == {"newest": "2026-11-04T00:00:00+00:00", "age_s": 43200.0}
+    assert observed["schema"]["columns"] == list(COLUMNS)
+    assert observed["schema"]["types"] == {"id": "BIGINT", "amount": "DOUBLE", "cur": "VARCHAR", "code": "VARCHAR",
+                                           "a": "BIGINT", "b": "BIGINT", "day": "DATE"}
+    assert observed["not_null_amount"] == {"failing_rows": 0, "failing_share": 0.0}
 
 
 def test_the_readme_example_of_every_rule_kind_validates_and_runs(harness, tmp_path):
@@ -436,12 +441,12 @@ def test_the_readme_example_of_every_rule_kind_validates_and_runs(harness, tmp_p
     block = readme.split("\n## Rules\n", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     columns = {"order_id": "bigint", "customer_id": "bigint", "order_date": "date", "shipped_date": "date",
                "amount": "double", "currency": "string", "sku": "string", "country": "string", "postcode": "string",
-               "status": "string"}
+               "status": "string", "attributes": "string"}
     head = yaml.safe_dump({"datasets": {"customers": {"landing": "landing", "columns": {"id": "bigint"}},
                                         "orders": {"landing": "landing", "columns": columns}}})
     ds = parse_contract(head + block, tmp_path / "quality.yaml").dataset("orders")
     assert {r.kind for r in ds.rules} == set(RULE_KINDS)
-    row = "1,7,2026-11-01,2026-11-02,10.0,EUR,SKU-00001,PT,1000,shipped"
+    row = '1,7,2026-11-01,2026-11-02,10.0,EUR,SKU-00001,PT,1000,shipped,"{""gift"": true}"'
     evaluation = evaluate(harness, ds, csv(row, header=",".join(columns)),
                           now=dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc))
     errors = {r.rule.name: r.error for r in evaluation.results if r.error}

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from quality_assets.anomalies.explain import json_value
 from quality_assets.anomalies.features import Feature, _fmt
-from quality_assets.anomalies.shapes import shapes
+from quality_assets.shapes import shapes
 
 MAX_CAUSES = 20
 EXAMPLES = 3

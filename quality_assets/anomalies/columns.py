@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from quality_assets.catalog import table_types
 from quality_assets.warehouse import quote_ident
 
 SYSTEM_COLUMNS = ("_partition_key", "_source_row", "_run_id", "_source_file")
@@ -42,11 +43,9 @@ class ColumnInfo:
 
 def raw_columns(con, dataset: str, exclude: tuple[str, ...] = ()) -> tuple[list[ColumnInfo], bool]:
     """The data columns of raw."<dataset>" that can be scored, and whether it has _source_file."""
-    rows = con.execute(
-        """SELECT column_name, data_type FROM information_schema.columns
-           WHERE table_schema = 'raw' AND table_name = ? ORDER BY ordinal_position""", [dataset]).fetchall()
-    names = {name for name, _ in rows}
-    columns = [ColumnInfo(name, type_, i) for i, (name, type_) in enumerate(rows)
+    types = table_types(con, "raw", dataset)
+    names = set(types)
+    columns = [ColumnInfo(name, type_, i) for i, (name, type_) in enumerate(types.items())
                if name not in SYSTEM_COLUMNS and name not in exclude]
     return [c for c in columns if c.kind], "_source_file" in names
 

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from quality_assets.anomalies.settings import AnomalySettings
+from quality_assets.contract.anomalies import AnomalySettings
 
 MIN_SAMPLE = 20
 PSI_BINS = 10

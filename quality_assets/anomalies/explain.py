@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from quality_assets.anomalies.features import TINY, Feature, _fmt
 from quality_assets.anomalies.model import RowModel
-from quality_assets.anomalies.shapes import shapes
+from quality_assets.shapes import shapes
 
 CONTRIBUTIONS = 3  # columns named in a flagged row's explanation
 

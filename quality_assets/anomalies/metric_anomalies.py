@@ -28,7 +28,8 @@ import numpy as np
 
 from quality_assets.anomalies.references import reference_history
 from quality_assets.anomalies.series import leave_one_out, trend
-from quality_assets.anomalies.settings import AnomalySettings
+from quality_assets.catalog import has_table
+from quality_assets.contract.anomalies import AnomalySettings
 
 DATASET_METRICS = ("row_count", "quarantine_share")
 COLUMN_METRICS = ("null_share", "distinct_count", "mean", "std", "p5", "p50", "p95", "top_value_share",
@@ -86,8 +87,7 @@ def read_metric_history(con, dataset: str, partitions: list[str]) -> dict[tuple[
     out: dict[tuple[str | None, str], dict[str, float]] = {}
     if not partitions:
         return out
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'qa' "
-                         "AND table_name = 'column_profiles'").fetchall()[0][0]
+    exists = has_table(con, "qa", "column_profiles")
     if exists:
         rows = con.execute(
             """WITH latest AS (
@@ -116,8 +116,7 @@ def read_metric_history(con, dataset: str, partitions: list[str]) -> dict[tuple[
 
 def semantic_types(con, dataset: str, partition_key: str) -> dict[str, str]:
     """column -> the profile's semantic type of the partition (latest run)."""
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'qa' "
-                         "AND table_name = 'column_profiles'").fetchall()[0][0]
+    exists = has_table(con, "qa", "column_profiles")
     if not exists:
         return {}
     rows = con.execute(
@@ -138,8 +137,7 @@ def semantic_types(con, dataset: str, partition_key: str) -> dict[str, str]:
 def past_anomalies(con, dataset: str) -> set[tuple[str, str | None, str]]:
     """(partition, column, metric) flagged by earlier runs: left out of the training windows
     until the change persists."""
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'qa' "
-                         "AND table_name = 'metric_anomalies'").fetchall()[0][0]
+    exists = has_table(con, "qa", "metric_anomalies")
     if not exists:
         return set()
     return set(con.execute("SELECT partition_key, column_name, metric FROM qa.metric_anomalies "

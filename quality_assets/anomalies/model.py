@@ -20,8 +20,8 @@ from quality_assets.anomalies.pairs import (
 from quality_assets.anomalies.references import reference_history
 from quality_assets.anomalies.roles import ColumnRole
 from quality_assets.anomalies.sampling import read_sample, value_expr
-from quality_assets.anomalies.settings import AnomalySettings
-from quality_assets.anomalies.shapes import shapes
+from quality_assets.contract.anomalies import AnomalySettings
+from quality_assets.shapes import shapes
 from quality_assets.warehouse import quote_ident, quote_literal
 
 NUMERIC_KINDS = ("numeric", "temporal", "numeric_time")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from quality_assets.anomalies.columns import raw_table
-from quality_assets.anomalies.metric_anomalies import MetricResult
+from quality_assets.anomalies.metric_anomalies import MetricResult, _evaluate
 from quality_assets.anomalies.roles import ColumnRole
 from quality_assets.warehouse import quote_ident
 
@@ -106,8 +106,6 @@ def time_gaps(con, dataset: str, partition_key: str, history: list[str], roles: 
               columns: dict, settings, daily: bool) -> list[MetricResult]:
     """Gaps in a date column: the share of days between its first and last date that have a row,
     against the same share in the history (a week missing from a month's export)."""
-    from quality_assets.anomalies.metric_anomalies import _evaluate
-
     out = []
     for name, role in roles.items():
         column = columns.get(name)

@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 
 from quality_assets.anomalies.features import Feature
 from quality_assets.anomalies.model import RowModel, numbers
-from quality_assets.anomalies.shapes import shapes
+from quality_assets.shapes import shapes
 
 
 def feature_p_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:

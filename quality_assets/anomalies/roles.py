@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from quality_assets.anomalies.columns import ColumnInfo, raw_table
-from quality_assets.anomalies.shapes import shapes
+from quality_assets.shapes import shapes
 from quality_assets.warehouse import quote_ident, quote_literal
 
 ROLE_HISTORY = 12  # recent history partitions read to learn roles

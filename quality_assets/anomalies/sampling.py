@@ -59,20 +59,13 @@ def _thin(rows_sql: str, has_file: bool, prefix: str = "r.") -> str:
 
 
 def read_sample(con, dataset: str, columns: list[ColumnInfo], partitions: list[str], rows: int, has_file: bool,
-                skip_flagged: bool = False, daily: bool = False, centred: set[str] = frozenset()) -> pa.Table:
+                daily: bool = False, centred: set[str] = frozenset()) -> pa.Table:
     """A deterministic sample of about `rows` rows of the partitions with every column's value as
     v<i> (dates as seconds from their partition's day, or in interquartile spans from its median date)."""
     table = raw_table(dataset)
     keys = "[" + ", ".join(quote_literal(k) for k in partitions) + "]"
     inside = f"list_contains({keys}, r._partition_key)"
     total = con.execute(f"SELECT count(*) FROM {table} r WHERE {inside}").fetchall()[0][0]
-    flagged = ""
-    if skip_flagged and con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'qa' AND table_name = 'row_anomalies'"
-    ).fetchall()[0][0]:
-        file_match = " AND a.source_file IS NOT DISTINCT FROM r._source_file" if has_file else ""
-        flagged = (f" AND NOT EXISTS (SELECT 1 FROM qa.row_anomalies a WHERE a.dataset = {quote_literal(dataset)}"
-                   f" AND a.partition_key = r._partition_key AND a._source_row = r._source_row{file_match})")
     select, ctes = ["r._partition_key AS _pk"], ""
     temporal = [c for c in columns if c.kind == "temporal" or c.name in centred]
     if temporal:
@@ -94,7 +87,7 @@ def read_sample(con, dataset: str, columns: list[ColumnInfo], partitions: list[s
     rate = rows / total if total else 1.0
     return con.sql(
         f"{ctes}SELECT {', '.join(select)} FROM {table} r{join} WHERE {inside}"
-        f" AND {_sample_predicate(rate, has_file, 'r.')}{flagged}").to_arrow_table()
+        f" AND {_sample_predicate(rate, has_file, 'r.')}").to_arrow_table()
 
 
 def export_sql(model: RowModel, dataset: str, partition_key: str, sample_rate: float, rows: int = 0) -> str:

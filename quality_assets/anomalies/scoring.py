@@ -35,8 +35,8 @@ from quality_assets.anomalies.pvalues import (
     judged_values,
     shape_p_values,
 )
-from quality_assets.anomalies.settings import AnomalySettings
-from quality_assets.anomalies.shapes import shapes
+from quality_assets.contract.anomalies import AnomalySettings
+from quality_assets.shapes import shapes
 
 
 def levelled(model: RowModel, sample: pa.Table) -> tuple[RowModel, list[dict]]:

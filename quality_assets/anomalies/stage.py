@@ -22,8 +22,6 @@ from quality_assets.anomalies.references import reference_history
 from quality_assets.anomalies.roles import ColumnRole, learn_roles
 from quality_assets.anomalies.sampling import export_partition, read_sample
 from quality_assets.anomalies.scoring import score_file
-from quality_assets.anomalies.settings import AnomalySettings, parse_anomaly_settings
-from quality_assets.anomalies.shapes import shapes
 from quality_assets.anomalies.tables import (
     alarmed_partitions,
     column_alarms,
@@ -31,7 +29,10 @@ from quality_assets.anomalies.tables import (
     write_results,
 )
 from quality_assets.anomalies.volume import volume_findings
+from quality_assets.catalog import has_table
 from quality_assets.contract import Dataset
+from quality_assets.contract.anomalies import AnomalySettings, parse_anomaly_settings
+from quality_assets.shapes import shapes
 from quality_assets.warehouse import Warehouse
 
 DRIFT_EXCLUDED_ROLES = ("time", "period")  # calendar-bound or one value per partition: not drift
@@ -116,11 +117,6 @@ def history_partitions(con, dataset: Dataset, partition_key: str) -> list[str]:
     return sorted(before, key=lambda k: (first.get(k) or earliest, k))
 
 
-def _has_raw(con, dataset: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw' "
-                            "AND table_name = ?", [dataset]).fetchall()[0][0])
-
-
 def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str, run_id: str,
                      options: AnomalyOptions | None = None, work_dir: Path | None = None,
                      progress=None) -> AnomalyResult:
@@ -141,7 +137,7 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
             ensure_anomaly_tables(con)
             if not settings.enabled:
                 result.notes.append("anomaly detection disabled in the contract")
-            elif not _has_raw(con, dataset.name):
+            elif not has_table(con, "raw", dataset.name):
                 result.notes.append(f"no table raw.\"{dataset.name}\" yet")
             else:
                 history = history_partitions(con, dataset, partition_key)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from quality_assets.anomalies.columns import raw_table
 from quality_assets.anomalies.metric_anomalies import MetricResult, _evaluate, read_metric_history
-from quality_assets.anomalies.settings import AnomalySettings
+from quality_assets.contract.anomalies import AnomalySettings
 from quality_assets.warehouse import quote_literal
 
 VOLUME_METRICS = ("row_count", "quarantine_share")

@@ -1,11 +1,12 @@
 """Alert sensors: one for failed runs, one for failed asset checks."""
 
 import time
+from pathlib import Path
 
 import dagster as dg
 
 from quality_assets.alerts import Alert, deliver, report_path
-from quality_assets.config import Settings, settings_from_env
+from quality_assets.config import Settings
 
 RUN_FAILURE_SENSOR = "qa_run_failure_alerts"
 CHECK_FAILURE_SENSOR = "qa_check_failure_alerts"
@@ -33,8 +34,7 @@ def run_dataset(run: dg.DagsterRun, datasets: set[str]) -> str | None:
     return None
 
 
-def _send(context, alert: Alert, started: float) -> None:
-    settings = settings_from_env()
+def _send(context, alert: Alert, started: float, settings: Settings) -> None:
     remaining = TICK_BUDGET_S - (time.monotonic() - started)
     deliver(
         alert, settings.output_dir, context.log.error,
@@ -44,10 +44,9 @@ def _send(context, alert: Alert, started: float) -> None:
     )
 
 
-def check_alerts(instance: dg.DagsterInstance, run: dg.DagsterRun, datasets: set[str]) -> list[Alert]:
+def check_alerts(instance: dg.DagsterInstance, run: dg.DagsterRun, datasets: set[str], output_dir: Path) -> list[Alert]:
     """An alert for every failed asset check of a run (read from the run's own events)."""
     alerts = []
-    output_dir = settings_from_env().output_dir
     for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = entry.dagster_event.event_specific_data
         dataset = evaluation.asset_key.path[0]
@@ -66,7 +65,8 @@ def check_alerts(instance: dg.DagsterInstance, run: dg.DagsterRun, datasets: set
 
 def build_alert_sensors(datasets: list[str], settings: Settings) -> list[dg.SensorDefinition]:
     """Both sensors follow finished runs (Dagster keeps their cursors, starting from when they are
-    first turned on); a failed run also gets the alerts of its failed checks."""
+    first turned on); a failed run also gets the alerts of its failed checks. The webhook and the
+    output folder are the code location's settings, read from the environment when it loads."""
     names = set(datasets)
 
     @dg.run_failure_sensor(
@@ -88,13 +88,13 @@ def build_alert_sensors(datasets: list[str], settings: Settings) -> list[dg.Sens
                 error = error.cause  # the user's exception, not Dagster's wrapper
             if error.message.strip():
                 message = f"{steps[0].step_key}: {error.message.strip().splitlines()[0]}"
-        for alert in check_alerts(context.instance, run, names):
-            _send(context, alert, started)
+        for alert in check_alerts(context.instance, run, names, settings.output_dir):
+            _send(context, alert, started, settings)
         _send(context, Alert(
             kind="run_failure", dataset=dataset, partition=partition, rule=None, severity="error",
             message=message, run_id=run.run_id, job=run.job_name,
-            report_path=report_path(settings_from_env().output_dir, dataset, partition),
-        ), started)
+            report_path=report_path(settings.output_dir, dataset, partition),
+        ), started, settings)
 
     @dg.run_status_sensor(
         name=CHECK_FAILURE_SENSOR,
@@ -106,7 +106,7 @@ def build_alert_sensors(datasets: list[str], settings: Settings) -> list[dg.Sens
     )
     def check_failure_alerts(context: dg.RunStatusSensorContext) -> None:
         started = time.monotonic()
-        for alert in check_alerts(context.instance, context.dagster_run, names):
-            _send(context, alert, started)
+        for alert in check_alerts(context.instance, context.dagster_run, names, settings.output_dir):
+            _send(context, alert, started, settings)
 
     return [run_failure_alerts, check_failure_alerts]

@@ -7,59 +7,51 @@ never blocking: the report downstream must still run when data looks odd.
 
 import dagster as dg
 
-from quality_assets.anomalies.settings import AnomalySettings
 from quality_assets.anomalies.stage import (
     AnomalyOptions,
     AnomalyResult,
     dataset_settings,
     detect_anomalies,
 )
-from quality_assets.config import settings_from_env
 from quality_assets.contract import Dataset
-from quality_assets.defs.profile import profile_key
-from quality_assets.defs.raw import WAREHOUSE_POOL, accepting_preview_apis, markdown_table
-from quality_assets.defs.resources import WarehouseResource
+from quality_assets.contract.anomalies import AnomalySettings
+from quality_assets.defs.common import (
+    ANOMALIES,
+    PROFILE,
+    markdown_table,
+    partition_check,
+    partition_results,
+    stage_asset,
+    stage_key,
+)
+from quality_assets.defs.resources import QualitySettings, WarehouseResource
 
-ANOMALIES_STAGE = "anomalies"
 ANOMALY_RATE_CHECK = "anomaly_rate_within_bounds"
 METRIC_ANOMALIES_CHECK = "no_metric_anomalies"
 DRIFT_CHECK = "no_drift"
 TOP_ROWS = 20
 
 
-def anomalies_key(dataset: Dataset) -> dg.AssetKey:
-    return dg.AssetKey([dataset.name, ANOMALIES_STAGE])
-
-
 def build_anomalies_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    with accepting_preview_apis():
-        return _anomalies_asset(dataset, partitions)
-
-
-def _anomalies_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    key = anomalies_key(dataset)
+    key = stage_key(dataset, ANOMALIES)
     settings = dataset_settings(dataset)
     specs = [
-        dg.AssetCheckSpec(ANOMALY_RATE_CHECK, asset=key, partitions_def=partitions, description=(
+        partition_check(ANOMALY_RATE_CHECK, key, partitions, description=(
             f"The share of rows flagged as anomalous is at most {settings.max_anomaly_rate:g} "
             f"({settings.severity['anomaly_rate']}).")),
-        dg.AssetCheckSpec(METRIC_ANOMALIES_CHECK, asset=key, partitions_def=partitions, description=(
+        partition_check(METRIC_ANOMALIES_CHECK, key, partitions, description=(
             "No profile metric (row count, null share, distinct count, mean, quantiles, ...) departs from "
             f"its history ({settings.severity['metric_anomalies']}).")),
-        dg.AssetCheckSpec(DRIFT_CHECK, asset=key, partitions_def=partitions, description=(
+        partition_check(DRIFT_CHECK, key, partitions, description=(
             f"No column's distribution drifted from the reference ({settings.reference}) beyond PSI "
             f"{settings.drift_min_psi:g} ({settings.severity['drift']}).")),
     ]
 
-    @dg.asset(
-        key=key,
-        partitions_def=partitions,
-        deps=[profile_key(dataset)],
+    @stage_asset(
+        dataset, ANOMALIES, partitions,
+        deps=[stage_key(dataset, PROFILE)],
         check_specs=specs,
-        group_name=dataset.name,
         kinds={"duckdb", "python"},
-        pool=WAREHOUSE_POOL,
-        backfill_policy=dg.BackfillPolicy.single_run() if dataset.partitioning == "daily" else None,
         description=(
             f"Which rows of the partition of raw.\"{dataset.name}\" look wrong and why (qa.row_anomalies), which "
             "profile metrics depart from their history (qa.metric_anomalies), and which columns drifted "
@@ -68,8 +60,9 @@ def _anomalies_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> d
         metadata={"dataset": dataset.name, "contamination": "auto" if settings.contamination is None
                   else settings.contamination, "sensitivity": settings.sensitivity},
     )
-    def anomalies(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        env = settings_from_env()
+    def anomalies(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                  quality_settings: QualitySettings) -> dg.MaterializeResult:
+        env = quality_settings.resolved()
         options = AnomalyOptions(batch_size=env.anomaly_batch_rows, reference_rows=env.anomaly_reference_rows,
                                  max_rows=env.anomaly_max_rows)
         keys = list(context.partition_keys)
@@ -80,23 +73,14 @@ def _anomalies_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> d
                 progress=lambda message, k=partition_key: context.log.info(f"{dataset.name}/{k}: {message}"))
             context.log.info(f"{dataset.name}/{partition_key}: {result.summary()}")
             results.append(result)
-        if len(results) == 1:
-            [result] = results
-            return dg.MaterializeResult(metadata=anomaly_metadata(result),
-                                        check_results=check_results(settings, results))
-        for result in results:  # a range: each partition's own results, then the run's verdict
-            context.add_asset_metadata(anomaly_metadata(result), partition_key=result.partition_key)
-            for check in check_results(settings, [result]):
-                context.log_event(dg.AssetCheckEvaluation(
-                    asset_key=key, check_name=check.check_name, passed=check.passed, severity=check.severity,
-                    metadata=check.metadata, partition=result.partition_key, blocking=False))
-        return dg.MaterializeResult(
-            metadata={"partitions": len(results),
-                      "rows_flagged": sum(r.rows_flagged for r in results),
-                      "metric_anomalies": sum(len(r.metric_anomalies) for r in results),
-                      "drifted_columns": dg.MetadataValue.json(
-                          {r.partition_key: r.drifted_columns for r in results if r.drifted_columns})},
-            check_results=check_results(settings, results))
+        return partition_results(
+            context, key, results, lambda r: r.partition_key, anomaly_metadata,
+            lambda some: check_results(settings, list(some)),
+            lambda all_: {"partitions": len(all_),
+                          "rows_flagged": sum(r.rows_flagged for r in all_),
+                          "metric_anomalies": sum(len(r.metric_anomalies) for r in all_),
+                          "drifted_columns": dg.MetadataValue.json(
+                              {r.partition_key: r.drifted_columns for r in all_ if r.drifted_columns})})
 
     return anomalies
 

@@ -10,20 +10,16 @@ from quality_assets.config import Settings, settings_from_env
 from quality_assets.contract import Contract, load_contract
 from quality_assets.defs.alerts import build_alert_sensors
 from quality_assets.defs.anomalies import build_anomalies_asset
-from quality_assets.defs.checks import build_validation_asset
-from quality_assets.defs.daily import (
-    build_daily_landing_sensor,
-    build_daily_raw_asset,
-    build_daily_schedule,
-    daily_partitions,
-)
+from quality_assets.defs.daily import build_daily_raw_asset, daily_partitions
 from quality_assets.defs.profile import build_profile_asset
 from quality_assets.defs.published import build_published_asset
 from quality_assets.defs.raw import build_raw_asset, files_partitions
 from quality_assets.defs.report import build_report_asset
-from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
+from quality_assets.defs.resources import OutputFolderResource, QualitySettings, WarehouseResource
+from quality_assets.defs.schedules import build_daily_schedule, build_scorecard_schedule
 from quality_assets.defs.scorecard import build_scorecard
-from quality_assets.defs.sensors import build_landing_sensor
+from quality_assets.defs.sensors import build_daily_landing_sensor, build_landing_sensor
+from quality_assets.defs.validation import build_validation_asset
 
 
 def dataset_job_name(dataset: str) -> str:
@@ -56,17 +52,18 @@ def build_definitions(contract: Contract, settings: Settings) -> dg.Definitions:
             if dataset.daily.file_pattern:
                 sensors.append(build_daily_landing_sensor(dataset, job, settings))
             schedules.append(build_daily_schedule(dataset, job))
-    scorecard, scorecard_job, scorecard_schedule = build_scorecard(contract, settings)
+    scorecard, scorecard_job = build_scorecard(contract, settings)
     assets.append(scorecard)
     jobs.append(scorecard_job)
-    schedules.append(scorecard_schedule)
+    schedules.append(build_scorecard_schedule(scorecard_job))
     sensors.extend(build_alert_sensors([ds.name for ds in contract.datasets], settings))
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
         sensors=sensors,
         schedules=schedules,
-        resources={"warehouse": warehouse_resource(settings), "output_folder": output_folder_resource(settings)},
+        resources={"warehouse": warehouse_resource(settings), "output_folder": output_folder_resource(settings),
+                   "quality_settings": QualitySettings()},
         # A run's stages follow each other: one process per run instead of one per step halves
         # the start-up cost that dominates small files (benchmarks/deployment.py).
         executor=dg.in_process_executor,

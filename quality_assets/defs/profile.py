@@ -4,34 +4,19 @@ import datetime as dt
 
 import dagster as dg
 
-from quality_assets.config import settings_from_env
 from quality_assets.contract import Dataset
-from quality_assets.defs.raw import WAREHOUSE_POOL, accepting_preview_apis, markdown_table
-from quality_assets.defs.resources import WarehouseResource
+from quality_assets.defs.common import PROFILE, RAW, markdown_table, stage_asset, stage_key
+from quality_assets.defs.resources import QualitySettings, WarehouseResource
 from quality_assets.profile import TableProfile, profile_partition, write_profile
 
-PROFILE_STAGE = "profile"
 MARKDOWN_MAX_COLUMNS = 100
 
 
-def profile_key(dataset: Dataset) -> dg.AssetKey:
-    return dg.AssetKey([dataset.name, PROFILE_STAGE])
-
-
 def build_profile_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    with accepting_preview_apis():
-        return _profile_asset(dataset, partitions)
-
-
-def _profile_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=profile_key(dataset),
-        partitions_def=partitions,
-        deps=[dg.AssetKey([dataset.name, "raw"])],
-        group_name=dataset.name,
+    @stage_asset(
+        dataset, PROFILE, partitions,
+        deps=[stage_key(dataset, RAW)],
         kinds={"duckdb"},
-        pool=WAREHOUSE_POOL,
-        backfill_policy=dg.BackfillPolicy.single_run() if dataset.partitioning == "daily" else None,
         description=(
             f"Statistics of every column of the partition's rows in raw.\"{dataset.name}\" (types, nulls, "
             "distinct values, quantiles, histograms, top values, shapes, correlations, alerts), "
@@ -39,8 +24,9 @@ def _profile_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.
         ),
         metadata={"dataset": dataset.name, "dagster/table_name": "qa.column_profiles"},
     )
-    def profile(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        settings = settings_from_env()
+    def profile(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                quality_settings: QualitySettings) -> dg.MaterializeResult:
+        settings = quality_settings.resolved()
         keys = list(context.partition_keys)
         profiles: list[TableProfile] = []
         for key in keys:

@@ -4,36 +4,20 @@
 import dagster as dg
 
 from quality_assets.contract import Dataset
-from quality_assets.defs.checks import validation_key
-from quality_assets.defs.raw import WAREHOUSE_POOL, accepting_preview_apis
+from quality_assets.defs.common import PUBLISHED, RAW, VALIDATION, stage_asset, stage_key
 from quality_assets.defs.resources import WarehouseResource
 from quality_assets.publish import gate, publish_partition, published_table
 
-PUBLISHED_STAGE = "published"
-
-
-def published_key(dataset: Dataset) -> dg.AssetKey:
-    return dg.AssetKey([dataset.name, PUBLISHED_STAGE])
-
 
 def build_published_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    with accepting_preview_apis():
-        return _published_asset(dataset, partitions)
-
-
-def _published_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     table = published_table(dataset.name)
 
-    @dg.asset(
-        key=published_key(dataset),
-        partitions_def=partitions,
+    @stage_asset(
+        dataset, PUBLISHED, partitions,
         # raw's file_parsed and validation's error rules are blocking checks: a failure in the same
         # run keeps this step from running at all
-        deps=[dg.AssetKey([dataset.name, "raw"]), validation_key(dataset)],
-        group_name=dataset.name,
+        deps=[stage_key(dataset, RAW), stage_key(dataset, VALIDATION)],
         kinds={"duckdb"},
-        pool=WAREHOUSE_POOL,
-        backfill_policy=dg.BackfillPolicy.single_run() if dataset.partitioning == "daily" else None,
         description=(
             f"The clean table for consumers, {table}: the partition's loaded rows (never quarantined ones), "
             "replaced in one transaction once the file parsed and every error-severity rule passed."

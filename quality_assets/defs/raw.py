@@ -2,29 +2,17 @@
 
 
 import json
-import warnings
-from contextlib import contextmanager
 
 import dagster as dg
 
 from quality_assets.contract import Dataset
+from quality_assets.defs.common import RAW, markdown_table, stage_asset, stage_key
 from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
 from quality_assets.ingest import LoadAudit, load_file
 from quality_assets.landing import resolve_file
 from quality_assets.report import build_report
 
 FILE_PARSED_CHECK = "file_parsed"
-WAREHOUSE_POOL = "duckdb_warehouse"
-
-
-@contextmanager
-def accepting_preview_apis():
-    """Build assets with the beta/preview APIs we rely on (single-run backfill policies,
-    partitioned check specs) without a warning per dataset at every code-location load."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.BetaWarning)
-        warnings.simplefilter("ignore", dg.PreviewWarning)
-        yield
 
 
 class RawLoadConfig(dg.Config):
@@ -37,14 +25,11 @@ def files_partitions(dataset: Dataset) -> dg.DynamicPartitionsDefinition:
 
 
 def build_raw_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    key = dg.AssetKey([dataset.name, "raw"])
+    key = stage_key(dataset, RAW)
 
-    @dg.asset(
-        key=key,
-        partitions_def=partitions,
-        group_name=dataset.name,
+    @stage_asset(
+        dataset, RAW, partitions,
         kinds={"duckdb", "csv"},
-        pool=WAREHOUSE_POOL,
         description=(
             f"Files landed in {dataset.landing_dir} loaded row for row into raw.\"{dataset.name}\"; "
             "rows that cannot be parsed go to qa.quarantine, every load is audited in qa.files."
@@ -123,23 +108,3 @@ def raw_metadata(audit: LoadAudit) -> dict:
     if audit.preview:
         metadata["preview"] = dg.MetadataValue.md(markdown_table(audit.preview))
     return metadata
-
-
-def markdown_table(rows: list[dict], max_chars: int = 40) -> str:
-    """A small markdown table; cell text is escaped so data cannot inject markup."""
-    if not rows:
-        return "_no rows_"
-    names = list(rows[0])
-
-    def cell(value) -> str:
-        text = "" if value is None else str(value)
-        text = text if len(text) <= max_chars else text[: max_chars - 1] + "…"
-        # entities for the HTML characters: the raw markdown holds no tag, even before rendering
-        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        for char in "\\`*_{}[]()#+-.!|":
-            text = text.replace(char, "\\" + char)
-        return text.replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(n) for n in names) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join(cell(row[n]) for n in names) + " |" for row in rows]
-    return "\n".join(lines)

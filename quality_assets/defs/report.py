@@ -4,39 +4,34 @@
 import dagster as dg
 
 from quality_assets.contract import Dataset
-from quality_assets.defs.raw import WAREHOUSE_POOL, accepting_preview_apis, markdown_table
+from quality_assets.defs.common import (
+    ANOMALIES,
+    REPORT,
+    markdown_table,
+    partition_results,
+    stage_asset,
+    stage_key,
+)
 from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
 from quality_assets.report import ReportResult, build_report
 
-REPORT_STAGE = "report"
 # The last stage that describes the data. Not `validation`: its blocking checks would stop the
 # report on exactly the partitions whose producer needs it; the report reads the rules' results
 # from their tables instead.
-UPSTREAM_STAGE = "anomalies"
+UPSTREAM_STAGE = ANOMALIES
 TOP_FAILURES = 8
 
 
-def report_key(dataset: Dataset) -> dg.AssetKey:
-    return dg.AssetKey([dataset.name, REPORT_STAGE])
-
-
 def build_report_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    with accepting_preview_apis():
-        return _report_asset(dataset, partitions)
+    key = stage_key(dataset, REPORT)
 
-
-def _report_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=report_key(dataset),
-        partitions_def=partitions,
-        deps=[dg.AssetKey([dataset.name, UPSTREAM_STAGE])],
-        group_name=dataset.name,
+    @stage_asset(
+        dataset, REPORT, partitions,
+        deps=[stage_key(dataset, UPSTREAM_STAGE)],
         kinds={"html"},
-        pool=WAREHOUSE_POOL,
         # Not downstream of validation, so order it after steps that become ready with it: the run's
         # in-process executor starts ready steps by priority, and the report then sees this run's rule results.
         op_tags={"dagster/priority": "-10"},
-        backfill_policy=dg.BackfillPolicy.single_run() if dataset.partitioning == "daily" else None,
         description=(
             "A self-contained HTML report of the partition (verdict and failures first, then the file audit, "
             "every column's profile and trend, correlations) with profile.json, metrics.csv, audit.log.json and "
@@ -49,18 +44,16 @@ def _report_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.A
     ) -> dg.MaterializeResult:
         output_dir = output_folder.get()
         results = []
-        for key in context.partition_keys:
-            result = build_report(warehouse.get(), dataset.name, key, output_dir, dataset.description or "")
-            context.log.info(f"{dataset.name}/{key}: {result.data.verdict.headline}; report at {result.report_path}")
+        for partition_key in context.partition_keys:
+            result = build_report(warehouse.get(), dataset.name, partition_key, output_dir, dataset.description or "")
+            context.log.info(f"{dataset.name}/{partition_key}: {result.data.verdict.headline}; "
+                             f"report at {result.report_path}")
             results.append(result)
-        if len(results) == 1:
-            return dg.MaterializeResult(metadata=report_metadata(results[0]))
-        for result in results:
-            context.add_asset_metadata(report_metadata(result), partition_key=result.data.partition_key)
-        return dg.MaterializeResult(metadata={
-            "partitions": len(results),
-            "verdicts": dg.MetadataValue.json({r.data.partition_key: r.data.verdict.level for r in results}),
-            "report_folder": dg.MetadataValue.path(str(results[-1].folder.parent)),
+        return partition_results(context, key, results, lambda r: r.data.partition_key, report_metadata,
+                                 lambda some: [], lambda all_: {
+            "partitions": len(all_),
+            "verdicts": dg.MetadataValue.json({r.data.partition_key: r.data.verdict.level for r in all_}),
+            "report_folder": dg.MetadataValue.path(str(all_[-1].folder.parent)),
         })
 
     return report

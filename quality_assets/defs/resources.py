@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
 
+from quality_assets.config import Settings, settings_from_env
 from quality_assets.warehouse import Warehouse
 
 
@@ -27,3 +29,21 @@ class OutputFolderResource(dg.ConfigurableResource):
 
     def get(self) -> Path:
         return Path(self.path).expanduser().resolve()
+
+
+class QualitySettings(dg.ConfigurableResource):
+    """The stages' tuning knobs, shown in the UI and overridable per run in the launchpad's
+    resources config; a knob left unset takes its environment variable (QA_TOP_VALUES,
+    QA_GAUSSIAN_TEST, QA_ANOMALY_*) when the run starts."""
+
+    top_values: int | None = None
+    gaussian_test: str | None = None
+    anomaly_batch_rows: int | None = None
+    anomaly_reference_rows: int | None = None
+    anomaly_max_rows: int | None = None
+
+    def resolved(self) -> Settings:
+        """The environment's settings with this run's overrides."""
+        overrides = {name: getattr(self, name) for name in (
+            "top_values", "gaussian_test", "anomaly_batch_rows", "anomaly_reference_rows", "anomaly_max_rows")}
+        return replace(settings_from_env(), **{k: v for k, v in overrides.items() if v is not None})

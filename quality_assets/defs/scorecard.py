@@ -1,16 +1,16 @@
-"""`scorecard`: the daily cross-dataset health summary, with its job and schedule."""
+"""`scorecard`: the daily cross-dataset health summary, with its job (its schedule is in
+schedules.py)."""
 
 import dagster as dg
 
 from quality_assets.config import Settings
 from quality_assets.contract import Contract
-from quality_assets.defs.raw import WAREHOUSE_POOL
+from quality_assets.defs.common import WAREHOUSE_POOL
 from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
 from quality_assets.scorecard import compute_scorecard, markdown, write_files, write_scorecard
 
 SCORECARD_KEY = dg.AssetKey(["scorecard"])
 SCORECARD_JOB = "scorecard_job"
-SCORECARD_SCHEDULE = "scorecard_schedule"
 DEFAULT_START = "2026-01-01"
 
 
@@ -22,7 +22,7 @@ def scorecard_start(contract: Contract, settings: Settings) -> str:
 
 
 def build_scorecard(contract: Contract, settings: Settings) -> tuple:
-    """The scorecard asset, its job and its schedule."""
+    """The scorecard asset and its job."""
     partitions = dg.DailyPartitionsDefinition(start_date=scorecard_start(contract, settings))
     datasets = [(ds.name, ds.partitioning) for ds in contract.datasets]
 
@@ -59,9 +59,4 @@ def build_scorecard(contract: Contract, settings: Settings) -> tuple:
         })
 
     job = dg.define_asset_job(SCORECARD_JOB, selection=[SCORECARD_KEY], description="The daily scorecard.")
-    schedule = dg.build_schedule_from_partitioned_job(
-        job, name=SCORECARD_SCHEDULE, hour_of_day=6, minute_of_hour=0,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Summarises the previous day at 06:00, after the daily datasets' schedules.",
-    )
-    return scorecard, job, schedule
+    return scorecard, job

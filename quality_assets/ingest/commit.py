@@ -8,7 +8,7 @@ import duckdb
 
 from quality_assets.ingest.audit import META_COLUMNS, LoadAudit, Staged
 from quality_assets.ingest.schema import record_new_columns
-from quality_assets.warehouse import quote_ident, quote_literal
+from quality_assets.warehouse import quote_ident, quote_literal, transaction
 
 WIDENINGS = {
     frozenset({"BIGINT", "DOUBLE"}): "DOUBLE",
@@ -28,8 +28,7 @@ def publish_stage(con: duckdb.DuckDBPyConnection, staged: Staged) -> LoadAudit:
     table = raw_table(audit.dataset)
     con.execute(f"ATTACH {quote_literal(str(staged.path))} AS stage (READ_ONLY)")
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             changes = evolve_raw_table(con, table, staged)
             con.execute(f"DELETE FROM {table} WHERE _partition_key = ?", [audit.partition_key])
             columns = [c for c in staged.column_types if c != "_source_row"]
@@ -53,10 +52,6 @@ def publish_stage(con: duckdb.DuckDBPyConnection, staged: Staged) -> LoadAudit:
             )
             record_new_columns(con, table, audit, staged.column_types, staged.declared)
             finish_publish(con, audit, changes)
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
     finally:
         con.execute("DETACH stage")
     audit.column_types = {c: t for c, t in staged.column_types.items() if c != "_source_row"}

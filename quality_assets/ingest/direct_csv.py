@@ -27,8 +27,8 @@ from quality_assets.ingest.audit import (
 )
 from quality_assets.ingest.casting import FLOAT_TYPES, INTEGER_TYPES, STRICT_INTEGER, number_failure
 from quality_assets.ingest.commit import evolve_columns, finish_publish, raw_table
-from quality_assets.ingest.footer import detect_footer
 from quality_assets.ingest.fields import field_check_needed, misfit_records, nul_condition
+from quality_assets.ingest.footer import detect_footer
 from quality_assets.ingest.quarantine import quarantine_rejects
 from quality_assets.ingest.scan import (
     FileScan,
@@ -50,7 +50,7 @@ from quality_assets.ingest.sniff import (
     target_names,
 )
 from quality_assets.ingest.staged_csv import sniffed_integers
-from quality_assets.warehouse import Warehouse, quote_ident, quote_literal
+from quality_assets.warehouse import Warehouse, quote_ident, quote_literal, transaction
 
 
 class HandOver(Exception):
@@ -175,8 +175,7 @@ def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Lo
     waiting = time.perf_counter()
     with warehouse.connect() as con:
         phases["lock_wait_s"] = seconds_since(waiting)
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             changes = evolve_columns(con, table, plan.column_types)
             con.execute(f"DELETE FROM {table} WHERE _partition_key = ? OR (_partition_key >= ? AND _partition_key < ?)",
                         [key, f"{key}\0", f"{key}\1"])
@@ -247,11 +246,7 @@ def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Lo
             record_new_columns(con, table, audit, plan.column_types, {c.name for c in dataset.columns if c.type})
             finish_publish(con, audit, changes)
             step = time.perf_counter()
-            con.execute("COMMIT")
-            phases["commit_s"] = seconds_since(step)
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        phases["commit_s"] = seconds_since(step)
         if not_whole:
             con.execute(f"DELETE FROM {table} WHERE _partition_key = ?", [pending])
     audit.column_types = dict(plan.column_types)

@@ -12,8 +12,8 @@ import duckdb
 from quality_assets.contract import Dataset
 from quality_assets.ingest.audit import LoadAudit, first_line_of, table_columns, table_types
 from quality_assets.ingest.casting import FLOAT_TYPES, INTEGER_TYPES, STRICT_INTEGER, number_failure
-from quality_assets.ingest.footer import copy_body, detect_footer, quarantine_footer
 from quality_assets.ingest.fields import field_check_needed, misfit_records, nul_condition
+from quality_assets.ingest.footer import copy_body, detect_footer, quarantine_footer
 from quality_assets.ingest.quarantine import insert_quarantine, quarantine_rejects, reset_stage
 from quality_assets.ingest.records import stage_csv_records
 from quality_assets.ingest.scan import is_utf8, transcode

@@ -1,4 +1,5 @@
-"""`quality-assets compare A B`: two partitions (or two files) side by side in one HTML page.
+"""A comparison of two partitions (or two files): the model (schema changes, metric deltas,
+drift) and its HTML page. Where the two sides come from is compare_sources.py.
 
 Partitions are read from the warehouse: their stored profiles (or, when the profile stage has not
 run on one, a profile computed from its raw rows), their loads, and the drift results of B. Two
@@ -9,22 +10,12 @@ that changed most, then every common column's metrics side by side, then drift.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import math
-import shutil
-import sys
-import tempfile
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from quality_assets.anomalies import read_anomalies
-from quality_assets.profile import profile_partition, read_profile
 from quality_assets.report.gather import short
-from quality_assets.report.outputs import atomic_write, partition_dir_name, to_json
-from quality_assets.report.render import cell, esc, fmt_number, page, table
-from quality_assets.warehouse import Warehouse
+from quality_assets.report.html import cell, esc, fmt_number, page, table
 
 SHARE_CHANGE = 0.02  # shares (null share, uniqueness...) moving by 2 points or more are notable
 RELATIVE_CHANGE = 0.10  # other metrics moving by 10% or more
@@ -159,7 +150,7 @@ def _finite(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _pct(delta: MetricDelta) -> str:
+def pct(delta: MetricDelta) -> str:
     rel = delta.relative
     if rel is None:
         return "–"
@@ -233,7 +224,7 @@ def _delta_rows(deltas: list[MetricDelta], with_column: bool) -> list[list[str]]
         row += [cell(d.metric), f'<td class="n">{esc(fmt_number(d.a, d.metric))}</td>',
                 f'<td class="n">{esc(fmt_number(d.b, d.metric))}</td>',
                 f'<td class="n">{esc(fmt_number(d.change, d.metric) if d.change is not None else "–")}</td>',
-                f'<td class="n"{klass}>{esc(_pct(d))}</td>']
+                f'<td class="n"{klass}>{esc(pct(d))}</td>']
         rows.append(row)
     return rows
 
@@ -275,151 +266,3 @@ def _drift(c: Comparison) -> str:
              d.get("psi"), d.get("effect_size"), d.get("reference_partition"), short(d.get("reason"))] for d in c.drift)))
     out.append("</section>")
     return "".join(out)
-
-
-def compare_partitions(warehouse: Warehouse, dataset: str, key_a: str, key_b: str) -> Comparison:
-    """Two partitions of a dataset: stored profiles (computed from raw when missing) and B's drift."""
-    with warehouse.connect() as con:
-        sides = []
-        for key in (key_a, key_b):
-            load = _latest_load(con, dataset, key)
-            profile = read_profile(con, dataset, key)
-            profiled_now = profile is None
-            if profile is None:
-                if load is None:
-                    raise LookupError(f"dataset {dataset!r} has no partition {key!r} in the warehouse")
-                profile = profile_partition(con, dataset, key).to_dict()
-            sides.append(Side(key, profile, load, profiled_now))
-        anomalies = read_anomalies(con, dataset, key_b)
-    drift = anomalies.get("drift") or []
-    references = {d.get("reference_partition") for d in drift}
-    if not drift:
-        note = f"No drift results for B ({key_b}): the anomalies stage has not run on it, or it had no reference."
-    elif references == {key_a}:
-        note = "B's drift against A, from the anomalies stage."
-    else:
-        note = (f"B's drift results from the anomalies stage, against its own reference "
-                f"({', '.join(sorted(str(r) for r in references))}), not necessarily A.")
-    return compare_profiles(dataset, sides[0], sides[1], drift, note)
-
-
-def _latest_load(con, dataset: str, key: str) -> dict | None:
-    cursor = con.execute("SELECT * FROM qa.files WHERE dataset = ? AND partition_key = ? AND status <> 'unchanged' "
-                         "ORDER BY finished DESC LIMIT 1", [dataset, key])
-    names = [d[0] for d in cursor.description]
-    row = cursor.fetchone()
-    return dict(zip(names, row, strict=True)) if row else None
-
-
-def compare_files(path_a: Path, path_b: Path, template=None) -> Comparison:
-    """Two files loaded as the pipeline would (a dataset's format and options when `template` is
-    given), profiled in a throw-away warehouse."""
-    from quality_assets.contract import parse_contract
-    from quality_assets.ingest import load_file
-    from quality_assets.suggest import _dump, _template_spec, dataset_name_for
-
-    name = template.name if template else dataset_name_for(path_a)
-    spec = _template_spec(template) if template else {"landing": str(path_a.parent)}
-    source = parse_contract(_dump({"datasets": {name: spec}}), path_a.parent / "quality.yaml").dataset(name)
-    work = Path(tempfile.mkdtemp(prefix="qa-compare-"))
-    try:
-        warehouse = Warehouse(work / "compare.duckdb", lock_timeout_s=30)
-        sides = []
-        for label, path in (("A", path_a), ("B", path_b)):
-            key = f"{label}/{path.name}"
-            audit = load_file(warehouse, path, source, key, f"compare-{uuid.uuid4().hex[:8]}", force=True)
-            if audit.status == "rejected":
-                raise ValueError(f"{path}: {audit.message}")
-            with warehouse.connect() as con:
-                load = _latest_load(con, name, key)
-                profile = profile_partition(con, source, key).to_dict()
-            sides.append(Side(path.name if path_a.name != path_b.name else str(path), profile, load, True))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return compare_profiles(name, sides[0], sides[1], [],
-                            "Drift is computed by the anomalies stage for partitions in the warehouse; "
-                            "for two files the metric deltas above are the comparison.")
-
-
-def default_output(output_dir: Path, dataset: str, a: str, b: str) -> Path:
-    name = f"{partition_dir_name(a).replace('/', '%2F')}__vs__{partition_dir_name(b).replace('/', '%2F')}"
-    return output_dir / "compare" / dataset / (name[:200] + ".html")
-
-
-def add_compare_command(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "compare", help="an HTML comparison of two partitions (or two files): schema changes, metric deltas, drift",
-        description="Compare two partitions of a dataset (partition keys) or two files (paths).")
-    parser.add_argument("a", help="partition key (or file) A, the reference")
-    parser.add_argument("b", help="partition key (or file) B")
-    parser.add_argument("--dataset", help="the dataset (needed when the keys exist in more than one)")
-    parser.add_argument("--output", type=Path, help="HTML file to write (default <QA_OUTPUT_DIR>/compare/<dataset>/A__vs__B.html)")
-    parser.add_argument("--json", action="store_true", help="also print the summary as JSON")
-    parser.set_defaults(handler=cmd_compare)
-
-
-def cmd_compare(args) -> int:
-    from quality_assets.cli import EXIT_OK, UsageError
-    from quality_assets.config import settings_from_env
-    from quality_assets.contract import load_contract
-
-    settings = settings_from_env()
-    path_a, path_b = Path(args.a), Path(args.b)
-    if path_a.is_file() and path_b.is_file():
-        template = None
-        if settings.contracts.is_file():
-            contract = load_contract(settings.contracts)
-            template = _dataset_for(contract, path_a.resolve(), args.dataset)
-        comparison = compare_files(path_a.resolve(), path_b.resolve(), template)
-    else:
-        if path_a.is_file() != path_b.is_file():
-            raise UsageError("give two files or two partition keys, not one of each")
-        contract = load_contract(settings.contracts)
-        if not settings.duckdb_path.exists():
-            raise UsageError(f"no warehouse at {settings.duckdb_path}: run the pipeline first")
-        warehouse = Warehouse(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s, memory_limit=settings.memory_limit)
-        dataset = args.dataset or _dataset_of_keys(warehouse, [d.name for d in contract.datasets], args.a, args.b)
-        try:
-            contract.dataset(dataset)
-        except KeyError as exc:
-            raise UsageError(exc.args[0]) from None
-        try:
-            comparison = compare_partitions(warehouse, dataset, args.a, args.b)
-        except LookupError as exc:
-            raise UsageError(str(exc)) from None
-    output = args.output or default_output(settings.output_dir, comparison.dataset, comparison.a.label, comparison.b.label)
-    size = atomic_write(output.resolve(), render_comparison(comparison))
-    s = comparison.summary()
-    print(f"{comparison.dataset}: {comparison.a.label} -> {comparison.b.label}: {s['added']} added, {s['removed']} removed, "
-          f"{s['retyped']} retyped, {s['moved']} moved column(s); {s['notable_changes']} notable metric change(s); "
-          f"{s['drifted']} drifted column(s)")
-    for delta in comparison.top_changes(5):
-        print(f"  {delta.column or '(dataset)'}.{delta.metric}: {fmt_number(delta.a, delta.metric)} -> "
-              f"{fmt_number(delta.b, delta.metric)} ({_pct(delta)})")
-    if args.json:
-        print(to_json(s), end="")
-    print(f"wrote {output} ({size:,} bytes)", file=sys.stderr)
-    return EXIT_OK
-
-
-def _dataset_for(contract, path: Path, name: str | None):
-    if name:
-        return contract.dataset(name)
-    for ds in contract.datasets:
-        if ds.landing_dir.resolve() in path.parents:
-            return ds
-    return None
-
-
-def _dataset_of_keys(warehouse: Warehouse, datasets: list[str], a: str, b: str) -> str:
-    from quality_assets.cli import UsageError
-
-    with warehouse.connect() as con:
-        found = [r[0] for r in con.execute(
-            "SELECT dataset FROM qa.files WHERE partition_key IN (?, ?) AND dataset = ANY(?) GROUP BY dataset "
-            "HAVING count(DISTINCT partition_key) = 2 ORDER BY dataset", [a, b, datasets]).fetchall()]
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise UsageError(f"no dataset has both partitions {a!r} and {b!r} (and they are not files)")
-    raise UsageError(f"partitions {a!r} and {b!r} exist in {', '.join(found)}: name one with --dataset")

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 
 from quality_assets.anomalies import read_anomalies
+from quality_assets.catalog import has_table
 from quality_assets.profile import read_profile
 
 SAMPLE_ROWS = 10  # failing rows shown per failed rule
@@ -161,12 +162,6 @@ def verdict_of(data: ReportData) -> Verdict:
     return Verdict("pass", "Pass: the file parsed, every rule passed and nothing looked anomalous", [])
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
-    ).fetchone())
-
-
 def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[dict]:
     cursor = con.execute(sql, params)
     names = [d[0] for d in cursor.description]
@@ -184,13 +179,13 @@ def gather(con: duckdb.DuckDBPyConnection, dataset: str, partition_key: str, des
     data = ReportData(dataset, partition_key, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                       description=description)
     _gather_load(con, data)
-    if _has_table(con, "qa", "check_results"):
+    if has_table(con, "qa", "check_results"):
         _gather_checks(con, data)
-    if _has_table(con, "qa", "column_profiles"):
+    if has_table(con, "qa", "column_profiles"):
         data.profile = read_profile(con, dataset, partition_key)
         if data.profile is not None:
             data.history = metric_histories(con, dataset, partition_key)
-    if _has_table(con, "qa", "anomaly_runs"):
+    if has_table(con, "qa", "anomaly_runs"):
         data.anomalies = read_anomalies(con, dataset, partition_key)
     return data
 
@@ -226,7 +221,7 @@ def _gather_load(con, data: ReportData) -> None:
 
 def _gather_checks(con, data: ReportData) -> None:
     key = [data.dataset, data.partition_key]
-    if _has_table(con, "qa", "validations"):
+    if has_table(con, "qa", "validations"):
         found = _dicts(con, "SELECT * FROM qa.validations WHERE dataset = ? AND partition_key = ? "
                             "ORDER BY evaluated_at DESC LIMIT 1", key)
         data.validation = found[0] if found else None
@@ -240,7 +235,7 @@ def _gather_checks(con, data: ReportData) -> None:
         FROM qa.check_results WHERE dataset = ? AND partition_key = ? AND run_id = ?
         ORDER BY passed, severity = 'warn', failing_rows DESC NULLS LAST, rule""", [*key, run[0]])
     failed = [c["rule"] for c in data.checks if not c["passed"]]
-    if failed and _has_table(con, "qa", "failing_rows"):
+    if failed and has_table(con, "qa", "failing_rows"):
         rows = _dicts(con, """
             SELECT rule, source_row, source_file, row_key, row_values FROM qa.failing_rows
             WHERE dataset = ? AND partition_key = ? AND run_id = ? AND rule = ANY(?)

@@ -1,4 +1,5 @@
-"""The contract's `anomalies:` block: validation (called while the contract loads) and defaults."""
+"""The contract's `anomalies:` block: validation (called while the contract loads) and defaults;
+the detectors read the parsed settings."""
 
 from __future__ import annotations
 

@@ -85,7 +85,7 @@ class FileOutcome:
 
 
 def execute(contract, settings, work: list, force: bool) -> list[FileOutcome]:
-    import dagster as dg
+    import dagster as dg  # slow to import: loaded when files run, not for --help or validate
 
     from quality_assets.defs.definitions import build_definitions, dataset_job_name
     from quality_assets.defs.raw import files_partitions
@@ -121,7 +121,7 @@ def execute(contract, settings, work: list, force: bool) -> list[FileOutcome]:
 
 
 def outcome_of(dataset: str, key: str, result) -> FileOutcome:
-    import dagster as dg
+    import dagster as dg  # slow to import: as in execute()
 
     outcome = FileOutcome(dataset, key)
     for event in result.get_asset_materialization_events():

@@ -13,7 +13,15 @@ import re
 import dagster as dg
 
 from quality_assets.contract import Dataset
-from quality_assets.defs.raw import WAREHOUSE_POOL, accepting_preview_apis, markdown_table
+from quality_assets.defs.common import (
+    RAW,
+    VALIDATION,
+    markdown_table,
+    partition_check,
+    partition_results,
+    stage_asset,
+    stage_key,
+)
 from quality_assets.defs.resources import WarehouseResource
 from quality_assets.rules import (
     FAILING_ROWS_CAP,
@@ -26,37 +34,20 @@ from quality_assets.rules import (
     validate,
 )
 
-VALIDATION_STAGE = "validation"
-
-
-def validation_key(dataset: Dataset) -> dg.AssetKey:
-    return dg.AssetKey([dataset.name, VALIDATION_STAGE])
-
 
 def build_validation_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    with accepting_preview_apis():
-        return _validation_asset(dataset, partitions)
-
-
-def _validation_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    key = validation_key(dataset)
+    key = stage_key(dataset, VALIDATION)
     groups = check_groups(dataset.rules)
-    daily = dataset.partitioning == "daily"
     specs = [
-        dg.AssetCheckSpec(group.name, asset=key, blocking=group.blocking, partitions_def=partitions,
-                          description=group.description())
+        partition_check(group.name, key, partitions, blocking=group.blocking, description=group.description())
         for group in groups
     ]
 
-    @dg.asset(
-        key=key,
-        partitions_def=partitions,
-        deps=[dg.AssetKey([dataset.name, "raw"])],
+    @stage_asset(
+        dataset, VALIDATION, partitions,
+        deps=[stage_key(dataset, RAW)],
         check_specs=specs,
-        group_name=dataset.name,
         kinds={"duckdb"},
-        pool=WAREHOUSE_POOL,
-        backfill_policy=dg.BackfillPolicy.single_run() if daily else None,
         description=(
             f"The contract's {len(dataset.rules)} rule(s) evaluated on the partition of raw.\"{dataset.name}\": "
             "results in qa.check_results, failing rows in qa.failing_rows. Error rules block "
@@ -72,28 +63,16 @@ def _validation_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> 
             if blocking:
                 context.log.error(f"{dataset.name}/published {evaluation.partition_key!r} is blocked by "
                                   + ", ".join(f"{r.rule.name} ({r.message})" for r in blocking))
-        if len(evaluations) == 1:
-            [evaluation] = evaluations
-            return dg.MaterializeResult(
-                metadata=validation_metadata(evaluation),
-                check_results=[group_result(group, [evaluation]) for group in groups],
-            )
-        for evaluation in evaluations:  # a range: each partition's own results, then the run's verdict
-            context.add_asset_metadata(validation_metadata(evaluation), partition_key=evaluation.partition_key)
-            for group in groups:
-                result = group_result(group, [evaluation])
-                context.log_event(dg.AssetCheckEvaluation(
-                    asset_key=key, check_name=group.name, passed=result.passed, severity=result.severity,
-                    metadata=result.metadata, partition=evaluation.partition_key, blocking=group.blocking,
-                ))
-        return dg.MaterializeResult(
-            metadata={"partitions": len(evaluations),
-                      "rules_failed": sum(len(e.failed) for e in evaluations),
-                      "blocked_partitions": dg.MetadataValue.json(
-                          {e.partition_key: [r.rule.name for r in e.blocking_failures]
-                           for e in evaluations if e.blocking_failures})},
-            check_results=[group_result(group, evaluations) for group in groups],
-        )
+        blocking = {group.name for group in groups if group.blocking}
+        return partition_results(
+            context, key, evaluations, lambda e: e.partition_key, validation_metadata,
+            lambda some: [group_result(group, list(some)) for group in groups],
+            lambda all_: {"partitions": len(all_),
+                          "rules_failed": sum(len(e.failed) for e in all_),
+                          "blocked_partitions": dg.MetadataValue.json(
+                              {e.partition_key: [r.rule.name for r in e.blocking_failures]
+                               for e in all_ if e.blocking_failures})},
+            blocking=lambda check: check in blocking)
 
     return validation
 

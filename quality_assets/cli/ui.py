@@ -18,6 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from quality_assets.config import settings_from_env
+from quality_assets.contract import load_contract
+
 STOP_GRACE_S = 6.0
 
 
@@ -35,9 +38,6 @@ def add_ui_command(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_ui(args) -> int:
-    from quality_assets.config import settings_from_env
-    from quality_assets.contract import load_contract
-
     settings = settings_from_env()
     load_contract(settings.contracts)  # a bad contract is reported here, not inside the UI
     home = (args.home or settings.contracts.parent / ".dagster_home").expanduser().resolve()

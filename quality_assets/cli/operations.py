@@ -6,10 +6,12 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from quality_assets.backup import export_warehouse, import_warehouse
+from quality_assets.cli.errors import EXIT_OK, UsageError, dataset_named
 from quality_assets.config import settings_from_env
 from quality_assets.contract import load_contract
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from quality_assets.retention import find_old_partitions, parse_age, remove_partitions
+from quality_assets.warehouse import Warehouse
 
 
 def add_operations_commands(sub) -> None:
@@ -39,15 +41,10 @@ def add_operations_commands(sub) -> None:
 
 
 def _warehouse(settings):
-    from quality_assets.warehouse import Warehouse
-
     return Warehouse(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s, memory_limit=settings.memory_limit)
 
 
 def cmd_cleanup(args) -> int:
-    from quality_assets.cli import UsageError
-    from quality_assets.retention import find_old_partitions, parse_age, remove_partitions
-
     try:
         age = parse_age(args.older_than)
     except ValueError as exc:
@@ -55,14 +52,12 @@ def cmd_cleanup(args) -> int:
     settings = settings_from_env()
     contract = load_contract(settings.contracts)
     if args.dataset:
-        try:
-            contract.dataset(args.dataset)
-        except KeyError as exc:
-            raise UsageError(exc.args[0]) from None
+        dataset_named(contract, args.dataset)
     cutoff = dt.datetime.now() - age
     instance = _instance()
     dagster_keys = {}
     if instance is not None:
+        # lazy, as Dagster is slow to import: only when an instance is set
         from quality_assets.defs.maintenance import dynamic_partition_keys
 
         dagster_keys = dynamic_partition_keys(instance, contract)
@@ -98,6 +93,7 @@ def cmd_cleanup(args) -> int:
         dynamic = sum(len(set(keys) & dagster_keys.get(name, set())) for name, keys in keys_by_dataset.items())
         print(f"  Dagster: {verb} {dynamic} dynamic partition key(s)")
         return EXIT_OK
+    # lazy, as Dagster is slow to import: only to clean it
     from quality_assets.defs.definitions import build_definitions
     from quality_assets.defs.maintenance import remove_from_dagster
 
@@ -111,15 +107,12 @@ def cmd_cleanup(args) -> int:
 def _instance():
     if not os.environ.get("DAGSTER_HOME"):
         return None
-    import dagster as dg
+    import dagster as dg  # slow to import: only for commands that use the instance
 
     return dg.DagsterInstance.get()
 
 
 def cmd_backup(args) -> int:
-    from quality_assets.backup import export_warehouse
-    from quality_assets.cli import UsageError
-
     settings = settings_from_env()
     if not settings.duckdb_path.exists():
         raise UsageError(f"no warehouse at {settings.duckdb_path} (QA_DUCKDB_PATH)")
@@ -132,9 +125,6 @@ def cmd_backup(args) -> int:
 
 
 def cmd_restore(args) -> int:
-    from quality_assets.backup import import_warehouse
-    from quality_assets.cli import UsageError
-
     settings = settings_from_env()
     try:
         result = import_warehouse(_warehouse(settings), args.source, force=args.force)

@@ -1,8 +1,5 @@
-"""`quality-assets`: run the pipeline in-process, validate a contract, or try the demo.
-
-Exit status: 0 when everything ran and no error-severity check failed, 1 when one did (or a run
-failed), 2 on bad usage or a bad contract.
-"""
+"""`run`, `validate` and `demo`: which landed files are new or changed (or the files given), run
+through the pipeline in-process; a contract checked; the sample landing folder."""
 
 from __future__ import annotations
 
@@ -12,56 +9,18 @@ import shutil
 import sys
 from pathlib import Path
 
-from quality_assets.cli_run import execute, print_results, where_to_look
-from quality_assets.config import VARIABLES, SettingsError, settings_from_env
-from quality_assets.contract import Contract, ContractError, Dataset, load_contract
+from quality_assets.cli.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError, dataset_named
+from quality_assets.cli.execute import execute, print_results, where_to_look
+from quality_assets.config import settings_from_env
+from quality_assets.contract import Contract, Dataset, load_contract
+from quality_assets.daily import file_day, is_partition_day
+from quality_assets.demo import write_demo
 from quality_assets.landing import LandedFile, list_landed, missing_landing, partition_key
-
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
-EXIT_PIPE_CLOSED = 141  # as a program killed by SIGPIPE: `... | head` closed the output early
-
-
-CONTRACTS_HELP = "contract file (default: $QA_CONTRACTS or ./quality.yaml); before or after the command"
+from quality_assets.retention import removed_versions
+from quality_assets.warehouse import Warehouse
 
 
-class UsageError(Exception):
-    pass
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    try:
-        if args.contracts:
-            os.environ["QA_CONTRACTS"] = str(Path(args.contracts).resolve())
-        status = args.handler(args)
-        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's shutdown
-        return status
-    except BrokenPipeError:  # `quality-assets validate | head`: the reader has gone, stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_PIPE_CLOSED
-    except ContractError as exc:
-        print(f"error: the contract {exc.path} has {len(exc.problems)} problem(s):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    except (UsageError, SettingsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="quality-assets",
-        description="Data-quality pipeline on Dagster: load, quarantine and audit landed files.",
-        epilog="Environment: " + ", ".join(f"{k} (default {v[0]})" for k, v in VARIABLES.items()),
-    )
-    parser.add_argument("--contracts", help=CONTRACTS_HELP)
-    sub = parser.add_subparsers(dest="command")
-
+def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run new or changed landed files (or the given files) through the pipeline")
     run.add_argument("files", nargs="*", type=Path, help="files to run; default: every new or changed file in the landing folders")
     run.add_argument("--dataset", help="only this dataset; files outside a landing folder are copied into its folder")
@@ -74,22 +33,6 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="write a sample landing folder with typical faults and run the pipeline on it")
     demo.add_argument("--dir", type=Path, default=Path("quality_demo"), help="where to write it (default ./quality_demo)")
     demo.set_defaults(handler=cmd_demo)
-
-    from quality_assets.cli_ops import add_operations_commands
-    from quality_assets.report.compare import add_compare_command
-    from quality_assets.suggest import add_suggest_command
-    from quality_assets.ui import add_ui_command
-
-    add_operations_commands(sub)
-    add_suggest_command(sub)
-    add_compare_command(sub)
-    add_ui_command(sub)
-    for command in sub.choices.values():  # global options also after the subcommand
-        command.add_argument("--contracts", default=argparse.SUPPRESS, help=CONTRACTS_HELP)
-    return parser
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 def cmd_validate(args) -> int:
@@ -107,8 +50,6 @@ def cmd_validate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from quality_assets.demo import write_demo
-
     root = args.dir.resolve()
     if (root / "quality.yaml").exists():
         print(f"refreshing the demo in {root}", file=sys.stderr)
@@ -149,10 +90,7 @@ def refuse_missing_landing(datasets: list[Dataset]) -> None:
 
 
 def _select_work(contract: Contract, files: list[Path], only: str | None) -> list[tuple[Dataset, LandedFile]]:
-    try:
-        datasets = [contract.dataset(only)] if only else list(contract.datasets)
-    except KeyError as exc:
-        raise UsageError(exc.args[0]) from None
+    datasets = [dataset_named(contract, only)] if only else list(contract.datasets)
     if not (files and only):  # (files given with --dataset are copied into its folder, created if need be)
         refuse_missing_landing(datasets)
     if files:
@@ -209,11 +147,7 @@ def _loaded_versions(contract: Contract) -> dict[tuple[str, str], tuple]:
     settings = settings_from_env()
     if not settings.duckdb_path.exists():
         return {}
-    from quality_assets.warehouse import Warehouse
-
     warehouse = Warehouse(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s, memory_limit=settings.memory_limit)
-    from quality_assets.retention import removed_versions
-
     with warehouse.connect() as con:
         rows = con.execute(
             "SELECT dataset, source_path, bytes, epoch_us(mtime), contract_fingerprint FROM qa.files "
@@ -227,8 +161,6 @@ def _loaded_versions(contract: Contract) -> dict[tuple[str, str], tuple]:
 
 def _by_day(work: list[tuple[Dataset, LandedFile]]) -> list[tuple[Dataset, LandedFile]]:
     """Daily datasets run per day: their files become one work item per closed day."""
-    from quality_assets.daily import file_day, is_partition_day
-
     result: list[tuple[Dataset, LandedFile]] = []
     days: dict[tuple[str, str], tuple[Dataset, list[LandedFile]]] = {}
     for ds, item in work:
@@ -246,7 +178,3 @@ def _by_day(work: list[tuple[Dataset, LandedFile]]) -> list[tuple[Dataset, Lande
     for (_, day), (ds, items) in sorted(days.items()):
         result.append((ds, LandedFile(day, items[0].path, sum(i.size for i in items), max(i.mtime_ns for i in items))))
     return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Reads of what the warehouse holds: a table's columns and types (`information_schema`) and a
+partition's latest load (`qa.files`). One place for the queries the stages share."""
+
+from __future__ import annotations
+
+import duckdb
+
+
+def table_types(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[str, str]:
+    """Column name -> DuckDB type, in table order; empty when the table does not exist."""
+    return dict(con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "ORDER BY ordinal_position", [schema, table]).fetchall())
+
+
+def has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(con.execute(
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
+    ).fetchone())
+
+
+def schema_tables(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
+    """The names of a schema's tables."""
+    return {row[0] for row in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [schema]).fetchall()}
+
+
+def latest_load_files(con: duckdb.DuckDBPyConnection, dataset: str, partition_key: str) -> list[dict]:
+    """The `qa.files` rows of the last run that changed the partition (a run that found every file
+    unchanged does not count), oldest first."""
+    cursor = con.execute(
+        """SELECT * FROM qa.files
+           WHERE dataset = ? AND partition_key = ? AND status <> 'unchanged'
+             AND run_id = (SELECT run_id FROM qa.files WHERE dataset = ? AND partition_key = ?
+                           AND status <> 'unchanged' ORDER BY finished DESC LIMIT 1)
+           ORDER BY finished""",
+        [dataset, partition_key, dataset, partition_key],
+    )
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def latest_load(con: duckdb.DuckDBPyConnection, dataset: str, partition_key: str) -> dict:
+    """The raw load the partition holds now: run id, when, its files' columns, statuses and newest
+    modification time; empty when nothing was loaded."""
+    rows = latest_load_files(con, dataset, partition_key)
+    if not rows:
+        return {}
+    columns: list[str] = []
+    for row in rows:
+        for name in row["columns"] or []:
+            if name not in columns:
+                columns.append(name)
+    finished = [r["finished"] for r in rows if r["finished"]]
+    return {
+        "run_id": rows[-1]["run_id"], "finished": max(finished) if finished else None,
+        "columns": columns, "statuses": [r["status"] for r in rows],
+        "mtime": max((r["mtime"] for r in rows if r["mtime"] is not None), default=None),
+    }

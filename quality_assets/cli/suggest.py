@@ -1,0 +1,67 @@
+"""`suggest`: a draft contract from a file's profile (loaded as the pipeline would) or from a
+dataset's rows in the warehouse."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from quality_assets.cli.errors import EXIT_OK, EXIT_USAGE, UsageError, dataset_for_file
+from quality_assets.config import settings_from_env
+from quality_assets.contract import DATASET_NAME, ContractError, load_contract
+from quality_assets.suggest import suggest_for_dataset, suggest_for_file
+from quality_assets.warehouse import Warehouse
+
+
+def add_suggest_command(sub: argparse._SubParsersAction) -> None:
+    suggest = sub.add_parser(
+        "suggest", help="draft a contract from a file's (or a loaded dataset's) profile",
+        description="Profile a file (loaded as the pipeline would) or a dataset's rows in the warehouse and print "
+                    "a draft contract: types, not_null, a key, ranges, accepted values, regexes.",
+    )
+    suggest.add_argument("source", help="a file, or the name of a dataset in the contract")
+    suggest.add_argument("--dataset", help="the dataset whose format and CSV options to read the file with")
+    suggest.add_argument("--name", help="the drafted dataset's name (default: from the file name)")
+    suggest.add_argument("--output", "-o", type=Path, help="write the draft here instead of to stdout")
+    suggest.set_defaults(handler=cmd_suggest)
+
+
+def cmd_suggest(args) -> int:
+    settings = settings_from_env()
+    base = args.output.resolve().parent if args.output else Path.cwd()
+    if args.name is not None and not DATASET_NAME.match(args.name):
+        raise UsageError(f"--name {args.name!r}: lower-case letters, digits and underscores, starting with a letter")
+    contract = _contract_if_any(settings.contracts)
+    path = Path(args.source).expanduser()
+    try:
+        if path.is_file():
+            if contract is None and args.dataset:
+                raise UsageError(f"--dataset {args.dataset}: no contract found")
+            template = dataset_for_file(contract, path, args.dataset) if contract else None
+            text, rows = suggest_for_file(path, template, args.name, base)
+        elif contract is not None and args.source in {d.name for d in contract.datasets}:
+            warehouse = Warehouse(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s,
+                                  memory_limit=settings.memory_limit)
+            text, rows = suggest_for_dataset(contract.dataset(args.source), warehouse, base)
+        else:
+            known = ", ".join(d.name for d in contract.datasets) if contract else "no contract found"
+            raise UsageError(f"{args.source!r} is neither a file nor a dataset (datasets: {known})")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"wrote a contract drafted from {rows:,} rows to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _contract_if_any(path: Path):
+    if not path.is_file():
+        return None
+    try:
+        return load_contract(path)
+    except ContractError:
+        return None  # a draft is often how a broken contract gets fixed
