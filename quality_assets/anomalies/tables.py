@@ -22,6 +22,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from quality_assets.warehouse import transaction
+
 ANOMALY_TABLES_DDL = [
     "CREATE SCHEMA IF NOT EXISTS qa",
     """CREATE TABLE IF NOT EXISTS qa.anomaly_runs (
@@ -245,8 +247,7 @@ def write_results(con: duckdb.DuckDBPyConnection, result) -> None:
     """Replace the partition's rows in the anomaly tables in one transaction."""
     ensure_anomaly_tables(con)
     key = [result.dataset, result.partition_key]
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for table in RESULT_TABLES:
             con.execute(f"DELETE FROM qa.{table} WHERE dataset = ? AND partition_key = ?", key)
         con.execute(
@@ -267,15 +268,11 @@ def write_results(con: duckdb.DuckDBPyConnection, result) -> None:
             "metric_anomalies": [[*key, result.run_id, m.column_name, m.metric, m.value, m.expected, m.lower,
                                   m.upper, m.robust_z, m.direction, m.history_size, m.seasonal, m.is_anomaly,
                                   m.reason] for m in result.metrics],
-            "drift": [[*key, result.run_id, d.reference or result.drift_reference, d.column_name, d.test, d.statistic, d.p_value,
-                       d.adjusted_p, d.psi, d.effect_size, d.effect_measure, d.sample_size, d.reference_size,
+            "drift": [[*key, result.run_id, d.reference or result.drift_reference, d.column_name, d.test, d.statistic,
+                       d.p_value, d.adjusted_p, d.psi, d.effect_size, d.effect_measure, d.sample_size, d.reference_size,
                        d.drifted, d.reason, d.reference_spread] for d in result.drift],
             "column_roles": [[*key, result.run_id, r.column, r.role, r.source, r.reason]
                              for r in result.roles.values()],
         }
         for table, rows in inserts.items():
             _insert(con, f"qa.{table}", rows)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
