@@ -4,15 +4,17 @@
     .venv/bin/python benchmarks/csv_robustness.py --family preamble_footer --keep /tmp/corpus
 
 Each family writes a few files whose every data record carries a unique id (first column) and
-is either good (its fields must load, aligned) or bad (it must be quarantined, never loaded).
+is either good (its fields must load, aligned) or bad (it must be quarantined, never loaded); a
+footer's lines (totals, notes after the table) are bad too.
 Each file goes through `quality_assets.ingest.load_file` with a contract that names no column
 and no dialect. Per family:
 
 - `F1`: record F1 of the loaded rows against the good records (a loaded row counts when its id
   is a good record's and every field matches, as text, number, date or NULL for empty);
-- `lost`: good or bad records neither loaded nor in `qa.quarantine` (must be 0);
-- `misaligned`: loaded rows whose id is a record's but whose fields do not match it, or whose
-  record is bad (must be 0);
+- `lost`: good or bad records neither loaded nor in `qa.quarantine`, and footer lines not in
+  `qa.quarantine` (must be 0);
+- `misaligned`: loaded rows whose id is a record's but whose fields do not match it, whose
+  record is bad, or that are no record at all (a footer line loaded as a row) (must be 0);
 - `unaudited`: files without a `qa.files` row (must be 0).
 Targets: 0 lost, 0 misaligned, 0 unaudited, F1 >= 0.99 in every family.
 """
@@ -44,6 +46,7 @@ class CorpusFile:
     good: dict[int, list[str]] = field(default_factory=dict)  # id -> field texts, in HEADER order
     bad: dict[int, str] = field(default_factory=dict)  # id -> the record's line text
     lines: dict[int, str] = field(default_factory=dict)  # id -> line text of every record
+    footer: list[str] = field(default_factory=list)  # lines after the table that must be quarantined
 
 
 def record(i: int) -> list[str]:
@@ -129,11 +132,27 @@ def families() -> dict[str, list[CorpusFile]]:
     mixed = build("mixed.csv", [header(), *plain(100)])
     mixed.data = mixed.data.replace(b"\n", b"\r\n", 40)
     f["line_breaks"].append(mixed)
-    # Preambles and footers.
+    # Preambles and footers: a footer's lines are quarantined, the records before them load.
+    def footed(name: str, footer: list[str], rows=None, newline: str = "\n", **kwargs) -> CorpusFile:
+        file = build(name, rows or [header(), *plain(100)], suffix="".join(f"{line}{newline}" for line in footer),
+                     newline=newline, **kwargs)
+        file.footer = [line for line in footer if line.strip()]
+        return file
+
+    truncated = [header(), *plain(100), (",".join(record(101)[:2]), 101, False)]
     f["preamble_footer"] = [
         build("preamble.csv", [header(), *plain(100)], prefix="Sales export\nGenerated 2026-01-31 by ERP\n\n"),
-        build("footer.csv", [header(), *plain(100)], suffix="\nTotal,,12345.6,,\n"),
+        footed("footer.csv", ["", "Total,,12345.6,,"]),
+        footed("grand_total.csv", ["Grand total: 100 records", "Generated 2026-02-01 by ERP"]),
+        footed("short_total.csv", ["Total,12345.6"]),
+        footed("quoted_notes.csv", ["", '"Note: amounts in EUR, VAT included"', '"Source: ERP, export 7"']),
+        footed("preamble_and_footer_crlf.csv", ["TOTAL,,12345.6,,", "End of report"], newline="\r\n",
+               prefix="Sales export\r\n\r\n"),
+        footed("truncated_then_total.csv", ["Total,,5.0,,"], rows=truncated),  # the cut record stays E_COLUMN_COUNT
+        build("last_record_named_total.csv", [header(), *plain(99),  # a record, not a footer: its id fits
+                                              (quoted([*record(100)[:1], "Total", *record(100)[2:]]), 100, True)]),
     ]
+    f["preamble_footer"][-1].good[100][1] = "Total"
     # Several tables in one file: the second table's records do not fit the first's header.
     second = [("code,label", None, True)] + [(f"C{i},label {i}", None, True) for i in range(5)]
     f["several_tables"] = [build("two_tables.csv", [header(), *plain(100), ("", None, True), *second])]
@@ -211,7 +230,8 @@ def evaluate(files: list[CorpusFile], root: Path) -> dict:
                 matched.add(rid)
             else:
                 fp += 1
-                misaligned += rid in file.good or rid in file.bad
+                # a row of a record's id whose fields differ, of a bad record, or of no record (a footer's)
+                misaligned += rid in file.good or rid in file.bad or rid is None
         fn += len(set(file.good) - matched)
         loaded_ids = set()
         for row in loaded:
@@ -223,10 +243,12 @@ def evaluate(files: list[CorpusFile], root: Path) -> dict:
         for rid, line in file.lines.items():
             if rid not in loaded_ids and line.strip("\r\n") not in quarantined:
                 lost += 1
+        lost += sum(line not in quarantined for line in file.footer)
     precision = tp / (tp + fp) if tp + fp else 1.0
     recall = tp / (tp + fn) if tp + fn else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"files": len(files), "good": sum(len(f.good) for f in files), "bad": sum(len(f.bad) for f in files),
+    return {"files": len(files), "good": sum(len(f.good) for f in files),
+            "bad": sum(len(f.bad) + len(f.footer) for f in files),
             "f1": f1, "lost": lost, "misaligned": misaligned, "unaudited": unaudited}
 
 

@@ -210,3 +210,16 @@ def test_a_daily_range_reports_each_days_checks(project):
         [day3] = [e for e in result.get_asset_check_evaluations() if e.check_name == "range_total" and e.partition == "2026-11-03"]
         assert day3.metadata["failing_rows"].value == 1
         assert "| 1 | sales\\_20261103\\.csv | \\-5\\.0 |" in day3.metadata["failing_rows_sample"].value
+
+
+def test_rules_observing_a_plain_value_report_it_as_check_metadata(project):
+    # row_count and assert observe a number or a boolean, not a mapping: the validation step must
+    # still succeed and show it (it failed on MetadataValue.json(9999)).
+    contract = CONTRACT.replace("      - not_null: order_id\n", "      - not_null: order_id\n      - row_count: {min: 1}\n"
+                                "      - assert: 'count(*) > 0'\n")
+    definitions(project, contract)
+    result = run_file(project, dg.DagsterInstance.ephemeral(), "a.csv", FIXED.replace("oops", "3"))
+    assert result.success
+    observed = [r.metadata["observed"].value for e in result.get_asset_check_evaluations()
+                for r in [e] if "observed" in r.metadata]
+    assert 4 in observed and True in observed

@@ -82,7 +82,7 @@ class NumericTail:
         q1, med, q3 = np.quantile(raw, [0.25, 0.5, 0.75])
         # inside the 1% tails a 4,096-point quantile grid resolves p to 1/4096: enough, and
         # searching it is several times faster than searching 200,000 values
-        grid = transformed if n <= GRID else np.quantile(transformed, (np.arange(GRID) + 0.5) / GRID)
+        grid = transformed if n <= GRID else sorted_quantiles(transformed, (np.arange(GRID) + 0.5) / GRID)
         tail = cls(
             sorted_values=grid, n=n, log=log, q_lo=float(q_lo), q_hi=float(q_hi),
             beta_lo=max(float(np.mean(q_lo - below)) if below.size else 0.0, floor),
@@ -285,3 +285,22 @@ class Feature:
         if self.signal == "combination":
             return float(self.model.min())
         return 0.0  # numbers: continuous tails
+
+
+def sorted_quantiles(ordered: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """np.quantile(ordered, q) for values already sorted, to the bit (its linear method, same
+    interpolation), without the partition around every requested index that np.quantile does
+    first: for a 4,096-point grid over 10,000 sorted values that partition takes ~70 ms a column."""
+    n = ordered.size
+    virtual = (n - 1) * q
+    previous = np.floor(virtual)
+    following = previous + 1
+    last = virtual >= n - 1
+    previous[last] = following[last] = -1
+    previous, following = previous.astype(np.intp), following.astype(np.intp)
+    gamma = virtual - previous
+    low, high = ordered[previous], ordered[following]
+    diff = high - low
+    out = low + diff * gamma
+    np.subtract(high, diff * (1 - gamma), out=out, where=gamma >= 0.5)
+    return out

@@ -15,6 +15,9 @@ MIN_CRAMERS_V = 0.5  # a pair of categorical columns is judged together only whe
 MIN_SPEARMAN = 0.9  # a pair of numeric columns is judged on its residual only when this related
 MIN_ETA_SQUARED = 0.5  # a number is judged within its category only when the category explains this much
 MAX_PAIRS = 10
+# Pairs are searched among the first this many numeric and categorical columns (in table order):
+# all pairs of a 2,000-column table are millions of tests, and their arrays gigabytes.
+MAX_PAIR_COLUMNS = 30
 MIN_FORBIDDEN_EXPECTED = 10  # a pair never seen where independence expects this many is forbidden
 MAD_SIGMA = 1.4826
 
@@ -26,7 +29,7 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 
 
 def numeric_pairs(inputs: dict[str, np.ndarray], features: dict[str, Feature]) -> list[Feature]:
-    names = list(inputs)[:30]
+    names = list(inputs)[:MAX_PAIR_COLUMNS]
     # Spearman on an evenly spaced subsample is stable at 20,000 rows and spares the sorts
     step = max(1, len(next(iter(inputs.values()), [])) // 20_000)
     ranks = {name: _ranks(np.nan_to_num(inputs[name][::step], nan=np.inf)) for name in names}
@@ -55,7 +58,7 @@ def numeric_pairs(inputs: dict[str, np.ndarray], features: dict[str, Feature]) -
 
 
 def category_pairs(categorical: dict[str, tuple[Categories, pa.Array]], features: dict[str, Feature]) -> list[Feature]:
-    names = list(categorical)
+    names = list(categorical)[:MAX_PAIR_COLUMNS]
     candidates = []
     for i, a in enumerate(names):
         for b in names[i + 1:]:
@@ -105,9 +108,10 @@ def conditional_numbers(categorical: dict[str, tuple[Categories, pa.Array]], num
     """A number judged within its category (a price typical of another product category), for
     pairs where the category explains at least half of the number's variance."""
     candidates = []
-    for a, (cats, values) in categorical.items():
+    numbers = list(numeric.items())[:MAX_PAIR_COLUMNS]
+    for a, (cats, values) in list(categorical.items())[:MAX_PAIR_COLUMNS]:
         index = cats.index(values)
-        for y_name, y in numeric.items():
+        for y_name, y in numbers:
             ok = np.isfinite(y) & (index >= 0)
             if ok.sum() < 100 or y[ok].var() == 0:
                 continue

@@ -20,6 +20,9 @@ import json
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+
+from quality_assets.warehouse import transaction
 
 ANOMALY_TABLES_DDL = [
     "CREATE SCHEMA IF NOT EXISTS qa",
@@ -204,6 +207,29 @@ def alarmed_partitions(con: duckdb.DuckDBPyConnection, dataset: str) -> set[str]
                AND coalesce(partition_alarms, metric_anomalies + drifted_columns) > 0""", [dataset]).fetchall()}
 
 
+BULK_ROWS = 100  # from this many rows an insert goes through one Arrow table, not a statement per row
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[list]) -> None:
+    """Append rows (positional, as the table's columns). A wide table's run writes tens of
+    thousands of metric rows: executemany runs one statement per row (~1 ms each)."""
+    if not rows:
+        return
+    if len(rows) >= BULK_ROWS:
+        try:
+            batch = pa.table({f"c{i}": pa.array(list(column)) for i, column in enumerate(zip(*rows, strict=True))})
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            batch = None  # values pyarrow cannot type as one column: row by row below
+        if batch is not None:
+            con.register("_anomaly_rows", batch)
+            try:
+                con.execute(f"INSERT INTO {table} SELECT * FROM _anomaly_rows")
+            finally:
+                con.unregister("_anomaly_rows")
+            return
+    con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+
+
 def column_alarms(con: duckdb.DuckDBPyConnection, dataset: str) -> dict[str | None, set[str]]:
     """column -> partitions where it raised an alarm (a metric anomaly or drift; None: volume):
     left out of that column's references only, so one column's change does not take a partition
@@ -221,8 +247,7 @@ def write_results(con: duckdb.DuckDBPyConnection, result) -> None:
     """Replace the partition's rows in the anomaly tables in one transaction."""
     ensure_anomaly_tables(con)
     key = [result.dataset, result.partition_key]
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for table in RESULT_TABLES:
             con.execute(f"DELETE FROM qa.{table} WHERE dataset = ? AND partition_key = ?", key)
         con.execute(
@@ -243,17 +268,11 @@ def write_results(con: duckdb.DuckDBPyConnection, result) -> None:
             "metric_anomalies": [[*key, result.run_id, m.column_name, m.metric, m.value, m.expected, m.lower,
                                   m.upper, m.robust_z, m.direction, m.history_size, m.seasonal, m.is_anomaly,
                                   m.reason] for m in result.metrics],
-            "drift": [[*key, result.run_id, d.reference or result.drift_reference, d.column_name, d.test, d.statistic, d.p_value,
-                       d.adjusted_p, d.psi, d.effect_size, d.effect_measure, d.sample_size, d.reference_size,
+            "drift": [[*key, result.run_id, d.reference or result.drift_reference, d.column_name, d.test, d.statistic,
+                       d.p_value, d.adjusted_p, d.psi, d.effect_size, d.effect_measure, d.sample_size, d.reference_size,
                        d.drifted, d.reason, d.reference_spread] for d in result.drift],
             "column_roles": [[*key, result.run_id, r.column, r.role, r.source, r.reason]
                              for r in result.roles.values()],
         }
         for table, rows in inserts.items():
-            if rows:
-                marks = ", ".join("?" * len(rows[0]))
-                con.executemany(f"INSERT INTO qa.{table} VALUES ({marks})", rows)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+            _insert(con, f"qa.{table}", rows)

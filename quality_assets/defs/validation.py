@@ -128,7 +128,9 @@ def _rule_metadata(result: RuleResult) -> dict:
     if rule.mostly is not None:
         metadata["mostly"] = rule.mostly
     if result.observed is not None and result.failing_rows is None:
-        metadata["observed"] = dg.MetadataValue.json(json.loads(json.dumps(result.observed, default=str)))
+        observed = json.loads(json.dumps(result.observed, default=str))
+        # a row count or an assertion's value is a plain number or boolean: MetadataValue.json takes no scalar
+        metadata["observed"] = dg.MetadataValue.json(observed) if isinstance(observed, (dict, list)) else observed
     if result.error:
         metadata["error"] = result.error
     if result.sql:

@@ -22,6 +22,7 @@ ERROR_CODES = {
     "E_TYPE": "a value that cannot be cast to its column's type",
     "E_JSON": "a line that is not a JSON object",
     "E_PARSE": "a record the CSV reader could not parse",
+    "E_FOOTER": "a line after the table's last record that is not a record of it (a total, a note)",
 }
 
 
@@ -29,6 +30,7 @@ FILE_WARNINGS = {
     "W_PREAMBLE": "lines before the header that are not part of the table (counted), skipped",
     "W_HEADER_RESPLIT": "a header line in another dialect than the body, re-split with the one that fits",
     "W_HEADER_POSITIONAL": "a header line that fits no dialect of the body: columns named column_1, column_2, ...",
+    "W_FOOTER": "lines after the table's last record that are not part of it (counted), quarantined as E_FOOTER",
 }
 FILE_ERRORS = {
     "E_EMPTY_FILE": "the file is empty",

@@ -28,6 +28,7 @@ from quality_assets.ingest.audit import (
 from quality_assets.ingest.casting import FLOAT_TYPES, INTEGER_TYPES, STRICT_INTEGER, number_failure
 from quality_assets.ingest.commit import evolve_columns, finish_publish, raw_table
 from quality_assets.ingest.fields import field_check_needed, misfit_records, nul_condition
+from quality_assets.ingest.footer import detect_footer
 from quality_assets.ingest.quarantine import quarantine_rejects
 from quality_assets.ingest.scan import (
     FileScan,
@@ -96,6 +97,8 @@ def plan_direct_csv(warehouse: Warehouse, source: Path, dataset: Dataset, audit:
         dialect = sniff_csv(source, dataset, audit, duck_encoding, compression)
     except (EOFError, gzip.BadGzipFile, zlib.error):
         return None  # a corrupt gzip stream: the staged path rejects the file
+    if detect_footer(source, dataset, dialect, duck_encoding, compression, audit) is not None:
+        return None  # the staged path reads the file without its footer
     options = csv_options(dataset, dialect, duck_encoding, compression)
     targets = target_names(dataset, dialect.names)
     declared = {c.name: c.type for c in dataset.columns if c.type}

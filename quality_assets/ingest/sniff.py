@@ -219,7 +219,7 @@ _NUMBER = re.compile(r"^\s*[-+]?(\d+([.,]\d*)?|[.,]\d+)([eE][-+]?\d+)?\s*$")
 _DATE = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
 
 
-def _kind(value: str) -> str:
+def value_kind(value: str) -> str:
     if value.strip() == "":
         return "empty"
     if _NUMBER.match(value):
@@ -236,12 +236,12 @@ def _looks_like_header(records: list[list[str]], dataset: Dataset) -> bool:
     known = dataset.alias_map()
     if known and sum(1 for v in first if v.strip().lower() in known) >= max(1, len(first) // 2):
         return True
-    if any(_kind(v) in ("number", "date") for v in first):
+    if any(value_kind(v) in ("number", "date") for v in first):
         return False
     if not body:
         return True
     for i in range(len(first)):
-        kinds = [_kind(r[i]) for r in body if i < len(r)]
+        kinds = [value_kind(r[i]) for r in body if i < len(r)]
         typed = [k for k in kinds if k in ("number", "date")]
         if kinds and len(typed) >= 0.8 * len([k for k in kinds if k != "empty"] or [1]):
             return True  # a typed column under a text first row

@@ -13,6 +13,7 @@ from quality_assets.contract import Dataset
 from quality_assets.ingest.audit import LoadAudit, first_line_of, table_columns, table_types
 from quality_assets.ingest.casting import FLOAT_TYPES, INTEGER_TYPES, STRICT_INTEGER, number_failure
 from quality_assets.ingest.fields import field_check_needed, misfit_records, nul_condition
+from quality_assets.ingest.footer import copy_body, detect_footer, quarantine_footer
 from quality_assets.ingest.quarantine import insert_quarantine, quarantine_rejects, reset_stage
 from quality_assets.ingest.records import stage_csv_records
 from quality_assets.ingest.scan import is_utf8, transcode
@@ -46,10 +47,24 @@ def stage_csv(con, source: Path, dataset: Dataset, audit: LoadAudit, head: bytes
         if duck_encoding != "utf-8":
             audit.utf8_valid = is_utf8(source, compression)
     dialect = sniff_csv(source, dataset, audit, duck_encoding, compression)
+    footer = detect_footer(source, dataset, dialect, duck_encoding, compression, audit)
+    if footer is not None:
+        # The reader gets the table without its footer: the footer's lines decide no column's type.
+        lines_before = copy_body(source, footer, workdir / "body.csv")
+        source = workdir / "body.csv"
+    column_types = _stage_csv(con, source, dataset, audit, dialect, duck_encoding, compression,
+                              None if transcoded else scan, hand_over)
+    if footer is not None:
+        records = con.execute("SELECT (SELECT count(*) FROM rows) + (SELECT count(*) FROM quarantine)").fetchone()[0]
+        quarantine_footer(con, footer, records, lines_before)
+    return column_types
+
+
+def _stage_csv(con, source: Path, dataset: Dataset, audit: LoadAudit, dialect: Dialect, duck_encoding: str,
+               compression: str | None, line_breaks: Future | None, hand_over: str | None) -> dict[str, str]:
     if hand_over is None:
         try:
             audit.parser = "duckdb"
-            line_breaks = None if transcoded else scan
             return _stage_csv_duckdb(con, source, dataset, dialect, duck_encoding, compression, line_breaks)
         except duckdb.Error as exc:
             # DuckDB gave up on the file as a whole; parse it record by record instead.

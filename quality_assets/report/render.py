@@ -32,6 +32,8 @@ from quality_assets.report.html import (
     table,
 )
 
+COLUMN_SECTIONS = 500  # columns with a full section (statistics, histogram, top values, trends)
+
 
 def render_report(data: ReportData) -> str:
     verdict = data.verdict
@@ -255,7 +257,24 @@ def _columns(data: ReportData) -> str:
                'aria-label="Filter columns by name"><button id="expand-all" type="button">Expand all</button>'
                '<button id="collapse-all" type="button">Collapse all</button></div>')
     flags = _column_flags(data)
-    out.extend(_column_section(column, data, flags.get(column["name"], [])) for column in columns)
+    # Past COLUMN_SECTIONS columns, those with alerts or findings keep their section first; the
+    # rest get one line each, so a 10,000-column report stays a few megabytes.
+    noted = [c for c in columns if c.get("alerts") or flags.get(c["name"])]
+    sectioned = {c["index"] for c in (noted + [c for c in columns if c not in noted])[:COLUMN_SECTIONS]}
+    out.extend(_column_section(column, data, flags.get(column["name"], [])) for column in columns
+               if column["index"] in sectioned)
+    rest = [c for c in columns if c["index"] not in sectioned]
+    if rest:
+        out.append(f'<h3 id="more-columns">{len(rest):,} more columns</h3><p class="muted">Sections are shown for '
+                   f"{len(sectioned):,} of {len(columns):,} columns (those with alerts or findings first); every "
+                   "statistic of the others is in profile.json and qa.column_profiles.</p>")
+        out.append(table(["#", "column", "type", "nulls", "distinct"], (
+            [cell(int(c["index"]) + 1), cell(c["name"]),
+             cell((c.get("semantic_type") or {}).get("type") if isinstance(c.get("semantic_type"), dict)
+                  else c.get("semantic_type")),
+             cell(fmt_number((c.get("metrics") or {}).get("null_share"), "null_share")),
+             cell(fmt_number((c.get("metrics") or {}).get("distinct_count"), "distinct_count"))] for c in rest),
+            raw_cells=True))
     out.append("</section>")
     return "".join(out)
 
