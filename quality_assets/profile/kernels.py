@@ -139,7 +139,7 @@ def normality_test(values: np.ndarray, test: str) -> dict | None:
     if test == "dagostino":  # the default: in numpy, so that a profile does not pay scipy's import
         statistic, p_value = dagostino_pearson(values)
         return {"test": test, "statistic": finite(statistic), "p_value": finite(p_value), "sample": n}
-    from scipy import stats  # lazy: scipy takes about a second to import, and only these tests need it
+    from scipy import stats  # lazy: about a second to import, and only these tests need it
 
     with np.errstate(all="ignore"):
         if test == "shapiro":
