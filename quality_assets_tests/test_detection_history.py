@@ -103,7 +103,8 @@ def test_a_group_whose_numbers_moved_together_is_one_cause_not_flagged_rows(ware
         flagged = {r["_source_row"] for r in read_anomalies(con, "sales", "sales_06.csv")["rows"]}
     assert {int(i) + 1 for i in odd} <= flagged
     assert not flagged & {int(i) + 1 for i in np.flatnonzero(moved)}
-    assert any("store-4" in c["description"] and c["level"] == "partition" for c in results[5].causes)
+    [group] = [c for c in results[5].causes if c["level"] == "partition" and "store-4" in c["description"]]
+    assert group["rows"] == int(moved.sum()) and group["signal"] == "conditional"
 
 
 def test_a_flood_is_not_an_alarm_before_the_history_can_judge_it(warehouse, dataset):

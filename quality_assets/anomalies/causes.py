@@ -205,12 +205,12 @@ def describe_level(feature: Feature, here: float, values: np.ndarray, rows: int)
 
 
 
-def describe_groups(feature: Feature, groups: list[str]) -> dict:
+def describe_groups(feature: Feature, groups: list[str], share: float, rows: int) -> dict:
     """Categories whose number moved as a whole, as one partition-level cause (no alarm: the
     column's metrics and drift judge the size of a change)."""
     col, given = feature.columns
     shown = ", ".join(repr(g) for g in groups[:3]) + (f" and {len(groups) - 3} more" if len(groups) > 3 else "")
     return {"level": "partition", "columns": list(feature.columns), "signal": "conditional", "moved": True,
-            "condition": "changed", "rows": 0, "share": 0.0, "examples": [],
-            "description": (f"{col} moved as a whole within {len(groups)} {given} value(s): {shown}; rows of "
-                            f"each are judged from its own level here")}
+            "condition": "changed", "rows": round(share * rows), "share": share, "examples": [],
+            "description": (f"{col} moved as a whole within {len(groups)} {given} value(s): {shown} "
+                            f"({share:.0%} of rows); rows of each are judged from its own level here")}

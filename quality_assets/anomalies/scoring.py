@@ -61,7 +61,10 @@ def levelled(model: RowModel, sample: pa.Table) -> tuple[RowModel, list[dict]]:
             feature, groups = recentred(feature, index, judged_values(feature, batch))
             if groups:
                 features[j] = feature
-                causes.append(describe_groups(feature, groups))
+                known = feature.extra["given"].model.values
+                in_groups = np.isin(index, np.flatnonzero(np.isin(known.to_pylist(), groups)))
+                share = float(in_groups.mean()) if index.size else 0.0
+                causes.append(describe_groups(feature, groups, share, model.rows_hint))
         values = judged_values(feature, batch)
         finite = values[np.isfinite(values)]
         if finite.size < 20:
