@@ -1,5 +1,5 @@
 """Distribution drift of each column against a robust reference: a pool of recent partitions that
-raised no alarm (or the previous partition, or a pinned one).
+raised no alarm on the column (or the previous partition, or a pinned one).
 
 Numbers (dates as offsets from their partition's median date): two-sample Kolmogorov-Smirnov,
 with the Wasserstein distance in units of the reference's spread and the population stability

@@ -1,5 +1,5 @@
 """Volume, judged first and on its own: the partition's row count and its share of quarantined
-rows, each against the recent partitions that raised no alarm, on its own test (never diluted
+rows, each against the recent partitions where the row count raised no alarm, on its own test (never diluted
 by a correction across every profile metric), from `min_history` partitions of history, with
 intervals that widen when the history is short, and by weekday when partitions are days."""
 

@@ -30,7 +30,7 @@ KEYS = {
     "window": "trailing partitions a metric is compared with, >= min_history",
     "min_relative_change": "smallest relative change of a metric that can alert, >= 0",
     "direction": "both | up | down, or a mapping metric -> direction",
-    "reference": "drift reference: recent (a pool of recent partitions that raised no alarm), previous, or a pinned partition key",
+    "reference": "drift reference: recent (a pool of recent partitions where the column raised no alarm), previous, or a pinned partition key",
     "reference_pool": "partitions in the recent drift reference pool, >= 1",
     "roles": "column -> role (identifier, period, time, measure, category, text), overriding the learned role",
     "reference_partitions": "history partitions the row detector is fitted on, >= 1",
