@@ -153,6 +153,9 @@ def _read_holder(lock_path: Path) -> str:
 class Warehouse:
     """One DuckDB file; `connect()` queues behind other processes using it."""
 
+    # A CSV DuckDB's reader takes is parsed straight into raw (numbered by rowid, under the lock)
+    direct_loads = True
+
     def __init__(
         self,
         path: str | Path,
