@@ -88,7 +88,7 @@ class LakeWarehouse(Warehouse):
     direct_loads = False
 
     def __init__(self, spec: str, data_path: str | Path, work_dir: str | Path, memory_limit: str | None = "1GB",
-                 threads: int | None = None, lock_timeout_s: float = 600.0, commit_retries: int = 10):
+                 threads: int | None = None, lock_timeout_s: float = 600.0, commit_retries: int = 20):
         work = Path(work_dir).expanduser().resolve()
         super().__init__(work / "lake-worker", lock_timeout_s=lock_timeout_s, memory_limit=memory_limit,
                          threads=threads)
@@ -151,8 +151,12 @@ class LakeWarehouse(Warehouse):
                 options = [f"DATA_PATH {quote_literal(self.data_path)}"] + (["READ_ONLY"] if read_only else [])
                 con.execute(f"ATTACH {quote_literal(self.spec)} AS {LAKE_ALIAS} ({', '.join(options)})")
                 con.execute(f"USE {LAKE_ALIAS}")
-                # a commit that raced another writer for the next snapshot is retried by DuckLake
+                # A commit that raced other writers for the next snapshot is retried by DuckLake:
+                # every stage commits a few small writes, so with many workers races are common.
+                # 20 tries 50 ms apart growing x1.3 wait up to ~30 s in all.
                 con.execute(f"SET ducklake_max_retry_count = {int(self.commit_retries)}")
+                con.execute("SET ducklake_retry_wait_ms = 50")
+                con.execute("SET ducklake_retry_backoff = 1.3")
                 return con
             except LakeUnavailable:
                 con.close()

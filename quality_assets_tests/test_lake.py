@@ -13,11 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 from lake_support import Lake
 
 from quality_assets.config import settings_from_env
+from quality_assets.defs.common import retried_on_conflict
 from quality_assets.demo import write_demo
 from quality_assets.lake import (
     LakeUnavailable,
@@ -268,3 +270,29 @@ def test_concurrent_runs_write_the_lake_at_once_and_a_reader_never_sees_half_a_p
             published = con.execute(f"SELECT count(*) FROM published.{ds} WHERE _partition_key = ?",
                                     [path.name]).fetchone()[0]
             assert published == loaded
+
+
+def test_a_step_whose_commit_conflicts_runs_again_then_fails_with_the_conflict(monkeypatch):
+    monkeypatch.setenv("QA_LAKE_RETRIES", "2")
+    calls = []
+
+    def build(fail_times: int):
+        @dg.asset(name=f"conflicted_{fail_times}")
+        @retried_on_conflict
+        def conflicted(context: dg.AssetExecutionContext) -> int:
+            calls.append(context.retry_number)
+            if len(calls) <= fail_times:
+                raise duckdb.TransactionException(
+                    "TransactionContext Error: Failed to commit: Failed to commit DuckLake transaction. "
+                    "Exceeded the maximum retry count of 20")
+            return len(calls)
+        return conflicted
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([build(2)], instance=instance)
+        assert result.success and calls == [0, 1, 2]
+        calls.clear()
+        failed = dg.materialize([build(5)], instance=instance, raise_on_error=False)
+        assert not failed.success and calls == [0, 1, 2]  # QA_LAKE_RETRIES=2: three attempts, then the error
+        failure = failed.failure_data_for_node("conflicted_5")
+        assert "Failed to commit DuckLake transaction" in str(failure.error)

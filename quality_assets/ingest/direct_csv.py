@@ -158,8 +158,7 @@ def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Lo
     DuckDB's parallel reader keeps the file's order, so a new row's rowid among the inserted rows
     is its ordinal among the loaded records; one UPDATE turns that into its record number, adding
     the rejected records before it. Rows whose integer column is not a whole number are inserted
-    under a pending partition key (`<key>\\x01pending ...`: no partition key holds a control
-    character; not NUL, which DuckLake's catalog queries in PostgreSQL cannot carry) and
+    under a pending partition key (`<key>\\0pending ...`: no partition key holds a NUL) and
     deleted after the commit, because deleting rows in the transaction that appended them makes
     DuckDB rewrite every appended row at commit. The next load of the partition removes pending
     rows a crash may have left behind.
@@ -169,7 +168,7 @@ def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Lo
     phases = audit.phases
     table = raw_table(dataset.name)
     key = audit.partition_key
-    pending = f"{key}\x01pending {uuid.uuid4().hex}"
+    pending = f"{key}\0pending {uuid.uuid4().hex}"
     rejects = f"rejects_{uuid.uuid4().hex}"
     options = {**plan.options, "store_rejects": True, "rejects_table": rejects, "rejects_scan": f"{rejects}_scan"}
     header_lines = (1 if dialect.header else 0) + dialect.skip
@@ -179,7 +178,7 @@ def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Lo
         with transaction(con):
             changes = evolve_columns(con, table, plan.column_types)
             con.execute(f"DELETE FROM {table} WHERE _partition_key = ? OR (_partition_key >= ? AND _partition_key < ?)",
-                        [key, f"{key}\x01", f"{key}\x02"])
+                        [key, f"{key}\0", f"{key}\1"])
             step = time.perf_counter()
             insert, params = _direct_insert_sql(table, plan, options, pending)
             try:
@@ -398,12 +397,14 @@ def _quarantine_marked_rows(con, table: str, plan: _DirectCsv, pending: str) -> 
         f"coalesce({texts[c]}, '')" if c in texts else f"coalesce(CAST({quote_ident(c)} AS VARCHAR), '')"
         for c in plan.targets
     ) + ")"
-    marked = (f"SELECT _source_row, {first} AS column_name, {value} AS raw_value, {code} AS code, {message} AS message, "
-              f"{fields} AS raw_line FROM {table} WHERE _partition_key = ?")
-    con.execute(
+    moved = con.execute(
         f"INSERT INTO qa.quarantine SELECT ?, ?, ?, _source_row, NULL, column_name, code, message, "
-        f"left(raw_value, 1000), left(raw_line, {QUARANTINE_LINE_CAP}), strlen(raw_line) FROM ({marked}) "
-        "ORDER BY _source_row", [audit.dataset, audit.partition_key, audit.run_id, pending])
-    # counted apart, not with RETURNING: DuckLake tables do not support it (the marked rows are few)
-    codes = dict(con.execute(f"SELECT code, count(*) FROM ({marked}) GROUP BY code", [pending]).fetchall())
+        f"left(raw_value, 1000), left(raw_line, {QUARANTINE_LINE_CAP}), strlen(raw_line) FROM ("
+        f"  SELECT _source_row, {first} AS column_name, {value} AS raw_value, {code} AS code, {message} AS message, "
+        f"  {fields} AS raw_line FROM {table} WHERE _partition_key = ?) ORDER BY _source_row RETURNING error_code",
+        [audit.dataset, audit.partition_key, audit.run_id, pending],
+    ).fetchall()
+    codes: dict[str, int] = {}
+    for (moved_code,) in moved:
+        codes[moved_code] = codes.get(moved_code, 0) + 1
     return codes
