@@ -296,3 +296,14 @@ def test_a_step_whose_commit_conflicts_runs_again_then_fails_with_the_conflict(m
         assert not failed.success and calls == [0, 1, 2]  # QA_LAKE_RETRIES=2: three attempts, then the error
         failure = failed.failure_data_for_node("conflicted_5")
         assert "Failed to commit DuckLake transaction" in str(failure.error)
+
+
+def test_make_test_runs_the_lake_tests_in_a_venv_with_the_lake_extra():
+    dry_run = subprocess.run(["make", "-n", "test", "VENV=/tmp/qa-venv"], cwd=Path(__file__).parent.parent,
+                             capture_output=True, text=True, timeout=60)
+    assert dry_run.returncode == 0, dry_run.stderr
+    assert "make --no-print-directory test-lake VENV=/tmp/qa-venv" in dry_run.stdout
+    lake_run = subprocess.run(["make", "-n", "test-lake", "VENV=/tmp/qa-venv"], cwd=Path(__file__).parent.parent,
+                              capture_output=True, text=True, timeout=60).stdout
+    assert "/tmp/qa-venv-lake/bin/pip install --quiet -e '.[dev,lake]'" in lake_run
+    assert "QA_LAKE_TESTS=1 /tmp/qa-venv-lake/bin/pytest quality_assets_tests/test_lake.py" in lake_run

@@ -10,7 +10,7 @@ from quality_assets.backup import export_warehouse, import_warehouse
 from quality_assets.cli.errors import EXIT_OK, UsageError, dataset_named
 from quality_assets.config import settings_from_env
 from quality_assets.contract import load_contract
-from quality_assets.lake import open_warehouse
+from quality_assets.lake import is_lake, open_warehouse
 from quality_assets.retention import find_old_partitions, parse_age, remove_partitions
 
 
@@ -112,8 +112,15 @@ def _instance():
     return dg.DagsterInstance.get()
 
 
+def _file_only(settings, command: str) -> None:
+    if is_lake(settings.warehouse):
+        raise UsageError(f"{command} is for the DuckDB file; QA_WAREHOUSE names a DuckLake, which is backed up as its "
+                         "catalog database and its data path (OPERATIONS.md, 'The DuckLake warehouse')")
+
+
 def cmd_backup(args) -> int:
     settings = settings_from_env()
+    _file_only(settings, "backup")
     if not settings.duckdb_path.exists():
         raise UsageError(f"no warehouse at {settings.duckdb_path} (QA_DUCKDB_PATH)")
     try:
@@ -126,6 +133,7 @@ def cmd_backup(args) -> int:
 
 def cmd_restore(args) -> int:
     settings = settings_from_env()
+    _file_only(settings, "restore")
     try:
         result = import_warehouse(_warehouse(settings), args.source, force=args.force)
     except (FileExistsError, FileNotFoundError) as exc:
