@@ -184,25 +184,30 @@ datasets:
 READER = """
 import json, sys, time
 from pathlib import Path
-from quality_assets.lake import LakeWarehouse
+from quality_assets.lake import LakeUnavailable, LakeWarehouse
 spec, data, work, stop = sys.argv[1:5]
 checks, torn = 0, []
-with LakeWarehouse(spec, data, work).connect(read_only=True) as con:
-    while not Path(stop).exists():
-        con.execute("BEGIN TRANSACTION")
-        audit = dict(((d, k), n) for d, k, n in con.execute(
-            "SELECT dataset, partition_key, rows_loaded FROM qa.files WHERE status LIKE 'loaded%' "
-            "QUALIFY row_number() OVER (PARTITION BY dataset, partition_key ORDER BY finished DESC) = 1").fetchall())
-        held = {}
-        for ds in ("alpha", "beta"):
-            if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
-                           "AND table_schema = 'raw' AND table_name = ?", [ds]).fetchone()[0]:
-                held.update({(ds, k): n for k, n in con.execute(
-                    f"SELECT _partition_key, count(*) FROM raw.{ds} GROUP BY ALL").fetchall()})
-        con.execute("COMMIT")
-        torn += [(key, n, held.get(key)) for key, n in audit.items() if held.get(key) != n]
-        checks += 1
-        time.sleep(0.05)
+for _ in range(1200):  # the first worker creates the lake
+    try:
+        con = LakeWarehouse(spec, data, work).attach(read_only=True)
+        break
+    except LakeUnavailable:
+        time.sleep(0.1)
+while not Path(stop).exists():
+    con.execute("BEGIN TRANSACTION")
+    audit = dict(((d, k), n) for d, k, n in con.execute(
+        "SELECT dataset, partition_key, rows_loaded FROM qa.files WHERE status LIKE 'loaded%' "
+        "QUALIFY row_number() OVER (PARTITION BY dataset, partition_key ORDER BY finished DESC) = 1").fetchall())
+    held = {}
+    for ds in ("alpha", "beta"):
+        if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
+                       "AND table_schema = 'raw' AND table_name = ?", [ds]).fetchone()[0]:
+            held.update({(ds, k): n for k, n in con.execute(
+                f"SELECT _partition_key, count(*) FROM raw.{ds} GROUP BY ALL").fetchall()})
+    con.execute("COMMIT")
+    torn += [(key, n, held.get(key)) for key, n in audit.items() if held.get(key) != n]
+    checks += 1
+    time.sleep(0.05)
 print(json.dumps({"checks": checks, "torn": torn}))
 """
 
