@@ -33,7 +33,8 @@ LAKE_PREFIX = "ducklake:"
 LAKE_ALIAS = "lake"
 EXTENSIONS = ("postgres_scanner", "ducklake")  # PyPI package duckdb-extension-<name>
 _INSTANCES: dict[tuple, duckdb.DuckDBPyConnection] = {}  # per process: (pid, lake, mode, ...) -> instance
-LAKE_EXTRA = "pip install 'quality_assets[lake]' (duckdb==1.5.5 with duckdb-extension-ducklake and duckdb-extension-postgres-scanner)"
+LAKE_EXTRA = ("pip install 'quality_assets[lake]' (duckdb==1.5.5 with duckdb-extension-ducklake, "
+              "duckdb-extension-postgres-scanner and, for object storage, duckdb-extension-httpfs)")
 
 
 class LakeUnavailable(RuntimeError):
@@ -59,12 +60,12 @@ def extension_file(name: str) -> Path:
         f"{', '.join(sorted(built_for)) or 'none'}); the DuckLake backend needs {LAKE_EXTRA}")
 
 
-def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
+def load_extensions(con: duckdb.DuckDBPyConnection, names: tuple[str, ...] = EXTENSIONS) -> None:
     """LOAD the extensions from their packages; a DuckDB they were not built for is refused with
     what to install."""
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
-    for name in EXTENSIONS:
+    for name in names:
         path = extension_file(name)
         try:
             con.execute(f"LOAD {quote_literal(str(path))}")
@@ -138,8 +139,11 @@ class LakeWarehouse(Warehouse):
         for attempt in range(1, attempts + 1):
             con = duckdb.connect(":memory:", config=self._config())
             try:
-                load_extensions(con)
-                if "://" not in self.data_path:
+                # object storage (s3://, gs://, az://, https://) goes through httpfs; credentials come
+                # from DuckDB's own sources (environment, CREATE SECRET), never from this code
+                remote = "://" in self.data_path
+                load_extensions(con, EXTENSIONS + (("httpfs",) if remote else ()))
+                if not remote:
                     Path(self.data_path).mkdir(parents=True, exist_ok=True)
                 options = [f"DATA_PATH {quote_literal(self.data_path)}"] + (["READ_ONLY"] if read_only else [])
                 con.execute(f"ATTACH {quote_literal(self.spec)} AS {LAKE_ALIAS} ({', '.join(options)})")

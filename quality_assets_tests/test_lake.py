@@ -323,3 +323,15 @@ def test_make_test_runs_the_lake_tests_in_a_venv_with_the_lake_extra():
                               capture_output=True, text=True, timeout=60).stdout
     assert "/tmp/qa-venv-lake/bin/pip install --quiet -e '.[dev,lake]'" in lake_run
     assert "QA_LAKE_TESTS=1 /tmp/qa-venv-lake/bin/pytest quality_assets_tests/test_lake.py" in lake_run
+
+
+def test_an_object_store_data_path_loads_httpfs_from_its_package(lake: Lake):
+    """No object store here: the lake attaches with its data path on S3 (httpfs LOADed from the
+    wheel, nothing downloaded) and says so when asked where its files go."""
+    remote = LakeWarehouse(lake.spec, "s3://qa-test-bucket/lake/", lake.work_dir)
+    with remote.connect() as con:
+        loaded = {name for name, on in con.execute(
+            "SELECT extension_name, loaded FROM duckdb_extensions()").fetchall() if on}
+        assert {"ducklake", "postgres_scanner", "httpfs"} <= loaded
+        assert con.execute("SELECT value FROM lake.options() WHERE option_name = 'data_path'").fetchone()[0] \
+            == "s3://qa-test-bucket/lake/"
