@@ -55,6 +55,7 @@ from quality_assets.ingest.sniff import (
     target_names,
 )
 from quality_assets.ingest.staged_csv import sniffed_integers
+from quality_assets.published_rows import hold_published
 from quality_assets.warehouse import Warehouse, quote_ident, quote_literal, transaction
 
 
@@ -183,6 +184,7 @@ def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Lo
         phases["lock_wait_s"] = seconds_since(waiting)
         with transaction(con):
             changes = evolve_columns(con, table, plan.column_types)
+            hold_published(con, dataset.name, [key])
             con.execute(f"DELETE FROM {table} WHERE _partition_key = ? OR (_partition_key >= ? AND _partition_key < ?)",
                         [key, f"{key}\0", f"{key}\1"])
             step = time.perf_counter()
