@@ -161,10 +161,10 @@ def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Lo
     transaction under the warehouse lock. Raises HandOver (having rolled back) when the
     record-by-record reader must take over.
 
-    DuckDB's parallel reader keeps the file's order, so `row_number() OVER ()` in the insert (a
-    streaming window: no extra pass) is a row's ordinal among the loaded records; when the reader
-    rejected records, one UPDATE of the rows after the first of them adds the rejected records
-    before each. (Numbering every row by an UPDATE made DuckDB rewrite the column at commit.) Rows whose integer column is not a whole number are inserted
+    DuckDB's parallel reader keeps the file's order, so a new row's rowid among the inserted rows
+    is its ordinal among the loaded records; one UPDATE turns that into its record number, adding
+    the rejected records before it. (Not `row_number() OVER ()` in the insert: DuckDB runs a
+    streaming window on one thread, and the CSV parse with it.) Rows whose integer column is not a whole number are inserted
     under a pending partition key (`<key>\\0pending ...`: no partition key holds a NUL) and
     deleted after the commit, because deleting rows in the transaction that appended them makes
     DuckDB rewrite every appended row at commit. The next load of the partition removes pending
@@ -284,14 +284,14 @@ def _holds_nul(con, table: str, keys: list[str], plan: _DirectCsv, scan: FileSca
 
 
 def _direct_insert_sql(table: str, plan: _DirectCsv, options: dict, pending: str) -> tuple[str, list]:
-    """INSERT of the file's rows, numbered in file order (not yet counting rejected records). A row whose integer column is not a
+    """INSERT of the file's rows, with no record numbers yet. A row whose integer column is not a
     whole number in range, or whose floating-point column is infinite, goes under the `pending`
     key, a JSON array of those columns' text in `_run_id` (for _quarantine_marked_rows)."""
     audit = plan.audit
     names = ", ".join(quote_ident(t) for t in plan.targets)
     if not plan.integers and not plan.floats:
         sql = (f"INSERT INTO {table} (_partition_key, _source_row, _run_id, {names}) "
-               f"SELECT ?, row_number() OVER (), ?, * FROM {_reader_sql(plan.source, options)}")
+               f"SELECT ?, NULL, ?, * FROM {_reader_sql(plan.source, options)}")
         return sql, [audit.partition_key, audit.run_id]
     inner, outer, texts, checks = [], [], [], []
     for i, (src, tgt) in enumerate(zip(plan.dialect.names, plan.targets, strict=True)):
@@ -313,7 +313,7 @@ def _direct_insert_sql(table: str, plan: _DirectCsv, options: dict, pending: str
         checks.append(f"(t{i} IS NULL OR c{i} IS NOT NULL)")
     whole = " AND ".join(checks)
     sql = (f"INSERT INTO {table} (_partition_key, _source_row, _run_id, {names}) "
-           f"SELECT CASE WHEN {whole} THEN ? ELSE ? END, row_number() OVER (), "
+           f"SELECT CASE WHEN {whole} THEN ? ELSE ? END, NULL, "
            f"CASE WHEN {whole} THEN ? ELSE CAST(json_array({', '.join(texts)}) AS VARCHAR) END, {', '.join(outer)} "
            f"FROM (SELECT {', '.join(inner)} FROM {_reader_sql(plan.source, options)})")
     return sql, [audit.partition_key, pending, audit.run_id]
@@ -323,24 +323,24 @@ MAX_SHIFT_BRANCHES = 1024
 
 
 def _number_rows(con, table: str, keys: list[str], quarantined: list[int]) -> None:
-    """Add to `_source_row` (each row's ordinal k among the loaded records, set by the insert) the
-    rejected records before it: only rows after the first rejected record change.
+    """Set `_source_row` of the rows just inserted under `keys`: ordinal + rejected records before it.
 
     Loaded row k sits after j rejected records when t_j = r_j - j < k (r_j the j-th rejected
     record number), so its record number is k + max{j : t_j < k}.
     """
-    if not quarantined:
-        return
     where = f"_partition_key IN ({', '.join('?' for _ in keys)})"
+    base = con.execute(f"SELECT min(rowid) FROM {table} WHERE {where}", keys).fetchone()[0]
+    if base is None:
+        return
+    ordinal = f"(rowid - {int(base)} + 1)"
     shifts: dict[int, int] = {}
     for j, record in enumerate(sorted(quarantined), start=1):
         shifts[record - j] = j
     steps = sorted(shifts.items())
-    after = f"_source_row > {int(steps[0][0])}"
     if len(steps) <= MAX_SHIFT_BRANCHES:
         con.execute(
-            f"UPDATE {table} SET _source_row = _source_row + {_shift_tree('_source_row', steps, 0, len(steps), 0)} "
-            f"WHERE {where} AND {after}",
+            f"UPDATE {table} SET _source_row = {ordinal} + {_shift_tree(ordinal, steps, 0, len(steps), 0)} "
+            f"WHERE {where} AND rowid >= {int(base)}",
             keys,
         )
         return
@@ -354,7 +354,7 @@ def _number_rows(con, table: str, keys: list[str], quarantined: list[int]) -> No
     con.execute(
         f"UPDATE {table} SET _source_row = numbered.record FROM ("
         f"  SELECT n.row_id, n.k + coalesce(s.j, 0) AS record FROM ("
-        f"    SELECT rowid AS row_id, _source_row AS k FROM {table} WHERE {where} AND {after}"
+        f"    SELECT rowid AS row_id, {ordinal} AS k FROM {table} WHERE {where} AND rowid >= {int(base)}"
         f"  ) n ASOF LEFT JOIN {shift_table} s ON n.k > s.t"
         f") numbered WHERE {table}.rowid = numbered.row_id",
         keys,
