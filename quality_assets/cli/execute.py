@@ -91,6 +91,7 @@ def execute(contract, settings, work: list, force: bool) -> list[FileOutcome]:
     import dagster as dg  # slow to import: loaded when files run, not for --help or validate
 
     from quality_assets.batches import contiguous_batches
+    from quality_assets.defs.batching import stage_graph
     from quality_assets.defs.definitions import build_definitions, dataset_job_name
     from quality_assets.defs.raw import files_partitions
 
@@ -100,6 +101,7 @@ def execute(contract, settings, work: list, force: bool) -> list[FileOutcome]:
     progress = Progress(len(work))
     for ds, keys in _by_dataset(work):
         job = defs.resolve_job_def(dataset_job_name(ds.name))
+        stages = stage_graph(defs.assets, ds.name)
         if ds.partitioning == "file":
             partitions = files_partitions(ds)
             known = set(instance.get_dynamic_partitions(partitions.name))
@@ -112,7 +114,7 @@ def execute(contract, settings, work: list, force: bool) -> list[FileOutcome]:
         for batch in batches:
             progress.start(f"{ds.name}/{batch[0]}" + (f" (+{len(batch) - 1} more)" if len(batch) > 1 else ""))
             started = time.perf_counter()
-            for key, outcome in run_batch(job, instance, ds.name, batch, force).items():
+            for key, outcome in run_batch(job, stages, instance, ds.name, batch, force).items():
                 outcome.seconds = (time.perf_counter() - started) / len(batch)
                 by_key[(ds.name, key)] = outcome
                 progress.done(f"{key}: {outcome.outcome}, {outcome.rows if outcome.rows is not None else '-'} rows")
@@ -127,7 +129,7 @@ def _by_dataset(work: list) -> list[tuple]:
     return list(grouped.values())
 
 
-def run_batch(job, instance, dataset: str, keys: list[str], force: bool) -> dict[str, FileOutcome]:
+def run_batch(job, stages: dict, instance, dataset: str, keys: list[str], force: bool) -> dict[str, FileOutcome]:
     """One run over `keys` (one partition, or a range of neighbours), then each file left
     unfinished by a blocking failure of another file of the range run alone for its missing stages."""
     from quality_assets.defs.batching import left_to_run, range_tags
@@ -152,8 +154,8 @@ def run_batch(job, instance, dataset: str, keys: list[str], force: bool) -> dict
     result = run(tags=range_tags(keys))
     results = {key: [result] for key in keys}
     if not result.success:
-        for key, stages in left_to_run(job, dataset, keys, result.all_events).items():
-            results[key].append(run(partition_key=key, stages=stages))
+        for key, missing in left_to_run(stages, keys, result.all_events).items():
+            results[key].append(run(partition_key=key, stages=missing))
     return {key: outcome_of(dataset, key, runs, alone=len(runs) > 1) for key, runs in results.items()}
 
 

@@ -9,11 +9,11 @@ from collections.abc import Iterable, Sequence
 import dagster as dg
 
 from quality_assets.batches import unfinished
-from quality_assets.defs.common import stage_key
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 FILES_TAG = "quality_assets/files"
+FILE_VERSIONS_TAG = "quality_assets/file_versions"  # a range run of the sensor's: {file: version}
 
 
 def range_tags(keys: Sequence[str]) -> dict[str, str]:
@@ -27,28 +27,41 @@ def range_of(tags: dict[str, str]) -> tuple[str, str] | None:
     return None
 
 
-def job_stages(job: dg.JobDefinition, dataset: str) -> list[str]:
-    """The dataset's stages the job materializes, in the job's topological order."""
-    graph = job.asset_layer.asset_graph
-    keys = graph.toposorted_asset_keys
-    return [key.path[-1] for key in keys if len(key.path) == 2 and key.path[0] == dataset
-            and graph.get(key).is_materializable]
+def stage_graph(assets: Iterable, dataset: str) -> dict[str, list[str]]:
+    """stage -> the stages it depends on, from the dataset's asset definitions."""
+    graph = {}
+    for asset in assets:
+        if isinstance(asset, dg.AssetsDefinition) and asset.key.path[0] == dataset and len(asset.key.path) == 2:
+            graph[asset.key.path[-1]] = [key.path[-1] for key in asset.dependency_keys if key.path[0] == dataset]
+    return graph
 
 
-def held_back(job: dg.JobDefinition, dataset: str, stage: str) -> set[str]:
+def stage_order(graph: dict[str, list[str]]) -> list[str]:
+    """The stages upstream first."""
+    order: list[str] = []
+
+    def visit(stage: str) -> None:
+        if stage not in order:
+            for upstream in graph[stage]:
+                visit(upstream)
+            order.append(stage)
+
+    for stage in graph:
+        visit(stage)
+    return order
+
+
+def held_back(graph: dict[str, list[str]], stage: str) -> set[str]:
     """The stages a failed blocking check of `stage` keeps from running: everything downstream."""
-    graph = job.asset_layer.asset_graph
-    below: set[str] = set()
-    todo = [stage_key(dataset, stage)]
-    while todo:
-        for child in graph.get(todo.pop()).child_keys:
-            if child.path[0] == dataset and child.path[-1] not in below:
-                below.add(child.path[-1])
-                todo.append(child)
-    return below
+    below = {stage}
+    while True:
+        more = {s for s, upstream in graph.items() if below.intersection(upstream)} - below
+        if not more:
+            return below - {stage}
+        below |= more
 
 
-def left_to_run(job: dg.JobDefinition, dataset: str, keys: Sequence[str],
+def left_to_run(graph: dict[str, list[str]], keys: Sequence[str],
                 events: Iterable[dg.DagsterEvent]) -> dict[str, list[str]]:
     """Per file of a range run, the stages it still needs, run alone: not materialized for it,
     and not held back by its own failed blocking checks (a rejected file, a failed error rule)."""
@@ -60,9 +73,7 @@ def left_to_run(job: dg.JobDefinition, dataset: str, keys: Sequence[str],
             done.add((materialization.asset_key.path[-1], materialization.partition))
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
-            stage = evaluation.asset_key.path[-1]
             if (evaluation.partition is not None and not evaluation.passed
-                    and evaluation.severity == dg.AssetCheckSeverity.ERROR
-                    and evaluation.blocking):
-                blocked.setdefault(evaluation.partition, set()).update(held_back(job, dataset, stage))
-    return unfinished(keys, job_stages(job, dataset), done, blocked)
+                    and evaluation.severity == dg.AssetCheckSeverity.ERROR and evaluation.blocking):
+                blocked.setdefault(evaluation.partition, set()).update(held_back(graph, evaluation.asset_key.path[-1]))
+    return unfinished(keys, stage_order(graph), done, blocked)
