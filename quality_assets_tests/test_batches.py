@@ -188,3 +188,16 @@ def test_the_landing_sensor_requests_neighbouring_new_files_as_one_run(project):
     assert first.run_key.startswith("orders:range:")
     # the last one alone, with the run key a file has always had
     assert (second.partition_key, second.run_key) == ("f2.csv", f"orders:f2.csv:{landed[2].version}")
+
+
+def test_a_held_warehouse_is_opened_once_for_every_connect_inside(tmp_path):
+    from quality_assets.warehouse import Warehouse
+
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    with warehouse.held() as held:
+        with held.connect() as first:
+            first.execute("CREATE TABLE t AS SELECT 1 AS x")
+        with held.connect() as second:
+            assert second is first and second.execute("SELECT x FROM t").fetchall() == [(1,)]
+    with warehouse.connect() as after:  # released: a new connection, the data committed
+        assert after is not first and after.execute("SELECT x FROM t").fetchall() == [(1,)]
