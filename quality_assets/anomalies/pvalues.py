@@ -49,6 +49,19 @@ def feature_p_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
     raise ValueError(f"unknown signal {feature.signal}")
 
 
+def new_pairs(feature: Feature, batch: pa.RecordBatch) -> tuple[np.ndarray, float]:
+    """A combination's rows whose given value was never seen with this partner, and the expected
+    number of them (the history's rate of new pairs over the rows with a known given value), for
+    counting them as a cluster."""
+    given, other = feature.extra["given"].model, feature.extra["other"].model
+    ig, io = given.index(batch.column(feature.inputs[0])), other.index(batch.column(feature.inputs[1]))
+    known = ig >= 0
+    new = known & (io == -1)
+    pair = known & (io >= 0)
+    new[pair] = feature.extra["counts"][ig[pair], io[pair]] == 0
+    return new, float(feature.extra["unseen"] * known.sum())
+
+
 def shape_p_values(feature: Feature, column: pa.Array) -> np.ndarray:
     """p of each value's character shape; for a category, only values it has never had are shaped
     (the category's own p judges the rest, and shaping every row is the costly part)."""

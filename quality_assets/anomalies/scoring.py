@@ -32,6 +32,7 @@ from quality_assets.anomalies.pairs import recentred
 from quality_assets.anomalies.pvalues import (
     batch_p_matrix,
     direction,
+    new_pairs,
     judged_values,
     shape_p_values,
 )
@@ -112,6 +113,7 @@ class _Pass:
     sample: pa.Table
     rarest: dict[int, list[np.ndarray]]  # discrete feature -> rows at its smallest p (never seen)
     present: dict[int, int]  # category and shape features -> rows with a value
+    chances: dict[int, float] = field(default_factory=dict)  # combinations -> expected rows with a new pair
 
     def rows_flagged_by(self, key: tuple[int, int], threshold: float) -> int:
         """Rows the feature alone would flag at this row threshold (to within a decade: the
@@ -136,6 +138,8 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
     decades: dict[tuple[int, int], np.ndarray] = {}
     rarest: dict[int, list[np.ndarray]] = {}
     present: dict[int, int] = {}
+    chances: dict[int, float] = {}
+    pairs = [j for j, f in enumerate(model.features) if f.signal == "combination"]
     # discrete events at most 1% of the history had (never, or almost never, seen before)
     smallest = np.array([cluster_p(f) for f in model.features])
     floors = np.where((smallest > 0) & (smallest <= RARE) & (smallest * d < 1), smallest * d * (1 + 1e-9), 0.0)
@@ -149,6 +153,8 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
             lowest = matrix.min(axis=0)
             for j in np.flatnonzero((floors > 0) & (lowest <= floors)):
                 feature = model.features[j]
+                if feature.signal == "combination":
+                    continue  # counted below, against each row's own chance
                 # categories and shapes: rows never seen; a rare value seen more often than usual is drift
                 at_floor = unseen(feature, batch) if feature.signal in VALUED else matrix[:, j] <= floors[j]
                 rarest.setdefault(int(j), []).append(start + np.flatnonzero(at_floor))
@@ -156,6 +162,11 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
                 if model.features[j].signal in VALUED:  # only rows with a value can carry an unseen one
                     present[int(j)] = present.get(int(j), 0) + len(batch) - batch.column(
                         model.features[j].inputs[0]).null_count
+            for j in pairs:  # each row has its own chance of a partner its given value never had
+                new, chance = new_pairs(model.features[j], batch)
+                chances[j] = chances.get(j, 0.0) + chance
+                if new.any():
+                    rarest.setdefault(j, []).append(start + np.flatnonzero(new))
             row_p[start:stop] = matrix.min(axis=1)
             candidates = np.flatnonzero(row_p[start:stop] <= max(cutoff, floors.max(initial=0.0)))
             strength[start + candidates] = -np.log10(np.clip(matrix[candidates], TINY, 1.0)).sum(axis=1)
@@ -170,7 +181,7 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
         samples.append(batch.filter(batch.column("_sample")))
         start = stop
     return _Pass(row_p, strength, decades, pa.Table.from_batches(samples, schema=parquet.schema_arrow),
-                 {j: np.concatenate(rows) for j, rows in rarest.items()}, present)
+                 {j: np.concatenate(rows) for j, rows in rarest.items()}, present, chances)
 
 
 def poisson_tail(k: int, mean: float) -> float:
@@ -214,7 +225,7 @@ def clustered_rows(scored: _Pass, model: RowModel, d: int, settings: AnomalySett
         feature = model.features[j]
         if feature.signal == "duplicate" and feature.extra["duplicates"]:
             continue  # a code that repeats at all repeats more in a larger partition: no per-row rate
-        expected = scored.present.get(j, n) * cluster_p(feature)
+        expected = scored.chances[j] if j in scored.chances else scored.present.get(j, n) * cluster_p(feature)
         if rows.size >= 2 and d * poisson_tail(rows.size, expected) <= settings.fdr:
             out.append(rows)
     return np.unique(np.concatenate(out))
