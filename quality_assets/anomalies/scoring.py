@@ -32,7 +32,6 @@ from quality_assets.anomalies.pairs import recentred
 from quality_assets.anomalies.pvalues import (
     batch_p_matrix,
     direction,
-    new_pairs,
     judged_values,
     shape_p_values,
 )
@@ -139,7 +138,6 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
     rarest: dict[int, list[np.ndarray]] = {}
     present: dict[int, int] = {}
     chances: dict[int, float] = {}
-    pairs = [j for j, f in enumerate(model.features) if f.signal == "combination"]
     # discrete events at most 1% of the history had (never, or almost never, seen before)
     smallest = np.array([cluster_p(f) for f in model.features])
     floors = np.where((smallest > 0) & (smallest <= RARE) & (smallest * d < 1), smallest * d * (1 + 1e-9), 0.0)
@@ -147,7 +145,8 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
     for batch in parquet.iter_batches(batch_size=batch_size):
         stop = start + batch.num_rows
         if model.features:
-            matrix = batch_p_matrix(model, batch)
+            pairs: dict[int, tuple[np.ndarray, float]] = {}
+            matrix = batch_p_matrix(model, batch, pairs)
             matrix *= d
             np.minimum(matrix, 1.0, out=matrix)
             lowest = matrix.min(axis=0)
@@ -162,8 +161,7 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
                 if model.features[j].signal in VALUED:  # only rows with a value can carry an unseen one
                     present[int(j)] = present.get(int(j), 0) + len(batch) - batch.column(
                         model.features[j].inputs[0]).null_count
-            for j in pairs:  # each row has its own chance of a partner its given value never had
-                new, chance = new_pairs(model.features[j], batch)
+            for j, (new, chance) in pairs.items():  # rows with a pair never seen, against the rate of new pairs
                 chances[j] = chances.get(j, 0.0) + chance
                 if new.any():
                     rarest.setdefault(j, []).append(start + np.flatnonzero(new))
