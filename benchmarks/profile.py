@@ -130,8 +130,6 @@ def child(mode: str, db: Path, rows: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     config = {"memory_limit": "1GB", "temp_directory": str(work / "spill")}
     if mode == "profile":  # imported before the clock starts, as in a running code server
-        import scipy.stats  # noqa: F401
-
         from quality_assets.profile import profile_partition
     con = duckdb.connect(str(db), read_only=False, config=config)
     con.execute("SET enable_progress_bar = false")

@@ -37,6 +37,7 @@ from quality_assets.ingest import (
     stored_schema,
 )
 from quality_assets.landing import LandedFile, list_landed
+from quality_assets.published_rows import hold_published
 from quality_assets.warehouse import Warehouse, quote_ident, quote_literal, transaction
 
 SOURCE_FILE_COLUMN = "_source_file"
@@ -272,6 +273,7 @@ def _publish(con: duckdb.DuckDBPyConnection, dataset: Dataset, staged: dict[str,
                         evolve_raw_table(con, table, one)
                         done.add(id(one))
             con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {SOURCE_FILE_COLUMN} VARCHAR")
+            hold_published(con, dataset.name, list(staged))
             for day, files in staged.items():
                 con.execute(f"DELETE FROM {table} WHERE _partition_key = ?", [day])
                 con.execute("DELETE FROM qa.quarantine WHERE dataset = ? AND partition_key = ?", [dataset.name, day])

@@ -17,6 +17,7 @@ import duckdb
 
 from quality_assets.catalog import latest_load_files, table_types
 from quality_assets.contract import Dataset
+from quality_assets.published_rows import promote
 from quality_assets.rules import META_COLUMNS, ensure_tables, rules_fingerprint
 from quality_assets.warehouse import quote_ident, transaction
 
@@ -75,27 +76,16 @@ def gate(con: duckdb.DuckDBPyConnection, dataset: Dataset, partition_key: str) -
 
 
 def publish_partition(con: duckdb.DuckDBPyConnection, dataset: Dataset, partition_key: str) -> Published:
-    """Replace the partition in published."<dataset>" with raw's rows, in one transaction."""
-    raw = f"raw.{quote_ident(dataset.name)}"
-    target = published_table(dataset.name)
+    """Make raw's rows of the partition the published ones, in one transaction: published."<dataset>"
+    is a view over raw (see published_rows), so nothing is copied."""
     raw_types = table_types(con, "raw", dataset.name)
+    target = published_table(dataset.name)
+    if not raw_types:  # nothing loaded yet (a day without files before any file)
+        return Published(dataset.name, partition_key, 0, 0, {})
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {PUBLISHED_SCHEMA}")
     with transaction(con):
-        if raw_types:
-            con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM {raw} LIMIT 0")
-            current = table_types(con, PUBLISHED_SCHEMA, dataset.name)
-            for name, type_ in raw_types.items():
-                if name not in current:
-                    con.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(name)} {type_}")
-                elif current[name] != type_:
-                    con.execute(f"ALTER TABLE {target} ALTER COLUMN {quote_ident(name)} TYPE {type_}")
-        replaced = 0
-        if raw_types or table_types(con, PUBLISHED_SCHEMA, dataset.name):
-            replaced = con.execute(f"DELETE FROM {target} WHERE _partition_key = ?", [partition_key]).fetchone()[0]
-        rows = 0
-        if raw_types:
-            rows = con.execute(
-                f"INSERT INTO {target} BY NAME SELECT * FROM {raw} WHERE _partition_key = ?", [partition_key]
-            ).fetchone()[0]
+        replaced = promote(con, dataset.name, partition_key, target)
+        rows = con.execute(f"SELECT count(*) FROM raw.{quote_ident(dataset.name)} WHERE _partition_key = ?",
+                           [partition_key]).fetchone()[0]
     columns = {k: v for k, v in table_types(con, PUBLISHED_SCHEMA, dataset.name).items() if k not in META_COLUMNS}
     return Published(dataset.name, partition_key, rows, replaced, columns)

@@ -22,6 +22,7 @@ import duckdb
 from quality_assets.catalog import schema_tables
 from quality_assets.contract import Contract, Dataset
 from quality_assets.daily import files_by_day
+from quality_assets.published_rows import hold_published
 from quality_assets.report.outputs import OutputPathError, partition_output_dir
 from quality_assets.vocabulary import parse_duration
 from quality_assets.warehouse import quote_ident, transaction
@@ -158,6 +159,8 @@ def remove_partitions(
             if not dry_run:
                 _record_tombstones(con, dataset, parts)
             if dataset in raw_tables:
+                if not dry_run:  # consumers keep what was published (held rows, not raw's)
+                    hold_published(con, dataset, keys)
                 _count_or_delete(con, removal, f"raw.{quote_ident(dataset)}", "_partition_key = ANY(?)", [keys], dry_run)
             for table in qa_tables:
                 _count_or_delete(con, removal, f"qa.{quote_ident(table)}",

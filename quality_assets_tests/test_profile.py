@@ -414,6 +414,27 @@ def test_monotonicity_follows_record_numbers_not_storage_order(tmp_path):
         assert found == {"up": "strictly_increasing", "down": "decreasing", "wobble": "none"}
 
 
+def test_monotonicity_skips_nulls(tmp_path):
+    """Nulls between values do not break an order (each such column is checked over its non-null
+    rows), in storage order and shuffled."""
+    n = 3000
+    up = [None if i % 10 == 3 else i * 1.5 for i in range(n)]
+    down = [None if i % 7 == 0 else n - i // 3 for i in range(n)]
+    broken = [None if i % 5 == 0 else float(i) for i in range(n)]
+    broken[n // 2 + 1] = 2.0  # out of order, though the first and last values are still the extremes
+    wh = warehouse(tmp_path)
+    load_partition(wh, pa.table({"up": pa.array(up), "down": pa.array(down, pa.int64()), "broken": pa.array(broken),
+                                 "full": pa.array(np.arange(n), pa.int64())}))
+    in_order = profile_of(wh)
+    with wh.connect() as con:
+        con.execute('CREATE OR REPLACE TABLE raw."ds" AS SELECT * FROM raw."ds" ORDER BY hash(_source_row)')
+    shuffled = profile_of(wh)
+    for profile in (in_order, shuffled):
+        found = {c.name: c.details["monotonicity"] for c in profile.columns}
+        assert found == {"up": "strictly_increasing", "down": "decreasing", "broken": "none",
+                         "full": "strictly_increasing"}
+
+
 def test_one_row_empty_partition_and_missing_table(tmp_path):
     wh = warehouse(tmp_path)
     with wh.connect() as con:  # no raw table at all (nothing loaded yet)

@@ -8,6 +8,7 @@ import duckdb
 
 from quality_assets.ingest.audit import META_COLUMNS, LoadAudit, Staged
 from quality_assets.ingest.schema import record_new_columns
+from quality_assets.published_rows import hold_published
 from quality_assets.warehouse import quote_ident, quote_literal, transaction
 
 WIDENINGS = {
@@ -30,6 +31,7 @@ def publish_stage(con: duckdb.DuckDBPyConnection, staged: Staged) -> LoadAudit:
     try:
         with transaction(con):
             changes = evolve_raw_table(con, table, staged)
+            hold_published(con, audit.dataset, [audit.partition_key])
             con.execute(f"DELETE FROM {table} WHERE _partition_key = ?", [audit.partition_key])
             columns = [c for c in staged.column_types if c != "_source_row"]
             if columns:

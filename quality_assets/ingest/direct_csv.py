@@ -25,7 +25,12 @@ from quality_assets.ingest.audit import (
     seconds_since,
     set_outcome,
 )
-from quality_assets.ingest.casting import FLOAT_TYPES, INTEGER_TYPES, STRICT_INTEGER, number_failure
+from quality_assets.ingest.casting import (
+    FLOAT_TYPES,
+    INTEGER_TYPES,
+    number_failure,
+    strict_integer_sql,
+)
 from quality_assets.ingest.commit import evolve_columns, finish_publish, raw_table
 from quality_assets.ingest.fields import field_check_needed, misfit_records, nul_condition
 from quality_assets.ingest.footer import detect_footer
@@ -50,6 +55,7 @@ from quality_assets.ingest.sniff import (
     target_names,
 )
 from quality_assets.ingest.staged_csv import sniffed_integers
+from quality_assets.published_rows import hold_published
 from quality_assets.warehouse import Warehouse, quote_ident, quote_literal, transaction
 
 
@@ -157,7 +163,8 @@ def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Lo
 
     DuckDB's parallel reader keeps the file's order, so a new row's rowid among the inserted rows
     is its ordinal among the loaded records; one UPDATE turns that into its record number, adding
-    the rejected records before it. Rows whose integer column is not a whole number are inserted
+    the rejected records before it. (Not `row_number() OVER ()` in the insert: DuckDB runs a
+    streaming window on one thread, and the CSV parse with it.) Rows whose integer column is not a whole number are inserted
     under a pending partition key (`<key>\\0pending ...`: no partition key holds a NUL) and
     deleted after the commit, because deleting rows in the transaction that appended them makes
     DuckDB rewrite every appended row at commit. The next load of the partition removes pending
@@ -177,6 +184,7 @@ def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Lo
         phases["lock_wait_s"] = seconds_since(waiting)
         with transaction(con):
             changes = evolve_columns(con, table, plan.column_types)
+            hold_published(con, dataset.name, [key])
             con.execute(f"DELETE FROM {table} WHERE _partition_key = ? OR (_partition_key >= ? AND _partition_key < ?)",
                         [key, f"{key}\0", f"{key}\1"])
             step = time.perf_counter()
@@ -299,8 +307,7 @@ def _direct_insert_sql(table: str, plan: _DirectCsv, options: dict, pending: str
             outer.append(f"c{i}")
             continue
         # In a subquery so the regular expression runs once per value.
-        inner.append(f"{column} AS t{i}, TRY_CAST(CASE WHEN regexp_full_match({column}, "
-                     f"{quote_literal(STRICT_INTEGER)}) THEN {column} END AS {plan.integers[tgt]}) AS c{i}")
+        inner.append(f"{column} AS t{i}, {strict_integer_sql(column, plan.integers[tgt])} AS c{i}")
         outer.append(f"c{i}")
         texts.append(f"t{i}")
         checks.append(f"(t{i} IS NULL OR c{i} IS NOT NULL)")
@@ -385,8 +392,7 @@ def _quarantine_marked_rows(con, table: str, plan: _DirectCsv, pending: str) -> 
             failing.append((name, cond, number_failure(text, "DOUBLE")))
         else:
             kind = plan.integers[name]
-            cond = (f"NOT ({text} IS NULL OR TRY_CAST(CASE WHEN regexp_full_match({text}, {quote_literal(STRICT_INTEGER)}) "
-                    f"THEN {text} END AS {kind}) IS NOT NULL)")
+            cond = f"NOT ({text} IS NULL OR {strict_integer_sql(text, kind)} IS NOT NULL)"
             failing.append((name, cond, number_failure(text, kind)))
     first = "CASE " + " ".join(f"WHEN {cond} THEN {quote_literal(name)}" for name, cond, _ in failing) + " END"
     value = "CASE " + " ".join(f"WHEN {cond} THEN {texts[name]}" for name, cond, _ in failing) + " END"
