@@ -7,9 +7,15 @@ PostgreSQL database (as the deployment test does), with the sensor interval at 1
   its `<dataset>/raw` materialization event, to its report being written (the `<dataset>/report`
   materialization, with report.html on disk) and to the end of its run, per file;
 - throughput: N small files land at once; files per minute from the landing to the last run's
-  end, and a check that every file was processed exactly once (one run, one audit row, its rows).
+  end, and a check that every file was processed exactly once (one run, one audit row, its rows,
+  its report).
 
-Usage: python benchmarks/deployment.py [--latency-files 5] [--files 100]
+Both on a baseline deployment with one run per file (QA_FILES_PER_RUN=1, measured first) and on
+the candidate with several files per run (the sensor's ranges of neighbouring files), each on
+its own fresh database; the ratio of their throughputs is printed.
+
+Usage: python benchmarks/deployment.py [--latency-files 5] [--files 100] [--files-per-run 25]
+       [--baseline-files-per-run 1 | 0 for none]
 Needs PostgreSQL (QA_TEST_PG_HOST/PORT/USER, default 127.0.0.1:5432 postgres).
 """
 
@@ -55,21 +61,26 @@ def materialized_at(deployment: Deployment, partition: str, stage: str) -> float
 
 
 def run_of(deployment: Deployment, partition: str) -> dict | None:
-    return next((r for r in deployment.runs() if r["tags"].get("dagster/partition") == partition), None)
+    return next((r for r in deployment.runs() if partition in files_of(r)), None)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--latency-files", type=int, default=5)
-    parser.add_argument("--files", type=int, default=100)
-    args = parser.parse_args()
+def files_of(run: dict) -> list[str]:
+    """The files a run covers: its partition, or the files of its range (the sensor's tag)."""
+    if "quality_assets/file_versions" in run["tags"]:
+        return list(json.loads(run["tags"]["quality_assets/file_versions"]))
+    return [run["tags"]["dagster/partition"]] if "dagster/partition" in run["tags"] else []
+
+
+def measure(files_per_run: int, latency_files: int, files: int) -> dict:
+    """A fresh deployment with QA_FILES_PER_RUN=files_per_run: latency of single files, then
+    throughput of `files` landing at once, and whether each was processed exactly once."""
     with tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp, fresh_database("qa_bench") as database:
         root = Path(tmp)
         project = root / "project"
         landing = project / "landing" / "events"
         landing.mkdir(parents=True)
         (project / "quality.yaml").write_text(CONTRACT)
-        deployment = Deployment(root, database, project)
+        deployment = Deployment(root, database, project, extra_env={"QA_FILES_PER_RUN": str(files_per_run)})
         try:
             started = time.monotonic()
             deployment.start("code", f"dagster code-server start -m quality_assets.defs --location-name quality_assets -h 127.0.0.1 -p {deployment.code_port}")
@@ -79,7 +90,7 @@ def main() -> int:
             startup = time.monotonic() - started
 
             latencies, report_latencies, run_ends = [], [], []
-            for i in range(args.latency_files):
+            for i in range(latency_files):
                 name = f"latency_{i:03d}.csv"
                 landed = time.time()
                 land(landing, name, i * 1000)
@@ -95,7 +106,7 @@ def main() -> int:
                 report_latencies.append(reported - landed)
                 run_ends.append(run["end"] - landed)
 
-            names = [f"bulk_{i:04d}.csv" for i in range(args.files)]
+            names = [f"bulk_{i:04d}.csv" for i in range(files)]
             for i, name in enumerate(names):
                 tmp_path = landing / f".{name}.part"
                 lines = ["event_id,amount,day"] + [f"{10**6 + i * 1000 + j},{j},2026-11-02" for j in range(ROWS_PER_FILE)]
@@ -105,19 +116,17 @@ def main() -> int:
                 os.replace(landing / f".{name}.part", landing / name)
 
             def finished():
-                runs = [r for r in deployment.runs() if r["tags"].get("dagster/partition", "").startswith("bulk_")]
+                runs = [r for r in deployment.runs() if any(f.startswith("bulk_") for f in files_of(r))]
                 done = [r for r in runs if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
-                return runs if len(done) >= args.files else None
+                return runs if len(done) == len(runs) and sum(len(files_of(r)) for r in done) >= files else None
 
-            runs = wait_for(finished, 120 + 30 * args.files, f"{args.files} runs", interval=1,
+            runs = wait_for(finished, 120 + 30 * files, f"{files} files' runs", interval=1,
                             on_timeout=deployment.diagnostics)
             elapsed = max(r["end"] for r in runs) - landed
-            created = [r["created"].timestamp() for r in runs]
-            queued = [r["start"] - r["created"].timestamp() for r in runs]  # until the worker starts
-            running = [r["end"] - r["start"] for r in runs]
-            per_partition = {}
+            per_partition: dict[str, list[str]] = {}
             for r in runs:
-                per_partition.setdefault(r["tags"]["dagster/partition"], []).append(r["status"])
+                for name in files_of(r):
+                    per_partition.setdefault(name, []).append(r["status"])
         finally:
             deployment.stop_all()
         with duckdb.connect(str(deployment.warehouse), read_only=True) as con:
@@ -127,35 +136,63 @@ def main() -> int:
             raw_rows = dict(con.execute(
                 "SELECT _partition_key, count(*) FROM raw.events WHERE starts_with(_partition_key, 'bulk_') GROUP BY 1"
             ).fetchall())
-    once = (
-        sorted(per_partition) == names
-        and all(statuses == ["SUCCESS"] for statuses in per_partition.values())
-        and all(audits.get(n) == 1 for n in names)
-        and all(raw_rows.get(n) == ROWS_PER_FILE for n in names)
-    )
-    print(f"deployment benchmark: {os.cpu_count()} cores, sensor interval 1 s, settle 0 s, "
-          f"{ROWS_PER_FILE} rows per file, start-up of the three processes {startup:.1f} s")
+        reports = {name for name in names if (deployment.output / "events" / name / "report.html").is_file()}
+    bad = {n: (per_partition.get(n), audits.get(n), raw_rows.get(n), n in reports) for n in names
+           if per_partition.get(n) != ["SUCCESS"] or audits.get(n) != 1 or raw_rows.get(n) != ROWS_PER_FILE
+           or n not in reports}
+    return {
+        "startup": startup, "latency_raw": latencies, "latency_report": report_latencies, "latency_end": run_ends,
+        "rate": files / elapsed * 60, "elapsed": elapsed, "last_created": max(r["created"].timestamp() for r in runs) - landed,
+        "queued": statistics.median(r["start"] - r["created"].timestamp() for r in runs),
+        "running": statistics.median(r["end"] - r["start"] for r in runs), "runs": len(runs), "bad": bad,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency-files", type=int, default=5)
+    parser.add_argument("--files", type=int, default=100)
+    parser.add_argument("--files-per-run", type=int, default=25, help="QA_FILES_PER_RUN of the candidate")
+    parser.add_argument("--baseline-files-per-run", type=int, default=1,
+                        help="QA_FILES_PER_RUN of the baseline deployment, measured first (0: no baseline)")
+    args = parser.parse_args()
+    loads = [os.getloadavg()[0]]
+    variants = ([("baseline", args.baseline_files_per_run)] if args.baseline_files_per_run else []) + [
+        ("candidate", args.files_per_run)]
+    results = {}
+    for name, per_run in variants:
+        results[name] = measure(per_run, args.latency_files, args.files)
+        loads.append(os.getloadavg()[0])
+    print(f"deployment benchmark: {os.cpu_count()} cores, sensor interval 1 s, settle 0 s, {ROWS_PER_FILE} rows per "
+          f"file, load average {min(loads):.1f}-{max(loads):.1f}")
     print()
-    print(f"{'measure':<44} {'value':>12}")
-    print(f"{'-' * 44} {'-' * 12}")
-    print(f"{'latency landing -> raw materialized, median':<44} {statistics.median(latencies):>10.1f} s")
-    print(f"{'latency landing -> raw materialized, min/max':<44} {min(latencies):>5.1f}/{max(latencies):<4.1f} s")
-    print(f"{'latency landing -> report written, median':<44} {statistics.median(report_latencies):>10.1f} s")
-    print(f"{'latency landing -> report written, min/max':<44} "
-          f"{min(report_latencies):>5.1f}/{max(report_latencies):<4.1f} s")
-    print(f"{'latency landing -> run finished, median':<44} {statistics.median(run_ends):>10.1f} s")
-    print(f"{f'throughput, {args.files} files landing at once':<44} {args.files / elapsed * 60:>6.1f} files/min")
-    print(f"{'  time from landing to the last run end':<44} {elapsed:>10.1f} s")
-    print(f"{'  last run created (sensor) after landing':<44} {max(created) - landed:>10.1f} s")
-    print(f"{'  run queued+launching, median':<44} {statistics.median(queued):>10.1f} s")
-    print(f"{'  run worker start to end, median':<44} {statistics.median(running):>10.1f} s")
-    print(f"{'  runs / audit rows / raw rows per file':<44} {'1 / 1 / ' + str(ROWS_PER_FILE) if once else 'NOT exactly once':>12}")
-    if not once:
-        bad = {n: (per_partition.get(n), audits.get(n), raw_rows.get(n)) for n in names
-               if per_partition.get(n) != ["SUCCESS"] or audits.get(n) != 1 or raw_rows.get(n) != ROWS_PER_FILE}
-        print(f"files not processed exactly once: {dict(list(bad.items())[:10])}")
-        return 1
-    return 0
+    names = [name for name, _ in variants]
+    print(f"{'measure':<46}" + "".join(f"{f'{n} ({p}/run)':>22}" for n, p in variants))
+    rows = [
+        ("start-up of the three processes, s", lambda r: f"{r['startup']:.1f}"),
+        ("latency landing -> raw materialized, median s", lambda r: f"{statistics.median(r['latency_raw']):.1f}"),
+        ("latency landing -> report written, median s", lambda r: f"{statistics.median(r['latency_report']):.1f}"),
+        ("latency landing -> report written, min/max s",
+         lambda r: f"{min(r['latency_report']):.1f}/{max(r['latency_report']):.1f}"),
+        ("latency landing -> run finished, median s", lambda r: f"{statistics.median(r['latency_end']):.1f}"),
+        (f"throughput, {args.files} files at once, files/min", lambda r: f"{r['rate']:.1f}"),
+        ("  landing to the last run end, s", lambda r: f"{r['elapsed']:.1f}"),
+        ("  runs", lambda r: str(r["runs"])),
+        ("  last run created after landing, s", lambda r: f"{r['last_created']:.1f}"),
+        ("  run queued+launching, median s", lambda r: f"{r['queued']:.1f}"),
+        ("  run worker start to end, median s", lambda r: f"{r['running']:.1f}"),
+        ("  every file: 1 run, 1 audit row, its rows, report", lambda r: "yes" if not r["bad"] else "NO"),
+    ]
+    for label, cell in rows:
+        print(f"{label:<46}" + "".join(f"{cell(results[n]):>22}" for n in names))
+    if "baseline" in results:
+        print(f"\nthroughput ratio candidate / baseline: {results['candidate']['rate'] / results['baseline']['rate']:.2f}x")
+    failed = 0
+    for name in names:
+        if results[name]["bad"]:
+            print(f"{name}: files not processed exactly once: {dict(list(results[name]['bad'].items())[:10])}")
+            failed = 1
+    return failed
 
 
 if __name__ == "__main__":

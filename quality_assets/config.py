@@ -62,6 +62,9 @@ TABLE: dict[str, Variable] = {
                                       _count(8 * 1024 * 1024)),
     "sensor_max_runs_per_tick": Variable("QA_SENSOR_MAX_RUNS_PER_TICK", "500",
                                          "run requests per sensor tick; the rest follow next tick", _count(500)),
+    "files_per_run": Variable("QA_FILES_PER_RUN", "25",
+                              "landed files of a dataset run together in one Dagster run (each keeps its own "
+                              "partition, checks and report)", _count(25, int, 1)),
     "scorecard_start": Variable("QA_SCORECARD_START", "<earliest daily start, else 2026-01-01>",
                                 "first day of the daily scorecard", _text(None)),
     "alert_webhook_url": Variable("QA_ALERT_WEBHOOK_URL", "(none)",
@@ -105,6 +108,7 @@ class Settings:
     sensor_settle_s: float
     sensor_hash_max_bytes: int
     sensor_max_runs_per_tick: int
+    files_per_run: int
     scorecard_start: str | None
     alert_webhook_url: str | None
     alert_webhook_timeout_s: float

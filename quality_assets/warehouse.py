@@ -169,6 +169,7 @@ class Warehouse:
         self.lock_timeout_s = lock_timeout_s
         self.memory_limit = memory_limit
         self.threads = threads
+        self._held: duckdb.DuckDBPyConnection | None = None
 
     @property
     def work_dir(self) -> Path:
@@ -184,6 +185,9 @@ class Warehouse:
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._held is not None:  # inside held(): its one connection
+            yield self._held
+            return
         deadline = time.monotonic() + self.lock_timeout_s
         with exclusive_lock(self.lock_path, self.lock_timeout_s):
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +199,18 @@ class Warehouse:
                 yield con
             finally:
                 con.close()
+
+    @contextmanager
+    def held(self) -> Iterator[Warehouse]:
+        """This warehouse with one connection (and the lock) kept until the block ends: every
+        `connect()` inside reuses it. For a step over many small partitions, where opening the
+        file for each of them costs more than their work."""
+        with self.connect() as con:
+            self._held = con
+            try:
+                yield self
+            finally:
+                self._held = None
 
     def _open(self, deadline: float, poll_s: float = 0.1) -> duckdb.DuckDBPyConnection:
         """Open the file for writing; while a process outside the queue (a read-only DuckDB

@@ -136,7 +136,7 @@ def test_an_error_rule_blocks_published_until_the_data_is_fixed(project):
         assert not warn.passed and warn.severity == dg.AssetCheckSeverity.WARN and not warn.blocking
         assert found["orders/validation:not_null_order_id"].passed
         assert found["orders/raw:file_parsed"].severity == dg.AssetCheckSeverity.WARN  # 'oops' was quarantined
-        outcome = outcome_of("orders", "a.csv", result)
+        outcome = outcome_of("orders", "a.csv", [result])
         assert outcome.error_failed and (outcome.status, outcome.outcome) == ("loaded_with_errors", "blocked")
         assert outcome.reasons()[:2] == ["not published: blocked by accepted_values_currency",
                                          "1 row(s) quarantined (E_NUMERIC_FORMAT 1)"]
@@ -149,7 +149,7 @@ def test_an_error_rule_blocks_published_until_the_data_is_fixed(project):
         assert "orders/published" in materialized(fixed)
         [published] = fixed.asset_materializations_for_node("orders__published")
         assert published.partition == "a.csv" and published.metadata["dagster/row_count"].value == 3
-        outcome = outcome_of("orders", "a.csv", fixed)
+        outcome = outcome_of("orders", "a.csv", [fixed])
         assert (outcome.status, outcome.outcome, outcome.published) == ("loaded_with_errors", "warnings", True)
     # the quarantined row (order 3) never reaches published; the warn rule's negative amount does
     assert published_rows(project) == [("a.csv", 1, 5.0, "EUR"), ("a.csv", 2, -1.0, "USD"), ("a.csv", 4, 7.0, "USD")]
@@ -160,7 +160,7 @@ def test_a_rejected_file_blocks_everything_after_raw(project):
         result = run_file(project, instance, "blob.csv", "\x00\x01binary\x00" * 50)
         assert not result.success and materialized(result) == ["orders/raw"]
         assert not checks(result)["orders/raw:file_parsed"].passed
-        outcome = outcome_of("orders", "blob.csv", result)
+        outcome = outcome_of("orders", "blob.csv", [result])
         assert (outcome.outcome, outcome.status, outcome.published) == ("rejected", "rejected", False)
         assert outcome.reasons() == ["rejected: the file is binary, not text in a supported format (33% control bytes in the first 450 bytes)"]
         # file_parsed blocks the stages after raw, the report included: raw writes the report, saying why
@@ -191,7 +191,7 @@ def test_published_on_its_own_needs_a_passing_validation_of_the_current_data_and
         # and re-running under the new rules blocks again, naming the rule
         again = run_file(project, instance, "a.csv")
         assert not again.success
-        assert outcome_of("orders", "a.csv", again).blocked_by == ["accepted_values_currency"]
+        assert outcome_of("orders", "a.csv", [again]).blocked_by == ["accepted_values_currency"]
     assert [r[1] for r in published_rows(project)] == [1, 2, 4]  # the last good version stays published
 
 

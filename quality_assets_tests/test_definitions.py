@@ -56,9 +56,11 @@ def test_definitions_graph_snapshot(project):
                         "anomalies": ["profile"], "report": ["anomalies"]}  # the report never waits on rules
     assert sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")) == ["events_job", "orders_job", "scorecard_job"]
     sensors = {s.name: s for s in repo.sensor_defs}
-    assert sorted(sensors) == ["events_landing_sensor", "orders_landing_sensor", "qa_check_failure_alerts", "qa_run_failure_alerts"]
+    assert sorted(sensors) == ["events_landing_sensor", "events_range_followup_sensor", "orders_landing_sensor",
+                               "orders_range_followup_sensor", "qa_check_failure_alerts", "qa_run_failure_alerts"]
     assert [s.name for s in repo.schedule_defs] == ["scorecard_schedule"]
     assert sensors["orders_landing_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensors["orders_range_followup_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
     checks = sorted(k.to_user_string() for k in repo.asset_graph.asset_check_keys)
     anomaly_checks = ["anomaly_rate_within_bounds", "no_drift", "no_metric_anomalies"]
     assert checks == [f"{ds}/{check}" for ds in ("events", "orders")

@@ -271,7 +271,10 @@ def deployment(tmp_path_factory):
         (project / folder).mkdir(parents=True)
     (project / "quality.yaml").write_text(CONTRACT.replace("FIRST_DAY", day(1)))
     with fresh_database() as database:
-        deployment = Deployment(root, database, project, extra_env={"BACKUP_DIR": str(root / "backups")})
+        # one run per file here, so that these tests can name each file's run; files sharing a run:
+        # test_files_ready_together_share_a_run
+        deployment = Deployment(root, database, project, extra_env={"BACKUP_DIR": str(root / "backups"),
+                                                                     "QA_FILES_PER_RUN": "1"})
         try:
             for name, line in zip(("code", "webserver", "daemon"), command_lines(operations_blocks()["processes"]),
                                   strict=True):
@@ -348,6 +351,52 @@ def test_landed_files_are_processed_through_the_real_processes(deployment):
     failed = next(a for a in found if a["kind"] == "run_failure")
     assert failed["dataset"] == "orders" and failed["run_id"] == runs["blob.csv"][0]["run_id"]
     assert "QA_ALERT {" in deployment.services["code"].log.read_text()  # the log line
+
+
+@pytest.mark.slow
+def test_files_ready_together_share_a_run_and_a_rejected_one_holds_back_only_itself(tmp_path):
+    """Three files already in the folder when the daemon starts: its first tick requests them as one
+    run over a range; the binary one fails its blocking check, so the follow-up sensor runs each
+    other file alone for the stages the range run did not reach."""
+    project = tmp_path / "project"
+    orders = project / "landing" / "orders"
+    (project / "landing" / "sales").mkdir(parents=True)
+    (project / "quality.yaml").write_text(CONTRACT.replace("FIRST_DAY", day(1)))
+    land(orders, "a_good.csv", "order_id,amount,day\n1,2.5,2026-11-01\n2,3.5,2026-11-01\n")
+    land(orders, "b_blob.csv", b"\x00\x01binary\x00" * 64)
+    land(orders, "c_good.csv", "order_id,amount,day\n3,1,2026-11-02\n")
+    for n, name in enumerate(("a_good.csv", "b_blob.csv", "c_good.csv")):  # landing order = partition order
+        os.utime(orders / name, (1_700_000_000 + n, 1_700_000_000 + n))
+    with fresh_database() as database:
+        deployment = Deployment(tmp_path, database, project)
+        try:
+            for name, line in zip(("code", "webserver", "daemon"), command_lines(operations_blocks()["processes"]),
+                                  strict=True):
+                deployment.start(name, line)
+            deployment.wait_ready()
+
+            def settled():
+                runs = deployment.runs()
+                done = all(r["status"] in TERMINAL for r in runs)
+                return runs if done and len(runs) == 3 else None
+
+            ranged, *alone = wait_for(settled, 300, "the range run and its two follow-ups", interval=1,
+                                      on_timeout=deployment.diagnostics)
+        finally:
+            deployment.stop_all()
+    assert ranged["tags"]["dagster/asset_partition_range_start"] == "a_good.csv"
+    assert ranged["tags"]["dagster/asset_partition_range_end"] == "c_good.csv"
+    assert ranged["status"] == "FAILURE" and ranged["tags"]["dagster/sensor_name"] == "orders_landing_sensor"
+    assert sorted((r["tags"]["dagster/partition"], r["status"], r["tags"]["quality_assets/after_range_run"],
+                   r["tags"]["dagster/sensor_name"]) for r in alone) == [
+        (name, "SUCCESS", ranged["run_id"], "orders_range_followup_sensor") for name in ("a_good.csv", "c_good.csv")]
+    with Warehouse(deployment.warehouse, lock_timeout_s=120).connect() as con:
+        assert con.execute("SELECT partition_key, status FROM qa.files ORDER BY 1").fetchall() == [
+            ("a_good.csv", "loaded"), ("b_blob.csv", "rejected"), ("c_good.csv", "loaded")]
+        assert con.execute("SELECT _partition_key, count(*) FROM published.orders GROUP BY 1 ORDER BY 1").fetchall() == [
+            ("a_good.csv", 2), ("c_good.csv", 1)]
+    for name in ("a_good.csv", "b_blob.csv", "c_good.csv"):
+        assert (deployment.output / "orders" / name / "report.html").is_file()
 
 
 @pytest.mark.slow

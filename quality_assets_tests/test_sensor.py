@@ -50,7 +50,8 @@ class LandingSensor:
         self.root = tmp_path / "landing" / "orders"
         if make_folder:
             self.root.mkdir(parents=True)
-        settings = settings_from_env({"QA_CONTRACTS": str(tmp_path / "quality.yaml"), **env})
+        # one run per file unless a test asks for ranges (test_batches.py)
+        settings = settings_from_env({"QA_CONTRACTS": str(tmp_path / "quality.yaml"), "QA_FILES_PER_RUN": "1", **env})
         self.defs = build_definitions(load_contract(settings.contracts), settings)
         self.sensor = self.defs.resolve_sensor_def(SENSOR)
         self.instance = instance

@@ -85,47 +85,93 @@ class FileOutcome:
 
 
 def execute(contract, settings, work: list, force: bool) -> list[FileOutcome]:
+    """Each dataset's files in runs of up to `settings.files_per_run` (neighbouring partitions in
+    one run, each file its own partition, checks and report); a run that stopped part-way has its
+    files' missing stages run again, one file per run."""
     import dagster as dg  # slow to import: loaded when files run, not for --help or validate
 
+    from quality_assets.batches import contiguous_batches
+    from quality_assets.defs.batching import stage_graph
     from quality_assets.defs.definitions import build_definitions, dataset_job_name
     from quality_assets.defs.raw import files_partitions
 
     defs = build_definitions(contract, settings)
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    outcomes = []
+    by_key: dict[tuple[str, str], FileOutcome] = {}
     progress = Progress(len(work))
-    for ds, landed in work:
-        partitions = files_partitions(ds)
-        if ds.partitioning == "file" and not instance.has_dynamic_partition(partitions.name, landed.key):
-            instance.add_dynamic_partitions(partitions.name, [landed.key])
-        progress.start(f"{ds.name}/{landed.key}")
-        started = time.perf_counter()
+    for ds, keys in _by_dataset(work):
         job = defs.resolve_job_def(dataset_job_name(ds.name))
-        result = job.execute_in_process(
-            partition_key=landed.key,
+        stages = stage_graph(defs.assets, ds.name)
+        if ds.partitioning == "file":
+            partitions = files_partitions(ds)
+            known = set(instance.get_dynamic_partitions(partitions.name))
+            new = [key for key in keys if key not in known]
+            if new:
+                instance.add_dynamic_partitions(partitions.name, new)
+            batches = contiguous_batches(instance.get_dynamic_partitions(partitions.name), keys, settings.files_per_run)
+        else:
+            batches = [[key] for key in keys]
+        for batch in batches:
+            progress.start(f"{ds.name}/{batch[0]}" + (f" (+{len(batch) - 1} more)" if len(batch) > 1 else ""))
+            started = time.perf_counter()
+            for key, outcome in run_batch(job, stages, instance, ds.name, batch, force).items():
+                outcome.seconds = (time.perf_counter() - started) / len(batch)
+                by_key[(ds.name, key)] = outcome
+                progress.done(f"{key}: {outcome.outcome}, {outcome.rows if outcome.rows is not None else '-'} rows")
+    progress.finish()
+    return [by_key[(ds.name, item.key)] for ds, item in work]
+
+
+def _by_dataset(work: list) -> list[tuple]:
+    grouped: dict[str, tuple] = {}
+    for ds, item in work:
+        grouped.setdefault(ds.name, (ds, []))[1].append(item.key)
+    return list(grouped.values())
+
+
+def run_batch(job, stages: dict, instance, dataset: str, keys: list[str], force: bool) -> dict[str, FileOutcome]:
+    """One run over `keys` (one partition, or a range of neighbours), then each file left
+    unfinished by a blocking failure of another file of the range run alone for its missing stages."""
+    from quality_assets.defs.batching import left_to_run, range_tags
+    from quality_assets.defs.common import stage_key
+
+    def run(partition_key=None, tags=None, stages=None):
+        return job.execute_in_process(
+            partition_key=partition_key,
             instance=instance,
             raise_on_error=False,
+            asset_selection=[stage_key(dataset, stage) for stage in stages] if stages else None,
             run_config={
-                "ops": {f"{ds.name}__raw": {"config": {"force": force}}},
+                **({"ops": {f"{dataset}__raw": {"config": {"force": force}}}} if not stages or "raw" in stages else {}),
                 # failures are in the summary table; Dagster's own error log would add stack traces
                 "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
             },
-            tags={"quality_assets/source": "cli"},
+            tags={"quality_assets/source": "cli", **(tags or {})},
         )
-        outcome = outcome_of(ds.name, landed.key, result)
-        outcome.seconds = time.perf_counter() - started
-        outcomes.append(outcome)
-        progress.done(f"{outcome.outcome}, {outcome.rows if outcome.rows is not None else '-'} rows")
-    progress.finish()
-    return outcomes
+
+    if len(keys) == 1:
+        return {keys[0]: outcome_of(dataset, keys[0], [run(partition_key=keys[0])])}
+    result = run(tags=range_tags(keys))
+    results = {key: [result] for key in keys}
+    if not result.success:
+        for key, missing in left_to_run(stages, keys, result.all_events).items():
+            results[key].append(run(partition_key=key, stages=missing))
+    return {key: outcome_of(dataset, key, runs, alone=len(runs) > 1) for key, runs in results.items()}
 
 
-def outcome_of(dataset: str, key: str, result) -> FileOutcome:
+def outcome_of(dataset: str, key: str, results: list, alone: bool = True) -> FileOutcome:
+    """The file's outcome from the runs that covered it (its range's run, then its own if it
+    needed one): only the events of its own partition count."""
     import dagster as dg  # slow to import: as in execute()
 
     outcome = FileOutcome(dataset, key)
-    for event in result.get_asset_materialization_events():
+    events = [event for result in results for event in result.all_events]
+    for event in events:
+        if event.event_type != dg.DagsterEventType.ASSET_MATERIALIZATION:
+            continue
         materialization = event.event_specific_data.materialization
+        if materialization.partition not in (key, None):
+            continue
         meta = {name: value.value for name, value in materialization.metadata.items()}
         stage = materialization.asset_key.path[-1]
         if stage == "raw":
@@ -141,7 +187,12 @@ def outcome_of(dataset: str, key: str, result) -> FileOutcome:
         if stage in ("raw", "report") and "verdict" in meta:  # raw has it when it wrote a rejected file's report
             outcome.verdict, outcome.headline = meta["verdict"], meta.get("headline", "")
             outcome.report_path = meta.get("report_path")
-    for evaluation in result.get_asset_check_evaluations():
+    for event in events:
+        if event.event_type != dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            continue
+        evaluation = event.event_specific_data
+        if evaluation.partition != key:
+            continue  # another file's, or a range's verdict over all its files
         if not evaluation.passed:
             outcome.failed_checks.append(f"{evaluation.check_name}({evaluation.severity.value.lower()})")
             if evaluation.severity == dg.AssetCheckSeverity.ERROR:
@@ -151,9 +202,12 @@ def outcome_of(dataset: str, key: str, result) -> FileOutcome:
                     blocker = str(rules.value) if rules is not None and rules.value else evaluation.check_name
                     if blocker not in outcome.blocked_by:
                         outcome.blocked_by.append(blocker)
-    if not result.success:
+    last = results[-1]
+    # A range run's failure is this file's only when the file ran alone: in a range, its own
+    # blocking checks are counted above, and what another file's failure kept it from ran alone.
+    if not last.success and alone:
         outcome.error_failed = True
-        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        failure = next((e for e in last.all_events if e.is_step_failure), None)
         if not (_is_blocking_check_failure(failure) and outcome.status):
             outcome.failure = _failure_message(failure)[:300]
     return outcome

@@ -67,12 +67,13 @@ def build_anomalies_asset(dataset: Dataset, partitions: dg.PartitionsDefinition)
                                  max_rows=env.anomaly_max_rows)
         keys = list(context.partition_keys)
         results = []
-        for partition_key in keys:
-            result = detect_anomalies(
-                warehouse.get(), dataset, partition_key, context.run.run_id, options,
-                progress=lambda message, k=partition_key: context.log.info(f"{dataset.name}/{k}: {message}"))
-            context.log.info(f"{dataset.name}/{partition_key}: {result.summary()}")
-            results.append(result)
+        with warehouse.for_step(len(keys)) as step_warehouse:
+            for partition_key in keys:
+                result = detect_anomalies(
+                    step_warehouse, dataset, partition_key, context.run.run_id, options,
+                    progress=lambda message, k=partition_key: context.log.info(f"{dataset.name}/{k}: {message}"))
+                context.log.info(f"{dataset.name}/{partition_key}: {result.summary()}")
+                results.append(result)
         return partition_results(
             context, key, results, lambda r: r.partition_key, anomaly_metadata,
             lambda some: check_results(settings, list(some)),

@@ -19,6 +19,7 @@ from quality_assets.contract import Dataset
 from quality_assets.warehouse import WarehouseConflict, is_conflict
 
 WAREHOUSE_POOL = "duckdb_warehouse"  # one DuckDB writer: runs queue on this pool
+FILES_PER_BACKFILL_RUN = 25  # a backfill of a file dataset: this many files per run, each its own partition
 RAW, VALIDATION, PUBLISHED, PROFILE, ANOMALIES, REPORT = "raw", "validation", "published", "profile", "anomalies", "report"
 
 Item = TypeVar("Item")
@@ -41,14 +42,15 @@ def accepting_preview_apis() -> Iterator[None]:
 
 def stage_asset(dataset: Dataset, stage: str, partitions: dg.PartitionsDefinition, **kwargs: Any):
     """`@dg.asset` for one stage of a dataset: its key, partitions, group and the warehouse pool;
-    a daily dataset's backfill runs its whole range in one run."""
+    a daily dataset's backfill runs its whole range in one run, a file dataset's runs files in batches."""
 
     def decorate(fn):
         with accepting_preview_apis():
             return dg.asset(
                 key=stage_key(dataset, stage), partitions_def=partitions, group_name=dataset.name,
                 pool=WAREHOUSE_POOL,
-                backfill_policy=dg.BackfillPolicy.single_run() if dataset.partitioning == "daily" else None,
+                backfill_policy=dg.BackfillPolicy.single_run() if dataset.partitioning == "daily"
+                else dg.BackfillPolicy.multi_run(FILES_PER_BACKFILL_RUN),
                 **kwargs,
             )(retried_on_conflict(fn))
 

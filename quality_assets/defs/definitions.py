@@ -10,6 +10,7 @@ from quality_assets.config import Settings, settings_from_env
 from quality_assets.contract import Contract, load_contract
 from quality_assets.defs.alerts import build_alert_sensors
 from quality_assets.defs.anomalies import build_anomalies_asset
+from quality_assets.defs.batching import stage_graph
 from quality_assets.defs.daily import build_daily_raw_asset, daily_partitions
 from quality_assets.defs.profile import build_profile_asset
 from quality_assets.defs.published import build_published_asset
@@ -18,7 +19,7 @@ from quality_assets.defs.report import build_report_asset
 from quality_assets.defs.resources import OutputFolderResource, QualitySettings, WarehouseResource
 from quality_assets.defs.schedules import build_daily_schedule, build_scorecard_schedule
 from quality_assets.defs.scorecard import build_scorecard
-from quality_assets.defs.sensors import build_daily_landing_sensor, build_landing_sensor
+from quality_assets.defs.sensors import build_daily_landing_sensor, build_landing_sensor, build_range_followup_sensor
 from quality_assets.defs.validation import build_validation_asset
 
 
@@ -37,7 +38,7 @@ def build_definitions(contract: Contract, settings: Settings) -> dg.Definitions:
             selection=dg.AssetSelection.assets(raw).upstream().downstream(),
             description=f"Everything for one landed file of {dataset.name}.",
         )
-        assets += [
+        stages = [
             raw,
             build_validation_asset(dataset, partitions),
             build_published_asset(dataset, partitions),
@@ -45,9 +46,11 @@ def build_definitions(contract: Contract, settings: Settings) -> dg.Definitions:
             build_anomalies_asset(dataset, partitions),
             build_report_asset(dataset, partitions),
         ]
+        assets += stages
         jobs.append(job)
         if not daily:
             sensors.append(build_landing_sensor(dataset, job, partitions, settings))
+            sensors.append(build_range_followup_sensor(dataset, job, partitions, stage_graph(stages, dataset.name), settings))
         else:  # a day's files run once the day has closed, and the schedule runs the previous day
             if dataset.daily.file_pattern:
                 sensors.append(build_daily_landing_sensor(dataset, job, settings))

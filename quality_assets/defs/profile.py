@@ -29,16 +29,17 @@ def build_profile_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -
         settings = quality_settings.resolved()
         keys = list(context.partition_keys)
         profiles: list[TableProfile] = []
-        for key in keys:
-            with warehouse.get().connect() as con:
-                result = profile_partition(con, dataset, key, top_values=settings.top_values,
-                                           gaussian_test=settings.gaussian_test)
-                write_profile(con, dataset.name, key, context.run.run_id, result)
-            steps = ", ".join(f"{step} {seconds:.2f}s" for step, seconds in result.timings.items())
-            context.log.info(f"{dataset.name}/{key}: {int(result.metrics['row_count'])} rows x "
-                             f"{len(result.columns)} columns profiled, {int(result.metrics['alert_count'])} "
-                             f"alerts ({steps})")
-            profiles.append(result)
+        with warehouse.for_step(len(keys)) as step_warehouse:
+            for key in keys:
+                with step_warehouse.connect() as con:
+                    result = profile_partition(con, dataset, key, top_values=settings.top_values,
+                                               gaussian_test=settings.gaussian_test)
+                    write_profile(con, dataset.name, key, context.run.run_id, result)
+                steps = ", ".join(f"{step} {seconds:.2f}s" for step, seconds in result.timings.items())
+                context.log.info(f"{dataset.name}/{key}: {int(result.metrics['row_count'])} rows x "
+                                 f"{len(result.columns)} columns profiled, {int(result.metrics['alert_count'])} "
+                                 f"alerts ({steps})")
+                profiles.append(result)
         if len(profiles) > 1:
             for key, result in zip(keys, profiles, strict=True):
                 context.add_asset_metadata(numeric_metadata(result), partition_key=key)

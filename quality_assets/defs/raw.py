@@ -1,4 +1,4 @@
-"""`<dataset>/raw`: one landed file loaded into the warehouse, with a parse check."""
+"""`<dataset>/raw`: a landed file (or a run's range of them) loaded into the warehouse, with a parse check."""
 
 
 import json
@@ -6,7 +6,7 @@ import json
 import dagster as dg
 
 from quality_assets.contract import Dataset
-from quality_assets.defs.common import RAW, markdown_table, stage_asset, stage_key
+from quality_assets.defs.common import RAW, markdown_table, partition_check, partition_results, stage_asset, stage_key
 from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
 from quality_assets.ingest import LoadAudit, load_file
 from quality_assets.landing import resolve_file
@@ -35,8 +35,8 @@ def build_raw_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg
             "rows that cannot be parsed go to qa.quarantine, every load is audited in qa.files."
         ),
         check_specs=[
-            dg.AssetCheckSpec(
-                FILE_PARSED_CHECK, asset=key, blocking=True,
+            partition_check(
+                FILE_PARSED_CHECK, key, partitions, blocking=True,
                 description="The file was readable (error if rejected) and every row parsed (warn if rows were quarantined).",
             )
         ],
@@ -44,40 +44,66 @@ def build_raw_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg
     )
     def raw(context: dg.AssetExecutionContext, config: RawLoadConfig, warehouse: WarehouseResource,
             output_folder: OutputFolderResource) -> dg.MaterializeResult:
-        try:
-            path = resolve_file(dataset, context.partition_key)
-        except FileNotFoundError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
-        audit = load_file(warehouse.get(), path, dataset, context.partition_key, context.run.run_id, force=config.force)
-        context.log.info(f"{dataset.name}/{context.partition_key}: {audit.status}: {audit.message}")
-        metadata = raw_metadata(audit)
-        if audit.status == "rejected":
-            # file_parsed fails and blocks every later stage, the report included: the producer still
-            # gets a report saying why.
-            report = build_report(warehouse.get(), dataset.name, context.partition_key, output_folder.get(),
-                                  dataset.description or "")
-            metadata["report_path"] = dg.MetadataValue.path(str(report.report_path))
-            metadata["verdict"] = report.data.verdict.level
-            metadata["headline"] = report.data.verdict.headline
-        return dg.MaterializeResult(metadata=metadata, check_results=[file_parsed_result(audit)])
+        loads = []
+        for partition_key in context.partition_keys:  # one file, or several in one run (a range)
+            try:
+                path = resolve_file(dataset, partition_key)
+            except FileNotFoundError as exc:
+                raise dg.Failure(description=str(exc), allow_retries=False) from None
+            audit = load_file(warehouse.get(), path, dataset, partition_key, context.run.run_id, force=config.force)
+            context.log.info(f"{dataset.name}/{partition_key}: {audit.status}: {audit.message}")
+            metadata = raw_metadata(audit)
+            if audit.status == "rejected":
+                # file_parsed fails and blocks every later stage, the report included: the producer still
+                # gets a report saying why.
+                report = build_report(warehouse.get(), dataset.name, partition_key, output_folder.get(),
+                                      dataset.description or "")
+                metadata["report_path"] = dg.MetadataValue.path(str(report.report_path))
+                metadata["verdict"] = report.data.verdict.level
+                metadata["headline"] = report.data.verdict.headline
+            loads.append((partition_key, audit, metadata))
+        return partition_results(
+            context, key, loads, lambda load: load[0], lambda load: load[2],
+            lambda some: [file_parsed_result([audit for _, audit, _ in some])],
+            lambda all_: {"files": len(all_),
+                          "rows_loaded": sum(audit.rows_loaded for _, audit, _ in all_),
+                          "rows_quarantined": sum(audit.rows_quarantined for _, audit, _ in all_),
+                          "by_file": dg.MetadataValue.md(markdown_table([
+                              {"file": k, "status": audit.status, "rows": audit.rows_loaded,
+                               "quarantined": audit.rows_quarantined} for k, audit, _ in all_]))},
+            blocking=lambda check: True)
 
     return raw
 
 
-def file_parsed_result(audit: LoadAudit) -> dg.AssetCheckResult:
-    failed_hard = audit.status in ("rejected", "failed")  # failed: not loaded (file changed, warehouse busy)
-    passed = audit.status in ("loaded", "unchanged") and audit.rows_quarantined == 0
+def file_parsed_result(audits: list[LoadAudit]) -> dg.AssetCheckResult:
+    """The file's parse check; over several files (a run's range), failed if any file failed, and
+    an error (blocking the range's later stages) if any was not loaded."""
+    failed_hard = any(a.status in ("rejected", "failed") for a in audits)  # failed: not loaded (file changed, warehouse busy)
+    passed = all(a.status in ("loaded", "unchanged") and a.rows_quarantined == 0 for a in audits)
+    rows_read = sum(a.rows_read for a in audits)
+    quarantined = sum(a.rows_quarantined for a in audits)
+    codes: dict[str, int] = {}
+    for audit in audits:
+        for code, count in audit.error_codes.items():
+            codes[code] = codes.get(code, 0) + count
+    if len(audits) == 1:
+        status, message = audits[0].status, audits[0].message
+    else:
+        failed = [a for a in audits if a.status not in ("loaded", "unchanged") or a.rows_quarantined]
+        status = "failed" if failed_hard else "loaded"
+        message = "; ".join(f"{a.partition_key}: {a.status}: {a.message}" for a in failed)[:2000] or "every file parsed"
     return dg.AssetCheckResult(
         check_name=FILE_PARSED_CHECK,
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR if failed_hard else dg.AssetCheckSeverity.WARN,
         metadata={
-            "status": audit.status,
-            "message": audit.message,
-            "rows_read": audit.rows_read,
-            "rows_quarantined": audit.rows_quarantined,
-            "quarantined_share": round(audit.rows_quarantined / audit.rows_read, 6) if audit.rows_read else 0.0,
-            "error_codes": dg.MetadataValue.json(audit.error_codes),
+            "status": status,
+            "message": message,
+            "rows_read": rows_read,
+            "rows_quarantined": quarantined,
+            "quarantined_share": round(quarantined / rows_read, 6) if rows_read else 0.0,
+            "error_codes": dg.MetadataValue.json(codes),
         },
     )
 

@@ -44,11 +44,13 @@ def build_report_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) ->
     ) -> dg.MaterializeResult:
         output_dir = output_folder.get()
         results = []
-        for partition_key in context.partition_keys:
-            result = build_report(warehouse.get(), dataset.name, partition_key, output_dir, dataset.description or "")
-            context.log.info(f"{dataset.name}/{partition_key}: {result.data.verdict.headline}; "
-                             f"report at {result.report_path}")
-            results.append(result)
+        keys = list(context.partition_keys)
+        with warehouse.for_step(len(keys)) as step_warehouse:
+            for partition_key in keys:
+                result = build_report(step_warehouse, dataset.name, partition_key, output_dir, dataset.description or "")
+                context.log.info(f"{dataset.name}/{partition_key}: {result.data.verdict.headline}; "
+                                 f"report at {result.report_path}")
+                results.append(result)
         return partition_results(context, key, results, lambda r: r.data.partition_key, report_metadata,
                                  lambda some: [], lambda all_: {
             "partitions": len(all_),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +30,17 @@ class WarehouseResource(dg.ConfigurableResource):
             return LakeWarehouse(self.lake, self.lake_data_path, Path(self.path).expanduser().resolve().parent,
                                  memory_limit=self.memory_limit, lock_timeout_s=self.lock_timeout_s)
         return Warehouse(self.path, lock_timeout_s=self.lock_timeout_s, memory_limit=self.memory_limit)
+
+    @contextmanager
+    def for_step(self, partitions: int) -> Iterator[Warehouse]:
+        """The warehouse for a step over `partitions` partitions. Several (a run over a range of
+        files or days) share one connection, opened once for the step instead of for every
+        partition and query: with small files, opening the file costs more than their work."""
+        if partitions <= 1:
+            yield self.get()
+        else:
+            with self.get().held() as warehouse:
+                yield warehouse
 
 
 class OutputFolderResource(dg.ConfigurableResource):
