@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -35,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DATA_DIR = Path(__file__).parent / "data"
+DATA_DIR = Path(os.environ.get("QA_BENCH_DATA") or Path(__file__).parent / "data")  # versions.py: one per DuckDB
 MALFORMED = [
     "ragged,row",  # too few fields
     "{id},17,oops,3.5,,EU,b,c,note,2024-01-01,2024-01-01 10:00:00,true,1,2,3.0,4.0,x,y,z,w",  # bad int

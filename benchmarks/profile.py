@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -40,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DATA_DIR = Path(__file__).parent / "data"
+DATA_DIR = Path(os.environ.get("QA_BENCH_DATA") or Path(__file__).parent / "data")  # versions.py: one per DuckDB
 DEFAULT_ROWS = (100_000, 1_000_000, 10_000_000)
 PARTITION = "bench.file"
 LOAD_VERSION = "v2"  # bump when the loaded table changes

@@ -1,5 +1,9 @@
 """Reads of what the warehouse holds: a table's columns and types (`information_schema`) and a
-partition's latest load (`qa.files`). One place for the queries the stages share."""
+partition's latest load (`qa.files`). One place for the queries the stages share.
+
+Both backends answer them: the embedded file, and a DuckLake attached as the connection's default
+catalog (`current_database()`), whose information_schema also lists the in-memory and the
+PostgreSQL metadata catalogs beside it."""
 
 from __future__ import annotations
 
@@ -9,20 +13,22 @@ import duckdb
 def table_types(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[str, str]:
     """Column name -> DuckDB type, in table order; empty when the table does not exist."""
     return dict(con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-        "ORDER BY ordinal_position", [schema, table]).fetchall())
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog = current_database() "
+        "AND table_schema = ? AND table_name = ? ORDER BY ordinal_position", [schema, table]).fetchall())
 
 
 def has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     return bool(con.execute(
-        "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
+        "SELECT 1 FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = ? "
+        "AND table_name = ?", [schema, table]
     ).fetchone())
 
 
 def schema_tables(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
     """The names of a schema's tables."""
     return {row[0] for row in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [schema]).fetchall()}
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
+        "AND table_schema = ?", [schema]).fetchall()}
 
 
 def latest_load_files(con: duckdb.DuckDBPyConnection, dataset: str, partition_key: str) -> list[dict]:

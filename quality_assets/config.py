@@ -39,6 +39,15 @@ def _count(default, kind=int, minimum=None) -> Callable:
 TABLE: dict[str, Variable] = {
     "duckdb_path": Variable("QA_DUCKDB_PATH", "<contract folder>/warehouse/quality.duckdb", "the DuckDB warehouse file",
                             _path("warehouse/quality.duckdb")),
+    "warehouse": Variable("QA_WAREHOUSE", "(the DuckDB file at QA_DUCKDB_PATH)",
+                          "the warehouse backend: unset for the embedded DuckDB file, or a DuckLake "
+                          "`ducklake:postgres:<libpq connection string>` (needs the `lake` extra)", _text(None)),
+    "lake_data_path": Variable("QA_LAKE_DATA_PATH", "<contract folder>/lake",
+                               "the DuckLake's data files: a folder every worker shares, or an object-store URL",
+                               lambda env, name, base: _location(env.get(name) or str(base / "lake"))),
+    "lake_retries": Variable("QA_LAKE_RETRIES", "5",
+                             "times a step is run again after its lake commit conflicted with another writer's",
+                             _count(5, int, 0)),
     "output_dir": Variable("QA_OUTPUT_DIR", "<contract folder>/output", "where reports and metrics files are written",
                            _path("output")),
     "memory_limit": Variable("QA_DUCKDB_MEMORY_LIMIT", "1GB",
@@ -86,6 +95,9 @@ class Settings:
 
     contracts: Path
     duckdb_path: Path
+    warehouse: str | None
+    lake_data_path: str
+    lake_retries: int
     output_dir: Path
     memory_limit: str
     lock_timeout_s: float
@@ -113,6 +125,11 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     contracts = Path(env.get("QA_CONTRACTS") or "quality.yaml").expanduser().resolve()
     return Settings(contracts=contracts,
                     **{field: v.parse(env, v.name, contracts.parent) for field, v in TABLE.items()})
+
+
+def _location(text: str) -> str:
+    """A folder, resolved; an object-store URL (s3://...), as given."""
+    return text if "://" in text else str(Path(text).expanduser().resolve())
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:

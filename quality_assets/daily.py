@@ -153,7 +153,7 @@ def load_days(
     if spec is None:
         raise ValueError(f"dataset {dataset.name!r} is not partitioned daily")
     days = sorted(set(days))
-    workroot = warehouse.path.parent / ".staging"
+    workroot = warehouse.work_dir / ".staging"
     workroot.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="days-", dir=workroot))
     try:

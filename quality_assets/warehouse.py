@@ -88,6 +88,17 @@ class WarehouseBusy(RuntimeError):
     """The warehouse stayed locked by another process for longer than the timeout."""
 
 
+class WarehouseConflict(RuntimeError):
+    """A DuckLake commit conflicted with another writer's; the step is run again (bounded)."""
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A DuckLake commit that lost against a concurrent writer's (worth running again)."""
+    text = str(exc)
+    return isinstance(exc, WarehouseConflict) or (
+        isinstance(exc, duckdb.Error) and "Conflicting lock" not in text and "conflict" in text.lower())
+
+
 _DUCKDB_HOLDER = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
 
 
@@ -154,6 +165,18 @@ class Warehouse:
         self.lock_timeout_s = lock_timeout_s
         self.memory_limit = memory_limit
         self.threads = threads
+
+    @property
+    def work_dir(self) -> Path:
+        """Where a worker keeps its local files: staging databases, spill, deferred audit rows."""
+        return self.path.parent
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def exists(self) -> bool:
+        """Whether anything was ever written (a lake is assumed to be there)."""
+        return self.path.exists()
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -259,9 +282,14 @@ def transaction(con: duckdb.DuckDBPyConnection, commit: bool = True) -> Iterator
     con.execute("BEGIN TRANSACTION")
     try:
         yield con
-        con.execute("COMMIT" if commit else "ROLLBACK")
     except BaseException:
         con.execute("ROLLBACK")
+        raise
+    try:
+        con.execute("COMMIT" if commit else "ROLLBACK")
+    except duckdb.Error as exc:
+        if is_conflict(exc):  # a DuckLake commit that lost: rolled back, nothing landed
+            raise WarehouseConflict(f"the commit conflicted with another writer's: {str(exc).splitlines()[0]}") from exc
         raise
 
 

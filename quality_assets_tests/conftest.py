@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from lake_support import lake  # noqa: E402,F401  (the fixture: a real DuckLake per test)
 
 from quality_assets.contract import Dataset, parse_contract
 from quality_assets.ingest import LoadAudit, load_file, raw_table

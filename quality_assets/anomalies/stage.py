@@ -127,7 +127,7 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
     result = AnomalyResult(dataset.name, partition_key, run_id, settings)
     started = time.perf_counter()
     say = progress or (lambda message: None)
-    scratch = Path(tempfile.mkdtemp(prefix="anomalies-", dir=work_dir or warehouse.path.parent))
+    scratch = Path(tempfile.mkdtemp(prefix="anomalies-", dir=work_dir or warehouse.work_dir))
     daily = dataset.partitioning == "daily"
     try:
         model: RowModel | None = None

@@ -9,6 +9,7 @@ from pathlib import Path
 from quality_assets.cli.errors import EXIT_OK, UsageError, dataset_for_file, dataset_named
 from quality_assets.config import settings_from_env
 from quality_assets.contract import load_contract
+from quality_assets.lake import open_warehouse
 from quality_assets.report.compare import pct, render_comparison
 from quality_assets.report.compare_sources import compare_files, compare_partitions
 from quality_assets.report.html import fmt_number
@@ -46,9 +47,9 @@ def cmd_compare(args) -> int:
         if path_a.is_file() != path_b.is_file():
             raise UsageError("give two files or two partition keys, not one of each")
         contract = load_contract(settings.contracts)
-        if not settings.duckdb_path.exists():
+        warehouse = open_warehouse(settings)
+        if not warehouse.exists():
             raise UsageError(f"no warehouse at {settings.duckdb_path}: run the pipeline first")
-        warehouse = Warehouse(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s, memory_limit=settings.memory_limit)
         dataset = args.dataset or _dataset_of_keys(warehouse, [d.name for d in contract.datasets], args.a, args.b)
         dataset_named(contract, dataset)
         try:

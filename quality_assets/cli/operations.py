@@ -10,8 +10,8 @@ from quality_assets.backup import export_warehouse, import_warehouse
 from quality_assets.cli.errors import EXIT_OK, UsageError, dataset_named
 from quality_assets.config import settings_from_env
 from quality_assets.contract import load_contract
+from quality_assets.lake import open_warehouse
 from quality_assets.retention import find_old_partitions, parse_age, remove_partitions
-from quality_assets.warehouse import Warehouse
 
 
 def add_operations_commands(sub) -> None:
@@ -41,7 +41,7 @@ def add_operations_commands(sub) -> None:
 
 
 def _warehouse(settings):
-    return Warehouse(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s, memory_limit=settings.memory_limit)
+    return open_warehouse(settings)
 
 
 def cmd_cleanup(args) -> int:

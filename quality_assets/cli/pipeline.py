@@ -15,9 +15,9 @@ from quality_assets.config import settings_from_env
 from quality_assets.contract import Contract, Dataset, load_contract
 from quality_assets.daily import file_day, is_partition_day
 from quality_assets.demo import write_demo
+from quality_assets.lake import open_warehouse
 from quality_assets.landing import LandedFile, list_landed, missing_landing, partition_key
 from quality_assets.retention import removed_versions
-from quality_assets.warehouse import Warehouse
 
 
 def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
@@ -145,9 +145,9 @@ def _loaded_versions(contract: Contract) -> dict[tuple[str, str], tuple]:
     """(dataset, source path) -> (bytes, mtime in µs, contract fingerprint) of the last load, or of
     the file's last load before retention removed its partition."""
     settings = settings_from_env()
-    if not settings.duckdb_path.exists():
+    warehouse = open_warehouse(settings)
+    if not warehouse.exists():
         return {}
-    warehouse = Warehouse(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s, memory_limit=settings.memory_limit)
     with warehouse.connect() as con:
         rows = con.execute(
             "SELECT dataset, source_path, bytes, epoch_us(mtime), contract_fingerprint FROM qa.files "

@@ -10,8 +10,8 @@ from pathlib import Path
 from quality_assets.cli.errors import EXIT_OK, EXIT_USAGE, UsageError, dataset_for_file
 from quality_assets.config import settings_from_env
 from quality_assets.contract import DATASET_NAME, ContractError, load_contract
+from quality_assets.lake import open_warehouse
 from quality_assets.suggest import suggest_for_dataset, suggest_for_file
-from quality_assets.warehouse import Warehouse
 
 
 def add_suggest_command(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +41,7 @@ def cmd_suggest(args) -> int:
             template = dataset_for_file(contract, path, args.dataset) if contract else None
             text, rows = suggest_for_file(path, template, args.name, base)
         elif contract is not None and args.source in {d.name for d in contract.datasets}:
-            warehouse = Warehouse(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s,
-                                  memory_limit=settings.memory_limit)
+            warehouse = open_warehouse(settings)
             text, rows = suggest_for_dataset(contract.dataset(args.source), warehouse, base)
         else:
             known = ", ".join(d.name for d in contract.datasets) if contract else "no contract found"

@@ -4,6 +4,8 @@ tables for metadata."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -11,7 +13,9 @@ from typing import Any, TypeVar
 
 import dagster as dg
 
+from quality_assets.config import settings_from_env
 from quality_assets.contract import Dataset
+from quality_assets.warehouse import WarehouseConflict
 
 WAREHOUSE_POOL = "duckdb_warehouse"  # one DuckDB writer: runs queue on this pool
 RAW, VALIDATION, PUBLISHED, PROFILE, ANOMALIES, REPORT = "raw", "validation", "published", "profile", "anomalies", "report"
@@ -45,9 +49,28 @@ def stage_asset(dataset: Dataset, stage: str, partitions: dg.PartitionsDefinitio
                 pool=WAREHOUSE_POOL,
                 backfill_policy=dg.BackfillPolicy.single_run() if dataset.partitioning == "daily" else None,
                 **kwargs,
-            )(fn)
+            )(retried_on_conflict(fn))
 
     return decorate
+
+
+def retried_on_conflict(fn: Callable) -> Callable:
+    """A step whose lake commit lost against another writer's runs again (it replaces its
+    partition, so a rerun is safe), QA_LAKE_RETRIES times with a growing wait; then it fails
+    with the conflict. The embedded file never conflicts (its writers queue)."""
+
+    @functools.wraps(fn)
+    def step(context: dg.AssetExecutionContext, *args, **kwargs):
+        try:
+            return fn(context, *args, **kwargs)
+        except WarehouseConflict as exc:
+            retries = settings_from_env().lake_retries
+            context.log.warning(f"{exc}; attempt {context.retry_number + 1} of {retries + 1}")
+            raise dg.RetryRequested(max_retries=retries, seconds_to_wait=min(0.5 * 2 ** context.retry_number, 10)) from exc
+
+    # Dagster reads the step's parameters (context, config, resources) from its signature
+    step.__signature__ = inspect.signature(fn, eval_str=True)
+    return step
 
 
 def partition_check(name: str, key: dg.AssetKey, partitions: dg.PartitionsDefinition, **kwargs: Any) -> dg.AssetCheckSpec:

@@ -8,17 +8,25 @@ from pathlib import Path
 import dagster as dg
 
 from quality_assets.config import Settings, settings_from_env
+from quality_assets.lake import LakeWarehouse, is_lake
 from quality_assets.warehouse import Warehouse
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file; connections queue behind other processes using it."""
+    """The warehouse: the DuckDB file at `path` (connections queue behind other processes using
+    it), or, when `lake` names one (QA_WAREHOUSE), a DuckLake with its data under `lake_data_path`
+    (no queue; `path`'s folder keeps the worker's staging files)."""
 
     path: str
     memory_limit: str = "1GB"
     lock_timeout_s: float = 600.0
+    lake: str = ""
+    lake_data_path: str = ""
 
     def get(self) -> Warehouse:
+        if is_lake(self.lake):
+            return LakeWarehouse(self.lake, self.lake_data_path, Path(self.path).expanduser().resolve().parent,
+                                 memory_limit=self.memory_limit, lock_timeout_s=self.lock_timeout_s)
         return Warehouse(self.path, lock_timeout_s=self.lock_timeout_s, memory_limit=self.memory_limit)
 
 

@@ -5,7 +5,7 @@ import dagster as dg
 
 from quality_assets.config import Settings
 from quality_assets.contract import Contract
-from quality_assets.defs.common import WAREHOUSE_POOL
+from quality_assets.defs.common import WAREHOUSE_POOL, retried_on_conflict
 from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
 from quality_assets.scorecard import compute_scorecard, markdown, write_files, write_scorecard
 
@@ -37,6 +37,7 @@ def build_scorecard(contract: Contract, settings: Settings) -> tuple:
             "drift and freshness, in qa.scorecard and `$QA_OUTPUT_DIR/scorecard/<day>/`."
         ),
     )
+    @retried_on_conflict
     def scorecard(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, output_folder: OutputFolderResource
     ) -> dg.MaterializeResult:

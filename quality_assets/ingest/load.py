@@ -118,7 +118,7 @@ def _load_file(warehouse: Warehouse, source: Path, dataset: Dataset, partition_k
 
 
 def _staging_root(warehouse: Warehouse) -> Path:
-    root = warehouse.path.parent / ".staging"
+    root = warehouse.work_dir / ".staging"
     root.mkdir(parents=True, exist_ok=True)
     return root
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import duckdb
 
+from quality_assets.catalog import table_types
 from quality_assets.contract import Dataset
 from quality_assets.profile.frequencies import candidates, frequencies
 from quality_assets.profile.model import TableProfile
@@ -51,10 +52,7 @@ def profile_partition(
         raise ValueError(f"unknown normality test {opts.gaussian_test!r}; use one of {', '.join(GAUSSIAN_TESTS)}")
     con.execute("SET enable_progress_bar = false")
     table = f"raw.{quote_ident(name)}"
-    described = con.execute(
-        """SELECT column_name, data_type FROM information_schema.columns
-           WHERE table_schema = 'raw' AND table_name = ? ORDER BY ordinal_position""", [name]
-    ).fetchall()
+    described = list(table_types(con, "raw", name).items())
     columns = [
         Column(col_name, i, storage, column_kind(storage), f"c{i}")
         for i, (col_name, storage) in enumerate(c for c in described if c[0] not in PARTITION_COLUMNS)
