@@ -70,7 +70,13 @@ def merged_compose() -> dict:
     return base
 
 
+def variables_named(text: str) -> str:
+    """Compose's `${NAME:-default}` / `${NAME:?message}` written as `<NAME>`, so that values can be compared."""
+    return re.sub(r"\$\{(\w+)[^}]*\}", r"<\1>", text)
+
+
 def lake_spec(spec: str) -> dict[str, str]:
+    spec = variables_named(spec)
     assert spec.startswith("ducklake:postgres:"), spec
     return dict(item.split("=", 1) for item in shlex.split(spec.removeprefix("ducklake:postgres:")))
 
@@ -146,7 +152,8 @@ def test_docker_compose_variant_agrees_with_its_instance():
     init = mounts(services["postgres"]["volumes"])["/docker-entrypoint-initdb.d/create-lake-database.sql"]
     assert re.search(rf"CREATE DATABASE {spec['dbname']};", (REPO / init).read_text())
     assert (spec["host"], spec["port"]) == (env["DAGSTER_PG_HOST"], env["DAGSTER_PG_PORT"])
-    assert (spec["user"], spec["password"]) == (env["DAGSTER_PG_USER"], env["DAGSTER_PG_PASSWORD"])
+    assert (spec["user"], spec["password"]) == (variables_named(env["DAGSTER_PG_USER"]),
+                                                variables_named(env["DAGSTER_PG_PASSWORD"]))
     # Every variable the override requires is in .env.example.
     example = dict(line.split("=", 1) for line in (REPO / ".env.example").read_text().splitlines()
                    if line and not line.startswith("#"))
