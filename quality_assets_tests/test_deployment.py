@@ -68,6 +68,10 @@ BLOCKS_RUN = {
     "retention": "test_retention_removes_old_partitions_everywhere",
     "backup": "test_backup_and_restore",
     "restore": "test_backup_and_restore",
+    "lake-backup": "test_lake_ops.py::test_backup_and_restore_of_the_lake",
+    "lake-restore": "test_lake_ops.py::test_backup_and_restore_of_the_lake",
+    "lake-retention": "test_lake_ops.py::test_cleanup_on_the_lake_deletes_the_removed_partitions_files",
+    "migrate": "test_lake_ops.py::test_migrate_copies_the_embedded_warehouse_into_a_lake",
 }
 
 
