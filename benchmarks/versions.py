@@ -42,9 +42,11 @@ print(json.dumps({{"version": duckdb.__version__, "csv": str(csv), "profile": db
 
 
 def run_json(command: list[str], env: dict) -> dict:
+    """The child's JSON line; a child that fails is an error entry (its last line), not the end."""
     out = subprocess.run(command, capture_output=True, text=True, env=env)
     if out.returncode:
-        raise SystemExit(f"{' '.join(command)} failed:\n{out.stderr[-3000:]}")
+        lines = out.stderr.strip().splitlines()
+        return {"error": lines[-1] if lines else f"exit {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -67,6 +69,8 @@ def main() -> None:
         env = {**os.environ, "QA_BENCH_DATA": str(HERE / "data" / f"duckdb-{version}")}
         print(f"preparing data for DuckDB {version} ({python}) ...", file=sys.stderr, flush=True)
         prepared = run_json([python, "-c", PREPARE.format(here=str(HERE), rows=args.rows)], env)
+        if "error" in prepared:
+            raise SystemExit(f"preparing the data on {python} failed: {prepared['error']}")
         setups.append((python, version, env, prepared))
 
     def cases(prepared: dict) -> dict[str, list[str]]:
@@ -84,6 +88,7 @@ def main() -> None:
 
     names = list(cases(setups[0][3]))
     best: dict[tuple[str, int], dict] = {}
+    errors: dict[tuple[str, int], str] = {}
     for round_ in range(args.repeat):
         order = list(range(len(setups))) if round_ % 2 == 0 else list(reversed(range(len(setups))))
         for name in names:
@@ -92,6 +97,9 @@ def main() -> None:
                 script, *rest = cases(prepared)[name]
                 print(f"round {round_ + 1}/{args.repeat}: {name} on {version} ...", file=sys.stderr, flush=True)
                 result = run_json([python, str(HERE / script), *rest], env)
+                if "error" in result:
+                    errors.setdefault((name, index), result["error"])
+                    continue
                 cpu = result.get("cpu_seconds", result.get("cpu"))
                 kept = best.get((name, index))
                 if kept is None or result["seconds"] < kept["seconds"]:
@@ -103,13 +111,18 @@ def main() -> None:
     header = ("measurement", f"{first} s", f"{second} s", f"{second}/{first}", "CPU ratio")
     lines = [header]
     for name in names:
-        a, b = best[(name, 0)], best[(name, 1)]
+        a, b = best.get((name, 0)), best.get((name, 1))
+        if a is None or b is None:
+            lines.append((name, f"{a['seconds']:.2f}" if a else "error", f"{b['seconds']:.2f}" if b else "error", "-", "-"))
+            continue
         cpu = f"{b['cpu'] / a['cpu']:.2f}" if a.get("cpu") and b.get("cpu") else "-"
         lines.append((name, f"{a['seconds']:.2f}", f"{b['seconds']:.2f}", f"{b['seconds'] / a['seconds']:.2f}", cpu))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     print()
     for line in lines:
         print("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True))))
+    for (name, index), error in sorted(errors.items()):
+        print(f"{name} on DuckDB {setups[index][1]} failed: {error}")
     print(f"\n{args.rows:,} rows, best of {args.repeat} rounds (interpreters alternating); load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

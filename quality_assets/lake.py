@@ -82,8 +82,13 @@ class LakeWarehouse(Warehouse):
     folder (or object-store URL) of its Parquet files. `work_dir` holds what stays local to a
     worker: staging databases, spill files, audit rows deferred while the lake was unreachable."""
 
+    # Every file is parsed into a local staging database first, then copied in by one short
+    # transaction: the direct CSV load numbers rows by rowid, which DuckLake assigns otherwise,
+    # and a long parse inside the lake's transaction would only widen the window for conflicts.
+    direct_loads = False
+
     def __init__(self, spec: str, data_path: str | Path, work_dir: str | Path, memory_limit: str | None = "1GB",
-                 threads: int | None = None, lock_timeout_s: float = 600.0, commit_retries: int = 10):
+                 threads: int | None = None, lock_timeout_s: float = 600.0, commit_retries: int = 20):
         work = Path(work_dir).expanduser().resolve()
         super().__init__(work / "lake-worker", lock_timeout_s=lock_timeout_s, memory_limit=memory_limit,
                          threads=threads)
@@ -133,25 +138,36 @@ class LakeWarehouse(Warehouse):
                     raise
         raise AssertionError("unreachable")
 
-    def attach(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-        """A new DuckDB instance with the extensions loaded and the lake attached as `lake`."""
-        con = duckdb.connect(":memory:", config=self._config())
-        try:
-            load_extensions(con)
-            if "://" not in self.data_path:
-                Path(self.data_path).mkdir(parents=True, exist_ok=True)
-            options = [f"DATA_PATH {quote_literal(self.data_path)}"] + (["READ_ONLY"] if read_only else [])
-            con.execute(f"ATTACH {quote_literal(self.spec)} AS {LAKE_ALIAS} ({', '.join(options)})")
-            con.execute(f"USE {LAKE_ALIAS}")
-            # a commit that raced another writer for the next snapshot is retried by DuckLake
-            con.execute(f"SET ducklake_max_retry_count = {int(self.commit_retries)}")
-        except LakeUnavailable:
-            con.close()
-            raise
-        except duckdb.Error as exc:
-            con.close()
-            raise LakeUnavailable(f"cannot attach the lake {self.describe()}: {str(exc).splitlines()[0]}") from exc
-        return con
+    def attach(self, read_only: bool = False, attempts: int = 10) -> duckdb.DuckDBPyConnection:
+        """A new DuckDB instance with the extensions loaded and the lake attached as `lake`.
+        Workers attaching a new lake at once race to create its catalog tables: the losers
+        wait and attach what the winner created."""
+        for attempt in range(1, attempts + 1):
+            con = duckdb.connect(":memory:", config=self._config())
+            try:
+                load_extensions(con)
+                if "://" not in self.data_path:
+                    Path(self.data_path).mkdir(parents=True, exist_ok=True)
+                options = [f"DATA_PATH {quote_literal(self.data_path)}"] + (["READ_ONLY"] if read_only else [])
+                con.execute(f"ATTACH {quote_literal(self.spec)} AS {LAKE_ALIAS} ({', '.join(options)})")
+                con.execute(f"USE {LAKE_ALIAS}")
+                # A commit that raced other writers for the next snapshot is retried by DuckLake:
+                # every stage commits a few small writes, so with many workers races are common.
+                # 20 tries 50 ms apart growing x1.3 wait up to ~30 s in all.
+                con.execute(f"SET ducklake_max_retry_count = {int(self.commit_retries)}")
+                con.execute("SET ducklake_retry_wait_ms = 50")
+                con.execute("SET ducklake_retry_backoff = 1.3")
+                return con
+            except LakeUnavailable:
+                con.close()
+                raise
+            except duckdb.Error as exc:
+                con.close()
+                racing = "Failed to initialize DuckLake" in str(exc) and "already exists" in str(exc)
+                if not racing or attempt == attempts:
+                    raise LakeUnavailable(f"cannot attach the lake {self.describe()}: {str(exc).splitlines()[0]}") from exc
+                time.sleep(0.1 * attempt)
+        raise AssertionError("unreachable")
 
     def _create_tables(self, con: duckdb.DuckDBPyConnection) -> None:
         """The schemas and qa tables, each in its own commit: two workers creating the same one at

@@ -93,10 +93,11 @@ class WarehouseConflict(RuntimeError):
 
 
 def is_conflict(exc: BaseException) -> bool:
-    """A DuckLake commit that lost against a concurrent writer's (worth running again)."""
+    """A DuckLake commit that lost against concurrent writers' (worth running again): a logical
+    conflict, or more snapshot races than DuckLake's own retries cover."""
     text = str(exc)
-    return isinstance(exc, WarehouseConflict) or (
-        isinstance(exc, duckdb.Error) and "Conflicting lock" not in text and "conflict" in text.lower())
+    return isinstance(exc, WarehouseConflict) or (isinstance(exc, duckdb.Error) and (
+        "Transaction conflict" in text or "Failed to commit DuckLake transaction" in text))
 
 
 _DUCKDB_HOLDER = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
@@ -152,6 +153,9 @@ def _read_holder(lock_path: Path) -> str:
 
 class Warehouse:
     """One DuckDB file; `connect()` queues behind other processes using it."""
+
+    # A CSV DuckDB's reader takes is parsed straight into raw (numbered by rowid, under the lock)
+    direct_loads = True
 
     def __init__(
         self,

@@ -5,17 +5,21 @@ same files, commit conflicts turned into a clear, retried error."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 from lake_support import Lake
 
 from quality_assets.config import settings_from_env
+from quality_assets.defs.common import retried_on_conflict
 from quality_assets.demo import write_demo
 from quality_assets.lake import (
     LakeUnavailable,
@@ -94,10 +98,11 @@ def tables_of(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
         "WHERE table_catalog = current_database() AND table_schema IN ('raw', 'published', 'qa') GROUP BY ALL").fetchall()}
 
 
-def contents(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], strip: list[str]) -> list[tuple]:
+def contents(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], strip: list[str],
+             since: dt.datetime) -> list[tuple]:
     """The table's rows without the columns that differ between any two runs, sorted; text with
-    a run's own folders in it made comparable."""
-    kept = [c for c in columns if c not in VOLATILE]
+    a run's own folders in it, and times of the runs themselves (after `since`), made comparable."""
+    kept = [c for c in columns if c not in VOLATILE and not c.endswith("run_id")]
     rows = con.execute(f"SELECT {', '.join(chr(34) + c + chr(34) for c in kept)} FROM {table}").fetchall()
 
     def norm(value):
@@ -107,7 +112,10 @@ def contents(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], str
             return value
         if isinstance(value, float):
             return None if math.isnan(value) else round(value, 9)
-        if isinstance(value, (dt.datetime, dt.date)):
+        if isinstance(value, dt.datetime):
+            now = since if value.tzinfo is None else since.astimezone()
+            return "<during the runs>" if value >= now else value.isoformat()
+        if isinstance(value, dt.date):
             return value.isoformat()
         if isinstance(value, (list, tuple)):
             return tuple(norm(v) for v in value)
@@ -122,6 +130,7 @@ def contents(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], str
 def test_the_pipeline_on_the_lake_equals_the_embedded_file(lake: Lake, tmp_path: Path):
     project = tmp_path / "project"
     write_demo(project)
+    since = dt.datetime.now() - dt.timedelta(seconds=1)
     embedded_env = {"QA_DUCKDB_PATH": str(tmp_path / "embedded" / "quality.duckdb"),
                     "QA_OUTPUT_DIR": str(tmp_path / "embedded" / "output")}
     lake_env = {**lake.env(), "QA_DUCKDB_PATH": str(lake.work_dir / "unused.duckdb"),
@@ -138,10 +147,15 @@ def test_the_pipeline_on_the_lake_equals_the_embedded_file(lake: Lake, tmp_path:
         assert lake_tables == file_tables
         assert {"raw.orders", "published.orders", "qa.files", "qa.quarantine", "qa.column_profiles",
                 "qa.check_results", "qa.row_anomalies", "qa.drift"} <= set(file_tables)
+        differing = {}
         for table, columns in sorted(file_tables.items()):
-            expected = contents(file_con, table, columns, [str(tmp_path / "embedded")])
-            found = contents(lake_con, table, columns, [str(tmp_path / "lake")])
-            assert found == expected, table
+            expected = contents(file_con, table, columns, [str(tmp_path / "embedded")], since)
+            found = contents(lake_con, table, columns, [str(tmp_path / "lake")], since)
+            if found != expected:
+                first = next((i for i, (a, b) in enumerate(zip(found, expected, strict=False)) if a != b), None)
+                differing[table] = (len(found), len(expected), columns,
+                                    None if first is None else (found[first], expected[first]))
+        assert differing == {}
         loaded = lake_con.execute("SELECT sum(rows_loaded), sum(rows_quarantined) FROM qa.files").fetchone()
         assert loaded[0] > 0 and loaded[1] > 0
 
@@ -150,3 +164,146 @@ def test_the_pipeline_on_the_lake_equals_the_embedded_file(lake: Lake, tmp_path:
     with lake.warehouse().connect(read_only=True) as con:
         assert con.execute("SELECT count(*) FROM qa.files WHERE status NOT IN ('unchanged')").fetchone()[0] == \
             len(list((project / "landing").rglob("*.*")))
+
+
+CONTRACT = """\
+version: 1
+datasets:
+  alpha:
+    landing: {path: landing/alpha, glob: "*.csv"}
+    columns: {id: bigint, amount: double, cat: string}
+    rules: [{not_null: id}]
+  beta:
+    landing: {path: landing/beta, glob: "*.csv"}
+    columns: {id: bigint, amount: double, cat: string}
+    rules: [{not_null: id}]
+"""
+
+# A reader attached read-only the whole time: in every snapshot, each partition the audit says
+# was loaded holds exactly its rows (never half of them), until the stop file appears.
+READER = """
+import json, sys, time
+from pathlib import Path
+from quality_assets.lake import LakeWarehouse
+spec, data, work, stop = sys.argv[1:5]
+checks, torn = 0, []
+with LakeWarehouse(spec, data, work).connect(read_only=True) as con:
+    while not Path(stop).exists():
+        con.execute("BEGIN TRANSACTION")
+        audit = dict(((d, k), n) for d, k, n in con.execute(
+            "SELECT dataset, partition_key, rows_loaded FROM qa.files WHERE status LIKE 'loaded%' "
+            "QUALIFY row_number() OVER (PARTITION BY dataset, partition_key ORDER BY finished DESC) = 1").fetchall())
+        held = {}
+        for ds in ("alpha", "beta"):
+            if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
+                           "AND table_schema = 'raw' AND table_name = ?", [ds]).fetchone()[0]:
+                held.update({(ds, k): n for k, n in con.execute(
+                    f"SELECT _partition_key, count(*) FROM raw.{ds} GROUP BY ALL").fetchall()})
+        con.execute("COMMIT")
+        torn += [(key, n, held.get(key)) for key, n in audit.items() if held.get(key) != n]
+        checks += 1
+        time.sleep(0.05)
+print(json.dumps({"checks": checks, "torn": torn}))
+"""
+
+
+def write_csv(path: Path, rows: int, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["id,amount,cat"] + [f"{i},{(i * seed) % 997 / 10},{'abc'[i % 3]}" for i in range(rows)]
+    if seed % 2:
+        lines.append("not-a-number,1.0,a")  # one quarantined row in every other file
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.slow
+def test_concurrent_runs_write_the_lake_at_once_and_a_reader_never_sees_half_a_partition(lake: Lake, tmp_path: Path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "quality.yaml").write_text(CONTRACT)
+    files = {}
+    for n in range(8):
+        ds = ("alpha", "beta")[n % 2]
+        path = tmp_path / "incoming" / ds / f"{ds}_{n:02d}.csv"
+        write_csv(path, 20_000 + 1000 * n, seed=n + 3)
+        files[path] = ds
+    env = {**os.environ, **lake.env(), "QA_DUCKDB_PATH": str(tmp_path / "work" / "unused.duckdb"),
+           "QA_OUTPUT_DIR": str(tmp_path / "output"), "QA_CONTRACTS": str(project / "quality.yaml")}
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen([sys.executable, "-c", READER, lake.spec, str(lake.data_path), str(tmp_path / "reader"),
+                               str(stop)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    paths = sorted(files)
+    # 4 workers at once, each with its own files of both datasets; the last two race on one partition
+    batches = [paths[0:2], paths[2:4], paths[4:6], paths[6:8], [paths[0]]]
+    workers = []
+    for i, batch in enumerate(batches):
+        extra = ["--force"] if i in (0, 4) else []
+        for_ds = files[batch[0]]
+        workers.append(subprocess.Popen(
+            [*CLI, "run", "--dataset", for_ds, *extra, *map(str, [p for p in batch if files[p] == for_ds])],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+        other = [p for p in batch if files[p] != for_ds]
+        if other:
+            workers.append(subprocess.Popen(
+                [*CLI, "run", "--dataset", files[other[0]], *map(str, other)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+    outputs = [w.communicate(timeout=900) for w in workers]
+    stop.touch()
+    seen, reader_err = reader.communicate(timeout=120)
+    for worker, (out, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, out[-2000:] + err[-3000:]
+        assert not re.search(r"\block\b|E_WAREHOUSE_BUSY", out + err, re.IGNORECASE), err[-2000:]
+    assert reader.returncode == 0, reader_err[-3000:]
+    report = json.loads(seen.strip().splitlines()[-1])
+    assert report["torn"] == [] and report["checks"] > 0
+
+    with lake.warehouse().connect(read_only=True) as con:
+        for path, ds in files.items():
+            rows = con.execute(f"SELECT count(*), count(DISTINCT _source_row) FROM raw.{ds} WHERE _partition_key = ?",
+                               [path.name]).fetchone()
+            loads = con.execute("SELECT rows_read, rows_loaded, rows_quarantined FROM qa.files WHERE dataset = ? "
+                                "AND partition_key = ? AND status LIKE 'loaded%' ORDER BY finished",
+                                [ds, path.name]).fetchall()
+            read, loaded, quarantined = loads[-1]
+            written = len(path.read_text().splitlines()) - 1
+            assert (read, loaded + quarantined, rows) == (written, written, (loaded, loaded)), path.name
+            assert len(loads) == (2 if path == paths[0] else 1)  # the raced partition: loaded twice, held once
+            published = con.execute(f"SELECT count(*) FROM published.{ds} WHERE _partition_key = ?",
+                                    [path.name]).fetchone()[0]
+            assert published == loaded
+
+
+def test_a_step_whose_commit_conflicts_runs_again_then_fails_with_the_conflict(monkeypatch):
+    monkeypatch.setenv("QA_LAKE_RETRIES", "2")
+    calls = []
+
+    def build(fail_times: int):
+        @dg.asset(name=f"conflicted_{fail_times}")
+        @retried_on_conflict
+        def conflicted(context: dg.AssetExecutionContext) -> int:
+            calls.append(context.retry_number)
+            if len(calls) <= fail_times:
+                raise duckdb.TransactionException(
+                    "TransactionContext Error: Failed to commit: Failed to commit DuckLake transaction. "
+                    "Exceeded the maximum retry count of 20")
+            return len(calls)
+        return conflicted
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([build(2)], instance=instance)
+        assert result.success and calls == [0, 1, 2]
+        calls.clear()
+        failed = dg.materialize([build(5)], instance=instance, raise_on_error=False)
+        assert not failed.success and calls == [0, 1, 2]  # QA_LAKE_RETRIES=2: three attempts, then the error
+        failure = failed.failure_data_for_node("conflicted_5")
+        assert "Failed to commit DuckLake transaction" in str(failure.error)
+
+
+def test_make_test_runs_the_lake_tests_in_a_venv_with_the_lake_extra():
+    dry_run = subprocess.run(["make", "-n", "test", "VENV=/tmp/qa-venv"], cwd=Path(__file__).parent.parent,
+                             capture_output=True, text=True, timeout=60)
+    assert dry_run.returncode == 0, dry_run.stderr
+    assert "make --no-print-directory test-lake VENV=/tmp/qa-venv" in dry_run.stdout
+    lake_run = subprocess.run(["make", "-n", "test-lake", "VENV=/tmp/qa-venv"], cwd=Path(__file__).parent.parent,
+                              capture_output=True, text=True, timeout=60).stdout
+    assert "/tmp/qa-venv-lake/bin/pip install --quiet -e '.[dev,lake]'" in lake_run
+    assert "QA_LAKE_TESTS=1 /tmp/qa-venv-lake/bin/pytest quality_assets_tests/test_lake.py" in lake_run

@@ -225,15 +225,24 @@ def print_results(outcomes: list[FileOutcome]) -> None:
 
 def where_to_look(settings, outcomes: list[FileOutcome]) -> list[str]:
     """Commands and paths that work as printed: the venv's own programs, no other tool assumed."""
+    from quality_assets.lake import is_lake
+
     bin_dir = Path(sys.executable).parent
     qa = bin_dir / "quality-assets"
     qa_cmd = shlex.quote(str(qa)) if qa.exists() else "quality-assets"
-    query = (f"import duckdb; duckdb.connect({json.dumps(str(settings.duckdb_path))}, read_only=True)"
-             '.sql("SELECT dataset, partition_key, status, message FROM qa.files ORDER BY finished").show()')
+    show = '.sql("SELECT dataset, partition_key, status, message FROM qa.files ORDER BY finished").show()'
+    if is_lake(settings.warehouse):  # read-only: never holds up a run
+        where = f"{settings.warehouse} (data {settings.lake_data_path})"
+        query = ("from quality_assets.lake import LakeWarehouse; LakeWarehouse("
+                 f"{json.dumps(settings.warehouse)}, {json.dumps(settings.lake_data_path)}, "
+                 f"{json.dumps(str(settings.duckdb_path.parent))}).attach(read_only=True){show}")
+    else:
+        where = str(settings.duckdb_path)
+        query = f"import duckdb; duckdb.connect({json.dumps(str(settings.duckdb_path))}, read_only=True){show}"
     lines = [
         "Where to look:",
         f"  contract:   {settings.contracts}",
-        f"  warehouse:  {settings.duckdb_path}  (tables raw.*, published.*, qa.files, qa.quarantine, qa.check_results, "
+        f"  warehouse:  {where}  (tables raw.*, published.*, qa.files, qa.quarantine, qa.check_results, "
         "qa.failing_rows, qa.column_profiles, qa.anomaly_causes, qa.row_anomalies, qa.metric_anomalies, qa.drift, qa.column_roles)",
         f"  query it:   {shlex.quote(sys.executable)} -c {shlex.quote(query)}",
         f"  outputs:    {settings.output_dir}  (per dataset and file: report.html, profile.json, metrics.csv, "

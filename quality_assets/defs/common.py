@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import dagster as dg
+import duckdb
 
 from quality_assets.config import settings_from_env
 from quality_assets.contract import Dataset
-from quality_assets.warehouse import WarehouseConflict
+from quality_assets.warehouse import WarehouseConflict, is_conflict
 
 WAREHOUSE_POOL = "duckdb_warehouse"  # one DuckDB writer: runs queue on this pool
 RAW, VALIDATION, PUBLISHED, PROFILE, ANOMALIES, REPORT = "raw", "validation", "published", "profile", "anomalies", "report"
@@ -63,7 +64,9 @@ def retried_on_conflict(fn: Callable) -> Callable:
     def step(context: dg.AssetExecutionContext, *args, **kwargs):
         try:
             return fn(context, *args, **kwargs)
-        except WarehouseConflict as exc:
+        except (WarehouseConflict, duckdb.Error) as exc:
+            if not is_conflict(exc):
+                raise
             retries = settings_from_env().lake_retries
             context.log.warning(f"{exc}; attempt {context.retry_number + 1} of {retries + 1}")
             raise dg.RetryRequested(max_retries=retries, seconds_to_wait=min(0.5 * 2 ** context.retry_number, 10)) from exc

@@ -158,8 +158,7 @@ def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Lo
     DuckDB's parallel reader keeps the file's order, so a new row's rowid among the inserted rows
     is its ordinal among the loaded records; one UPDATE turns that into its record number, adding
     the rejected records before it. Rows whose integer column is not a whole number are inserted
-    under a pending partition key (`<key>\\x01pending ...`: no partition key holds a control
-    character; not NUL, which DuckLake's catalog queries in PostgreSQL cannot carry) and
+    under a pending partition key (`<key>\\0pending ...`: no partition key holds a NUL) and
     deleted after the commit, because deleting rows in the transaction that appended them makes
     DuckDB rewrite every appended row at commit. The next load of the partition removes pending
     rows a crash may have left behind.
@@ -169,7 +168,7 @@ def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Lo
     phases = audit.phases
     table = raw_table(dataset.name)
     key = audit.partition_key
-    pending = f"{key}\x01pending {uuid.uuid4().hex}"
+    pending = f"{key}\0pending {uuid.uuid4().hex}"
     rejects = f"rejects_{uuid.uuid4().hex}"
     options = {**plan.options, "store_rejects": True, "rejects_table": rejects, "rejects_scan": f"{rejects}_scan"}
     header_lines = (1 if dialect.header else 0) + dialect.skip
@@ -179,7 +178,7 @@ def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Lo
         with transaction(con):
             changes = evolve_columns(con, table, plan.column_types)
             con.execute(f"DELETE FROM {table} WHERE _partition_key = ? OR (_partition_key >= ? AND _partition_key < ?)",
-                        [key, f"{key}\x01", f"{key}\x02"])
+                        [key, f"{key}\0", f"{key}\1"])
             step = time.perf_counter()
             insert, params = _direct_insert_sql(table, plan, options, pending)
             try:

@@ -96,7 +96,8 @@ def _load_file(warehouse: Warehouse, source: Path, dataset: Dataset, partition_k
         return audit
     with ThreadPoolExecutor(max_workers=1) as pool:
         audit = new_audit(source, stat, dataset, partition_key, run_id)
-        plan = plan_direct_csv(warehouse, source, with_schema(dataset, schema), audit, stat)
+        plan = plan_direct_csv(warehouse, source, with_schema(dataset, schema), audit, stat) \
+            if warehouse.direct_loads else None
         # One read of the file, beside DuckDB's parse: its sha256, where its line breaks stop
         # being regular (see LineBreaks) and how many lines end with the delimiter.
         delimiter = plan.dialect.delimiter if plan else dataset.csv.delimiter
