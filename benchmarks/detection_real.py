@@ -31,8 +31,9 @@ partition scores row precision (over the stored flagged rows, at most 1,000) and
 shift is found by a drift finding or a metric anomaly on its column; volume by a row-count metric
 anomaly; malformed when exactly the 60 records are quarantined, the rest loaded and rows read =
 loaded + quarantined; rename when the schema rule failed. Clean partitions (the first, with no
-history, left out) count every metric anomaly and drifted column as a false alarm, and the share
-of their rows flagged. `qa.anomaly_causes` is read when it exists.
+history, left out) count every metric anomaly and drifted column as a false alarm (the target's
+count; also shown: the columns and the partitions alarmed, a partition being one failed anomaly
+check in Dagster), and the share of their rows flagged. `qa.anomaly_causes` is read when it exists.
 
 Targets (issue 14), on every data set: row recall >= 0.9 at precision >= 0.8; every partition
 fault found; at most 1 alarm per 10 clean partitions; <= 0.5% of clean rows flagged; malformed
@@ -487,7 +488,7 @@ def evaluate(spec: Spec, partitions: list[Partition], warehouse: Path, statuses:
                     "partitions": len(partitions), "rows": sum(p.rows for p in partitions), "faults": {},
                     "failed": {p.key: statuses[p.key] for p in partitions if statuses.get(p.key, "").startswith("run failed")}}
     clean = {"partitions": 0, "metric_alarms": 0, "drift_alarms": 0, "rows": 0, "flagged": 0, "schema_failures": 0,
-             "alarms": []}
+             "alarmed_partitions": 0, "alarmed_columns": 0, "alarms": []}
     for index, p in enumerate(partitions):
         s = seen[p.key]
         if p.fault is None:
@@ -496,6 +497,9 @@ def evaluate(spec: Spec, partitions: list[Partition], warehouse: Path, statuses:
             clean["partitions"] += 1
             clean["metric_alarms"] += len(s["metrics"])
             clean["drift_alarms"] += len(s["drift"])
+            # what a user sees: one failed anomaly check per partition, naming these columns
+            clean["alarmed_partitions"] += bool(s["metrics"] or s["drift"])
+            clean["alarmed_columns"] += len({c for c, _ in s["metrics"]} | set(s["drift"]))
             clean["rows"] += s["rows_scored"]
             clean["flagged"] += s["rows_flagged"]
             clean["schema_failures"] += s["schema_passed"] is False
@@ -605,6 +609,8 @@ def print_summary(results: list[dict]) -> None:
         ("clean partitions judged", lambda r: str(r["clean"]["partitions"])),
         ("clean: metric + drift alarms", lambda r: f"{r['clean']['metric_alarms']}+{r['clean']['drift_alarms']}"),
         ("clean: alarms per 10 partitions", lambda r: f"{r['clean']['alarms_per_10']:.1f}"),
+        ("  (columns alarmed / partitions alarmed)",
+         lambda r: f"{r['clean'].get('alarmed_columns', 0)}/{r['clean'].get('alarmed_partitions', 0)}"),
         ("clean: rows flagged", lambda r: f"{r['clean']['flagged_share']:.2%}"),
     ]
     for label, value in lines:

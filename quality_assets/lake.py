@@ -13,7 +13,6 @@ Dagster wiring retries as a whole step (the stages replace their partition, so a
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import time
 from collections.abc import Iterator
@@ -29,8 +28,6 @@ from quality_assets.warehouse import (
     is_conflict,
     quote_literal,
 )
-
-log = logging.getLogger(__name__)
 
 LAKE_PREFIX = "ducklake:"
 LAKE_ALIAS = "lake"
@@ -80,7 +77,7 @@ def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
 class LakeWarehouse(Warehouse):
     """A DuckLake: `spec` is `ducklake:postgres:<libpq connection string>`, `data_path` the shared
     folder (or object-store URL) of its Parquet files. `work_dir` holds what stays local to a
-    worker: staging databases, spill files, audit rows deferred while the lake was unreachable."""
+    worker: staging databases and spill files."""
 
     # Every file is parsed into a local staging database first, then copied in by one short
     # transaction: the direct CSV load numbers rows by rowid, which DuckLake assigns otherwise,
@@ -95,10 +92,6 @@ class LakeWarehouse(Warehouse):
         self.spec = spec.strip()
         self.data_path = str(data_path)
         self.commit_retries = commit_retries
-
-    @property
-    def work_dir(self) -> Path:
-        return self.path.parent
 
     def describe(self) -> str:
         return f"{self.spec} (data {self.data_path})"

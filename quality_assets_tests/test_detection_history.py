@@ -132,3 +132,52 @@ def test_drift_is_judged_against_how_far_the_pools_own_partitions_differ():
     assert list(drifted) == ["wind"]
     category = results[0]
     assert category.reference_spread > 1.3 and "ordinary variation" in category.reason
+
+
+def test_a_known_value_beside_a_partner_it_never_had_is_judged_by_the_historys_rate_of_new_pairs(
+        warehouse, dataset):
+    """A species always recorded with its own genus (portal_rodents): a common species recorded
+    with a rare genus it never had is a pair never seen, however rare that genus; independence
+    alone would expect the pair under one time and call it no surprise."""
+    rng = np.random.default_rng(7)
+    species = np.array([f"S{k}" for k in range(8)])
+    months = [month(i, rng) for i in range(6)]
+    for data in months:
+        data["species"] = rng.choice(species, 1000, p=[0.4, 0.2, 0.15, 0.1, 0.08, 0.05, 0.019, 0.001])
+        data["genus"] = np.char.replace(data["species"].astype(str), "S", "G").astype(object)
+    last = months[5]
+    common = np.flatnonzero(last["species"] == "S0")[:6]
+    last["genus"][common] = "G7"  # the rarest genus, about one row a month, beside the commonest species
+    result = run_months(warehouse, dataset, months)[-1]
+    assert set(common + 1) <= {r["_source_row"] for r in result.rows}
+    assert any(c["signal"] == "combination" and c["rows"] >= 6 for c in result.causes)
+
+
+def test_the_rate_of_new_pairs_leaves_out_the_first_partition_and_new_given_values():
+    from quality_assets.anomalies.pairs import pair_novelty
+
+    given = np.array([0, 0, 1, 0, 0, 2, 0, 1])
+    pair = np.array([0, 0, 1, 0, 3, 5, 0, 4])  # row 5: given 0 with a new partner; row 6: given 2 is new
+    partitions = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    # judged: rows of partitions 1 and 2 whose given value was known before (rows 4, 5, 7, 8);
+    # new pairs among them: rows 5 and 8; one pseudo-event each side
+    assert pair_novelty(given, pair, partitions) == (2 + 1) / (4 + 1)
+
+
+def test_a_whole_number_that_is_only_ever_0_or_1_is_a_flag_a_number_can_depend_on(warehouse, dataset):
+    """movies' `Short` 0/1 column: a 10-minute feature film is typical of a short, not of a film."""
+    rng = np.random.default_rng(8)
+    months = [month(i, rng) for i in range(6)]
+    for data in months:
+        data["short"] = (rng.random(1000) < 0.15).astype(np.int64)
+        data["length"] = np.round(np.where(data["short"] == 1, rng.lognormal(2.3, 0.4, 1000),
+                                           rng.lognormal(4.6, 0.15, 1000)))
+    last = months[5]
+    films = np.flatnonzero(last["short"] == 0)[:5]
+    last["length"][films] = 10
+    results = run_months(warehouse, dataset, months)
+    assert results[-1].roles["short"].role == "category" and results[-1].roles["length"].role == "measure"
+    flagged = {r["_source_row"]: r for r in results[-1].rows}
+    assert set(films + 1) <= set(flagged)
+    assert all(any(c["signal"] == "conditional" for c in flagged[int(i) + 1]["explanation"]["contributions"])
+               for i in films)

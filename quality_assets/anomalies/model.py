@@ -198,7 +198,9 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
     features += numeric_pairs(numeric_inputs, by_input)
     features += conditional_numbers(categorical, numeric_inputs, by_input,
                                     {f.inputs[0]: f for f in features if f.signal == "category"})
-    features += category_pairs(categorical, {f.inputs[0]: f for f in features if f.signal == "category"})
+    position = pc.index_in(partitions, value_set=pa.array(reference, partitions.type)).fill_null(-1)
+    features += category_pairs(categorical, {f.inputs[0]: f for f in features if f.signal == "category"},
+                               position.to_numpy(zero_copy_only=False).astype(np.int64))
     return RowModel(features=features, exports=exports, centers=centers, key_sets=key_sets,
                     columns={c.name: c for c in columns}, reference_partitions=reference, reference_rows=sample.num_rows,
                     fitted_on=fitted_on, has_file=has_file, skipped=skipped, periods=periods)

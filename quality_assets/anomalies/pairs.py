@@ -57,7 +57,27 @@ def numeric_pairs(inputs: dict[str, np.ndarray], features: dict[str, Feature]) -
     return out
 
 
-def category_pairs(categorical: dict[str, tuple[Categories, pa.Array]], features: dict[str, Feature]) -> list[Feature]:
+def pair_novelty(given: np.ndarray, pair: np.ndarray, partitions: np.ndarray) -> float:
+    """How often the history brought a pair never seen before, among rows whose given value was
+    already known (partitions in order, the first left out), with one pseudo-event: a column that
+    follows from another (a species' genus) has a rate near zero, a loose pairing (species by plot)
+    a higher one. `partitions`: each row's position in the history, -1 outside it."""
+    inside = partitions >= 0
+    given, pair, partitions = given[inside], pair[inside], partitions[inside]
+    if partitions.size == 0:
+        return 1.0
+    first_given = np.full(given.max() + 1, np.iinfo(np.int64).max)
+    np.minimum.at(first_given, given, partitions)
+    first_pair = np.full(pair.max() + 1, np.iinfo(np.int64).max)
+    np.minimum.at(first_pair, pair, partitions)
+    judged = (partitions > partitions.min()) & (first_given[given] < partitions)
+    return (int((judged & (first_pair[pair] == partitions)).sum()) + 1) / (int(judged.sum()) + 1)
+
+
+def category_pairs(categorical: dict[str, tuple[Categories, pa.Array]], features: dict[str, Feature],
+                   partitions: np.ndarray) -> list[Feature]:
+    """Pairs of categories that depend on each other, each judged as one category; `partitions`:
+    each sample row's position in the history (for the rate of new pairs)."""
     names = list(categorical)[:MAX_PAIR_COLUMNS]
     candidates = []
     for i, a in enumerate(names):
@@ -79,9 +99,10 @@ def category_pairs(categorical: dict[str, tuple[Categories, pa.Array]], features
             if v >= MIN_CRAMERS_V or forbidden:
                 # condition on the column with more categories: its value says more about the other
                 given, other, counts = (a, b, table) if ka >= kb else (b, a, table.T)
-                candidates.append((v, given, other, counts))
+                codes = (ia, ib, kb) if ka >= kb else (ib, ia, ka)
+                candidates.append((v, given, other, counts, codes))
     out = []
-    for v, given, other, counts in sorted(candidates, key=lambda c: -c[0])[:MAX_PAIRS]:
+    for v, given, other, counts, (ig, io, ko) in sorted(candidates, key=lambda c: -c[0])[:MAX_PAIRS]:
         # the pair as one category: the mass of pairs at most as frequent; unseen: Good-Turing
         flat = counts.ravel()
         order = np.sort(flat)
@@ -89,17 +110,15 @@ def category_pairs(categorical: dict[str, tuple[Categories, pa.Array]], features
         mass = cumulative[np.searchsorted(order, flat, side="right") - 1]
         total = flat.sum()
         p = ((mass + 1) / (total + 1)).reshape(counts.shape)
-        # a pair never seen: the Good-Turing unseen mass, or, when independence alone would make
-        # it likely to have gone unseen, the chance of that (exp(-expected count))
-        expected = counts.sum(1, keepdims=True) * counts.sum(0, keepdims=True) / total
-        unseen = ((flat == 1).sum() + 1) / (total + 1)
-        p[counts == 0] = np.maximum(unseen, np.exp(-expected))[counts == 0]
+        # a pair never seen (a known value beside a partner it never had, known or not): as likely
+        # as the history's own rate of new pairs, a surprise however rare the partner is
+        ok = (ig >= 0) & (io >= 0)
+        rate = pair_novelty(ig[ok], ig[ok] * ko + io[ok], partitions[ok])
+        p[counts == 0] = rate
         fg, fo = features[given], features[other]
-        # a known value beside one never seen is a pair never seen: as unlikely as either
         out.append(Feature(f"{fg.columns[0]}|{fo.columns[0]}", (fo.columns[0], fg.columns[0]), "combination",
                            (given, other), model=p,
-                           extra={"given": fg, "other": fo, "counts": counts, "cramers_v": v,
-                                  "unseen": max(unseen, fo.model.p_unseen)}))
+                           extra={"given": fg, "other": fo, "counts": counts, "cramers_v": v, "unseen": rate}))
     return out
 
 

@@ -39,14 +39,24 @@ def feature_p_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
         flags = np.asarray(column.to_numpy(zero_copy_only=False), dtype=bool)
         return np.where(flags, feature.model, 1.0)
     if feature.signal == "combination":
-        given, other = feature.extra["given"].model, feature.extra["other"].model
-        ig, io = given.index(column), other.index(batch.column(feature.inputs[1]))
-        p = np.ones(ig.size, dtype=np.float64)
-        ok = (ig >= 0) & (io >= 0)
-        p[ok] = feature.model[ig[ok], io[ok]]
-        p[(ig >= 0) & (io == -1)] = feature.extra["unseen"]
-        return p
+        return pair_p_values(feature, batch)[0]
     raise ValueError(f"unknown signal {feature.signal}")
+
+
+def pair_p_values(feature: Feature, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, float]:
+    """A combination's p-values, its rows whose given value was never seen with this partner, and
+    the expected number of them (the history's rate of new pairs over the rows with a known given
+    value), for counting them as a cluster."""
+    given, other = feature.extra["given"].model, feature.extra["other"].model
+    ig, io = given.index(batch.column(feature.inputs[0])), other.index(batch.column(feature.inputs[1]))
+    known = ig >= 0
+    p = np.ones(ig.size, dtype=np.float64)
+    seen = known & (io >= 0)
+    p[seen] = feature.model[ig[seen], io[seen]]
+    new = known & (io == -1)
+    new[seen] = feature.extra["counts"][ig[seen], io[seen]] == 0
+    p[new] = feature.extra["unseen"]
+    return p, new, float(feature.extra["unseen"] * known.sum())
 
 
 def shape_p_values(feature: Feature, column: pa.Array) -> np.ndarray:
@@ -87,10 +97,15 @@ def _transformed(feature: Feature, values: np.ndarray) -> np.ndarray:
     return values
 
 
-def batch_p_matrix(model: RowModel, batch: pa.RecordBatch) -> np.ndarray:
+def batch_p_matrix(model: RowModel, batch: pa.RecordBatch, new_pairs: dict | None = None) -> np.ndarray:
+    """Every feature's p-values for the batch's rows; `new_pairs`, when given, receives each
+    combination's rows with a pair never seen and their expected number (see pair_p_values)."""
     matrix = np.empty((batch.num_rows, len(model.features)), dtype=np.float64)
     for j, feature in enumerate(model.features):
-        matrix[:, j] = feature_p_values(feature, batch)
+        if new_pairs is not None and feature.signal == "combination":
+            matrix[:, j], *new_pairs[j] = pair_p_values(feature, batch)
+        else:
+            matrix[:, j] = feature_p_values(feature, batch)
     return matrix
 
 

@@ -262,6 +262,10 @@ def _learned(con, dataset: str, col: ColumnInfo, partition_key: str, non_null: i
             why = ("primary key" if name in primary_key else "unique whole numbers in a dense range"
                    if high - low + 1 <= DENSE * non_null else "a counter: unique, past every earlier partition's values")
             return ColumnRole(name, "identifier", "learned", why)
+        # whole numbers that only ever were 0 or 1 are a yes/no flag (a genre, a "short film"):
+        # their values are categories, and a number may depend on them
+        if col.integer and span[0] is not None and 0 <= span[0] and span[1] <= 1:
+            return ColumnRole(name, "category", "learned", "a 0/1 flag")
         return ColumnRole(name, "measure", "learned", "numbers")
     if col.kind == "boolean" or non_null == 0:
         return ColumnRole(name, "category", "learned", "true/false" if col.kind == "boolean" else "no values yet")

@@ -112,6 +112,7 @@ class _Pass:
     sample: pa.Table
     rarest: dict[int, list[np.ndarray]]  # discrete feature -> rows at its smallest p (never seen)
     present: dict[int, int]  # category and shape features -> rows with a value
+    chances: dict[int, float] = field(default_factory=dict)  # combinations -> expected rows with a new pair
 
     def rows_flagged_by(self, key: tuple[int, int], threshold: float) -> int:
         """Rows the feature alone would flag at this row threshold (to within a decade: the
@@ -136,6 +137,7 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
     decades: dict[tuple[int, int], np.ndarray] = {}
     rarest: dict[int, list[np.ndarray]] = {}
     present: dict[int, int] = {}
+    chances: dict[int, float] = {}
     # discrete events at most 1% of the history had (never, or almost never, seen before)
     smallest = np.array([cluster_p(f) for f in model.features])
     floors = np.where((smallest > 0) & (smallest <= RARE) & (smallest * d < 1), smallest * d * (1 + 1e-9), 0.0)
@@ -143,12 +145,15 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
     for batch in parquet.iter_batches(batch_size=batch_size):
         stop = start + batch.num_rows
         if model.features:
-            matrix = batch_p_matrix(model, batch)
+            pairs: dict[int, tuple[np.ndarray, float]] = {}
+            matrix = batch_p_matrix(model, batch, pairs)
             matrix *= d
             np.minimum(matrix, 1.0, out=matrix)
             lowest = matrix.min(axis=0)
             for j in np.flatnonzero((floors > 0) & (lowest <= floors)):
                 feature = model.features[j]
+                if feature.signal == "combination":
+                    continue  # counted below, against each row's own chance
                 # categories and shapes: rows never seen; a rare value seen more often than usual is drift
                 at_floor = unseen(feature, batch) if feature.signal in VALUED else matrix[:, j] <= floors[j]
                 rarest.setdefault(int(j), []).append(start + np.flatnonzero(at_floor))
@@ -156,6 +161,10 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
                 if model.features[j].signal in VALUED:  # only rows with a value can carry an unseen one
                     present[int(j)] = present.get(int(j), 0) + len(batch) - batch.column(
                         model.features[j].inputs[0]).null_count
+            for j, (new, chance) in pairs.items():  # rows with a pair never seen, against the rate of new pairs
+                chances[j] = chances.get(j, 0.0) + chance
+                if new.any():
+                    rarest.setdefault(j, []).append(start + np.flatnonzero(new))
             row_p[start:stop] = matrix.min(axis=1)
             candidates = np.flatnonzero(row_p[start:stop] <= max(cutoff, floors.max(initial=0.0)))
             strength[start + candidates] = -np.log10(np.clip(matrix[candidates], TINY, 1.0)).sum(axis=1)
@@ -170,7 +179,7 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
         samples.append(batch.filter(batch.column("_sample")))
         start = stop
     return _Pass(row_p, strength, decades, pa.Table.from_batches(samples, schema=parquet.schema_arrow),
-                 {j: np.concatenate(rows) for j, rows in rarest.items()}, present)
+                 {j: np.concatenate(rows) for j, rows in rarest.items()}, present, chances)
 
 
 def poisson_tail(k: int, mean: float) -> float:
@@ -214,7 +223,7 @@ def clustered_rows(scored: _Pass, model: RowModel, d: int, settings: AnomalySett
         feature = model.features[j]
         if feature.signal == "duplicate" and feature.extra["duplicates"]:
             continue  # a code that repeats at all repeats more in a larger partition: no per-row rate
-        expected = scored.present.get(j, n) * cluster_p(feature)
+        expected = scored.chances[j] if j in scored.chances else scored.present.get(j, n) * cluster_p(feature)
         if rows.size >= 2 and d * poisson_tail(rows.size, expected) <= settings.fdr:
             out.append(rows)
     return np.unique(np.concatenate(out))

@@ -42,6 +42,9 @@ def user_sql_problem(text: str) -> str | None:
     except Exception as exc:  # noqa: BLE001 - the tokenizer's own message is the best one
         return f"cannot read the expression: {exc}"
     operators = [piece for piece, kind in tokens if kind == duckdb.token_type.operator]
+    lexed = _comment_or_open_quote(text)  # DuckDB 1.5 (the lake extra) drops these from its tokens
+    if lexed:
+        return lexed
     if any(";" in piece for piece in operators):
         return "';' is not allowed: a rule's SQL is one expression, not statements"
     if any(kind == duckdb.token_type.comment for _, kind in tokens):
@@ -58,6 +61,30 @@ def user_sql_problem(text: str) -> str | None:
             return "unbalanced parentheses"
     if depth != 0:
         return "unbalanced parentheses"
+    return None
+
+
+def _comment_or_open_quote(text: str) -> str | None:
+    """A comment, or a string literal or quoted identifier left open, found by scanning the text."""
+    quote = None
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if quote:
+            if char == quote and text[i + 1:i + 2] == quote:
+                i += 2  # '' or "" inside: an escaped quote
+                continue
+            if char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif text[i:i + 2] in ("--", "/*"):
+            return "comments are not allowed in a rule's SQL"
+        i += 1
+    if quote == "'":
+        return "unterminated string literal"
+    if quote == '"':
+        return "unterminated quoted identifier"
     return None
 
 
