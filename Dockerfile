@@ -1,4 +1,5 @@
-# One image for the code server, the webserver and the daemon (docker-compose.yml).
+# One image for the code server, the webserver, the daemon (docker-compose.yml) and the run
+# containers or pods (docker-compose.docker-launcher.yml, deploy/helm/values.yaml).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -9,9 +10,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /opt/quality_assets
 COPY pyproject.toml README.md ./
 COPY quality_assets ./quality_assets
-RUN pip install . \
+RUN pip install '.[launchers]' \
     && useradd --create-home --uid 1000 dagster \
-    && mkdir -p /opt/dagster/home/storage /data/warehouse /data/output /backups \
+    && mkdir -p /opt/dagster/home/storage /data/warehouse /data/lake /data/output /backups \
     && chown -R dagster:dagster /opt/dagster /data /backups
 
 COPY dagster.yaml workspace.yaml /opt/dagster/home/

@@ -107,6 +107,7 @@ class Deployment:
     root: Path
     database: str
     project: Path  # holds quality.yaml and its landing folders
+    instance: Path = REPO / "dagster.yaml"  # copied to $DAGSTER_HOME/dagster.yaml
     code_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -115,7 +116,7 @@ class Deployment:
     def __post_init__(self) -> None:
         self.home = self.root / "dagster_home"
         self.home.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / "dagster.yaml", self.home / "dagster.yaml")
+        shutil.copy(self.instance, self.home / "dagster.yaml")
         self.workdir = self.root / "deploy"  # the folder commands run in, holding workspace.yaml
         self.workdir.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "workspace.yaml", self.workdir / "workspace.yaml")

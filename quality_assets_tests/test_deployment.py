@@ -54,6 +54,8 @@ BLOCKS_RUN = {
     "local": "test_local_dagster_dev_serves_the_demo",
     "compose": "test_compose_agrees_with_dagster_yaml_and_workspace (static: no Docker engine in CI)",
     "processes": "the deployment fixture",
+    "compose-docker-launcher": "test_run_launchers.py (static, and its processes run without Docker)",
+    "helm": "test_run_launchers.py::test_operations_blocks_use_these_files (static: no cluster in CI)",
     "backfill": "test_backfill_of_a_date_range_is_one_run",
     "health": "test_operations_commands",
     "pools": "test_operations_commands",
@@ -66,6 +68,10 @@ BLOCKS_RUN = {
     "retention": "test_retention_removes_old_partitions_everywhere",
     "backup": "test_backup_and_restore",
     "restore": "test_backup_and_restore",
+    "lake-backup": "test_lake_ops.py::test_backup_and_restore_of_the_lake",
+    "lake-restore": "test_lake_ops.py::test_backup_and_restore_of_the_lake",
+    "lake-retention": "test_lake_ops.py::test_cleanup_on_the_lake_deletes_the_removed_partitions_files",
+    "migrate": "test_lake_ops.py::test_migrate_copies_the_embedded_warehouse_into_a_lake",
 }
 
 
@@ -248,7 +254,7 @@ def test_compose_agrees_with_dagster_yaml_and_workspace():
                    if line and not line.startswith("#"))
     required = set(re.findall(r"\$\{(\w+):\?", (REPO / "docker-compose.yml").read_text()))
     assert required <= set(example)
-    assert {k for k in example if k.startswith("QA_")} <= set(VARIABLES) | {"QA_PROJECT_DIR", "QA_BACKUP_DIR"}
+    assert {k for k in example if k.startswith("QA_")} <= set(VARIABLES) | {"QA_PROJECT_DIR", "QA_PROJECT_DIR_ABSOLUTE", "QA_BACKUP_DIR"}
 
     # The instance: queued runs with a limit, the warehouse pool, monitoring, retries, no telemetry.
     assert instance["run_coordinator"]["class"] == "QueuedRunCoordinator"

@@ -1,4 +1,5 @@
-"""Operations commands: `cleanup` (retention), `backup` and `restore` of the warehouse."""
+"""Operations commands: `cleanup` (retention), `backup` and `restore` of the warehouse (the DuckDB
+file or the DuckLake), and `migrate` of the file into a lake."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from quality_assets.backup import export_warehouse, import_warehouse
 from quality_assets.cli.errors import EXIT_OK, UsageError, dataset_named
 from quality_assets.config import settings_from_env
 from quality_assets.contract import load_contract
-from quality_assets.lake import is_lake, open_warehouse
+from quality_assets.lake import LakeUnavailable, LakeWarehouse, is_lake, open_warehouse
+from quality_assets.lake_ops import backup_lake, migrate_into_lake, reclaim_space, restore_lake
 from quality_assets.retention import find_old_partitions, parse_age, remove_partitions
+from quality_assets.vocabulary import parse_duration
+from quality_assets.warehouse import Warehouse, exclusive_lock
 
 
 def add_operations_commands(sub) -> None:
@@ -28,16 +32,27 @@ def add_operations_commands(sub) -> None:
     cleanup.add_argument("--dry-run", action="store_true", help="report what would be removed, remove nothing")
     cleanup.add_argument("--dataset", help="only this dataset")
     cleanup.add_argument("--delete-landing", action="store_true", help="also delete the old partitions' landed files")
+    cleanup.add_argument("--keep-snapshots", default="7d", metavar="AGE",
+                         help="on a DuckLake: expire snapshots older than this and delete the data files only "
+                              "they used (default 7d: time travel and long readers within it are kept)")
     cleanup.set_defaults(handler=cmd_cleanup)
 
-    backup = sub.add_parser("backup", help="export the DuckDB warehouse (EXPORT DATABASE, Parquet) into a new folder")
+    backup = sub.add_parser("backup", help="back up the warehouse into a new folder: the DuckDB file with EXPORT "
+                                           "DATABASE (Parquet); a DuckLake's catalog with pg_dump and its data path")
     backup.add_argument("target", type=Path, help="folder to create (must be new or empty)")
     backup.set_defaults(handler=cmd_backup)
 
-    restore = sub.add_parser("restore", help="rebuild the DuckDB warehouse from a backup folder (IMPORT DATABASE)")
+    restore = sub.add_parser("restore", help="rebuild the warehouse from a backup folder (stop the processes first)")
     restore.add_argument("source", type=Path, help="a folder written by `quality-assets backup`")
-    restore.add_argument("--force", action="store_true", help="replace an existing warehouse file")
+    restore.add_argument("--force", action="store_true", help="replace an existing warehouse file or lake data path")
     restore.set_defaults(handler=cmd_restore)
+
+    migrate = sub.add_parser("migrate", help="copy the embedded DuckDB warehouse (QA_DUCKDB_PATH) into a DuckLake",
+                             description="Copies every table of the DuckDB file into the lake in one transaction; "
+                                         "refuses a lake that already holds rows. Then set QA_WAREHOUSE to the lake.")
+    migrate.add_argument("--to", required=True, metavar="LAKE", help="ducklake:postgres:<connection string>")
+    migrate.add_argument("--data-path", help="the lake's data files (default QA_LAKE_DATA_PATH)")
+    migrate.set_defaults(handler=cmd_migrate)
 
 
 def _warehouse(settings):
@@ -53,6 +68,10 @@ def cmd_cleanup(args) -> int:
     contract = load_contract(settings.contracts)
     if args.dataset:
         dataset_named(contract, args.dataset)
+    keep_s = parse_duration(args.keep_snapshots)
+    if keep_s is None or keep_s < 0:
+        raise UsageError(f"--keep-snapshots {args.keep_snapshots!r}: expected a duration such as 7d, 12h or 0s")
+    keep = dt.timedelta(seconds=keep_s)
     cutoff = dt.datetime.now() - age
     instance = _instance()
     dagster_keys = {}
@@ -65,6 +84,7 @@ def cmd_cleanup(args) -> int:
         old = find_old_partitions(con, contract, cutoff, dagster_keys, only=args.dataset)
         removal = remove_partitions(con, old, settings.output_dir, dry_run=args.dry_run,
                                     delete_landing=args.delete_landing)
+        reclaimed = reclaim_space(con, keep, dry_run=args.dry_run) if is_lake(settings.warehouse) else None
     verb = "would remove" if args.dry_run else "removed"
     print(f"cleanup: partitions older than {args.older_than} (before {cutoff:%Y-%m-%d %H:%M}){' — dry run' if args.dry_run else ''}")
     if not old:
@@ -80,6 +100,10 @@ def cmd_cleanup(args) -> int:
         if rows:
             print(f"  {verb} {rows:,} row(s) from {table}")
     print(f"  {verb} {len(removal.output_dirs)} output folder(s) under {settings.output_dir}")
+    if reclaimed is not None:
+        print(f"  lake: {'would expire' if args.dry_run else 'expired'} {len(reclaimed.snapshots)} snapshot(s) older than "
+              f"{args.keep_snapshots}; {'would delete' if args.dry_run else 'deleted'} {len(reclaimed.files)} data file(s) "
+              "no remaining snapshot uses")
     if args.delete_landing:
         print(f"  {verb} {len(removal.landing_files)} landed file(s)")
     else:
@@ -112,19 +136,21 @@ def _instance():
     return dg.DagsterInstance.get()
 
 
-def _file_only(settings, command: str) -> None:
-    if is_lake(settings.warehouse):
-        raise UsageError(f"{command} is for the DuckDB file; QA_WAREHOUSE names a DuckLake, which is backed up as its "
-                         "catalog database and its data path (OPERATIONS.md, 'The DuckLake warehouse')")
-
-
 def cmd_backup(args) -> int:
     settings = settings_from_env()
-    _file_only(settings, "backup")
+    warehouse = _warehouse(settings)
+    if isinstance(warehouse, LakeWarehouse):
+        try:
+            manifest = backup_lake(warehouse.spec, warehouse.data_path, args.target)
+        except (FileExistsError, ValueError, RuntimeError) as exc:
+            raise UsageError(str(exc)) from None
+        print(f"backed up the lake {manifest['lake']} to {args.target.resolve()}: its catalog (pg_dump) and "
+              f"{manifest['data_files']} data file(s)")
+        return EXIT_OK
     if not settings.duckdb_path.exists():
         raise UsageError(f"no warehouse at {settings.duckdb_path} (QA_DUCKDB_PATH)")
     try:
-        manifest = export_warehouse(_warehouse(settings), args.target)
+        manifest = export_warehouse(warehouse, args.target)
     except FileExistsError as exc:
         raise UsageError(str(exc)) from None
     print(f"exported {settings.duckdb_path} to {args.target.resolve()} ({len(manifest['tables'])} tables)")
@@ -133,12 +159,43 @@ def cmd_backup(args) -> int:
 
 def cmd_restore(args) -> int:
     settings = settings_from_env()
-    _file_only(settings, "restore")
+    warehouse = _warehouse(settings)
+    if isinstance(warehouse, LakeWarehouse):
+        try:
+            result = restore_lake(args.source, warehouse.spec, warehouse.data_path, force=args.force)
+        except (FileExistsError, FileNotFoundError, ValueError, RuntimeError) as exc:
+            raise UsageError(str(exc)) from None
+        kept = result["previous_data_kept_at"]
+        print(f"restored the lake from {args.source.resolve()}: catalog and data path {result['data_path']}"
+              + (f" (the previous data kept at {kept})" if kept else ""))
+        return EXIT_OK
     try:
-        result = import_warehouse(_warehouse(settings), args.source, force=args.force)
+        result = import_warehouse(warehouse, args.source, force=args.force)
     except (FileExistsError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from None
     rows = sum(result["tables"].values())
     print(f"restored {settings.duckdb_path} from {args.source.resolve()} ({len(result['tables'])} tables, {rows:,} rows)")
     return EXIT_OK
 
+
+def cmd_migrate(args) -> int:
+    settings = settings_from_env()
+    if not is_lake(args.to):
+        raise UsageError(f"--to {args.to!r}: expected ducklake:postgres:<connection string>")
+    source = Warehouse(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s)
+    if not settings.duckdb_path.exists():
+        raise UsageError(f"no warehouse at {settings.duckdb_path} (QA_DUCKDB_PATH): nothing to migrate")
+    lake = LakeWarehouse(args.to, args.data_path or settings.lake_data_path, settings.duckdb_path.parent,
+                         memory_limit=settings.memory_limit)
+    try:
+        # the file's writer lock: no run changes it while it is copied
+        with exclusive_lock(source.lock_path, source.lock_timeout_s), lake.connect() as con:
+            copied = migrate_into_lake(con, settings.duckdb_path)
+    except (FileExistsError, LakeUnavailable) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"migrated {settings.duckdb_path} into {lake.describe()}: {len(copied)} table(s), "
+          f"{sum(copied.values()):,} row(s)")
+    for table, rows in copied.items():
+        print(f"  {table}: {rows:,}")
+    print(f"now set QA_WAREHOUSE={args.to!r} and QA_LAKE_DATA_PATH={lake.data_path!r} for every process")
+    return EXIT_OK
