@@ -19,7 +19,11 @@ from quality_assets.defs.report import build_report_asset
 from quality_assets.defs.resources import OutputFolderResource, QualitySettings, WarehouseResource
 from quality_assets.defs.schedules import build_daily_schedule, build_scorecard_schedule
 from quality_assets.defs.scorecard import build_scorecard
-from quality_assets.defs.sensors import build_daily_landing_sensor, build_landing_sensor, build_range_followup_sensor
+from quality_assets.defs.sensors import (
+    build_daily_landing_sensor,
+    build_landing_sensor,
+    build_range_followup_sensor,
+)
 from quality_assets.defs.validation import build_validation_asset
 
 

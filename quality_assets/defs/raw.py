@@ -6,7 +6,14 @@ import json
 import dagster as dg
 
 from quality_assets.contract import Dataset
-from quality_assets.defs.common import RAW, markdown_table, partition_check, partition_results, stage_asset, stage_key
+from quality_assets.defs.common import (
+    RAW,
+    markdown_table,
+    partition_check,
+    partition_results,
+    stage_asset,
+    stage_key,
+)
 from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
 from quality_assets.ingest import LoadAudit, load_file
 from quality_assets.landing import resolve_file

@@ -7,8 +7,8 @@ import time
 
 import dagster as dg
 
-from quality_assets.config import Settings
 from quality_assets.batches import contiguous_batches
+from quality_assets.config import Settings
 from quality_assets.contract import Dataset
 from quality_assets.daily import file_day, is_partition_day
 from quality_assets.defs.batching import FILE_VERSIONS_TAG, left_to_run, range_of, range_tags
