@@ -37,7 +37,8 @@ $(LAKE_VENV)/.installed: pyproject.toml
 	touch $@
 
 test-lake: $(LAKE_VENV)/.installed
-	QA_LAKE_TESTS=1 $(LAKE_VENV)/bin/pytest quality_assets_tests/test_lake.py quality_assets_tests/test_lake_ops.py
+	QA_LAKE_TESTS=1 $(LAKE_VENV)/bin/pytest quality_assets_tests/test_lake.py quality_assets_tests/test_lake_ops.py \
+		quality_assets_tests/test_lake_deployment.py
 
 # No test may depend on today's date: the date-sensitive tests (marker `clock`) run again with the
 # clock a year ahead. libfaketime shifts every clock of the processes it starts (Python, DuckDB's

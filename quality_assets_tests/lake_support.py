@@ -63,3 +63,69 @@ def lake(tmp_path: Path) -> Iterator[Lake]:
     require_lake()
     with fresh_database("qa_lake") as name:
         yield Lake(name, tmp_path / "lake-data", tmp_path / "lake-work")
+
+
+# Two datasets, a reader and small files: shared by test_lake.py and test_lake_deployment.py.
+CONTRACT = """\
+version: 1
+datasets:
+  alpha:
+    landing: {path: landing/alpha, glob: "*.csv"}
+    columns: {id: bigint, amount: double, cat: string}
+    rules: [{not_null: id}]
+  beta:
+    landing: {path: landing/beta, glob: "*.csv"}
+    columns: {id: bigint, amount: double, cat: string}
+    rules: [{not_null: id}]
+"""
+
+# A reader attached read-only the whole time: in every snapshot, each partition the audit says
+# was loaded holds exactly its rows in raw and, once published, in published (never half of
+# them), until the stop file appears.
+READER = """
+import json, sys, time
+from pathlib import Path
+from quality_assets.lake import LakeUnavailable, LakeWarehouse
+spec, data, work, stop = sys.argv[1:5]
+checks, torn, sizes = 0, [], set()
+for _ in range(1200):  # the first worker creates the lake
+    try:
+        con = LakeWarehouse(spec, data, work).attach(read_only=True)
+        break
+    except LakeUnavailable:
+        time.sleep(0.1)
+def exists(schema, table):
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
+                       "AND table_schema = ? AND table_name = ?", [schema, table]).fetchone()[0]
+while not Path(stop).exists():
+    con.execute("BEGIN TRANSACTION")
+    if not exists("qa", "files"):  # the first worker has not created it yet
+        con.execute("COMMIT")
+        time.sleep(0.05)
+        continue
+    audit = dict(((d, k), n) for d, k, n in con.execute(
+        "SELECT dataset, partition_key, rows_loaded FROM qa.files WHERE status LIKE 'loaded%' "
+        "QUALIFY row_number() OVER (PARTITION BY dataset, partition_key ORDER BY finished DESC) = 1").fetchall())
+    held, published = {}, {}
+    for ds in ("alpha", "beta"):
+        for schema, into in (("raw", held), ("published", published)):
+            if exists(schema, ds):
+                into.update({(ds, k): n for k, n in con.execute(
+                    f"SELECT _partition_key, count(*) FROM {schema}.{ds} GROUP BY ALL").fetchall()})
+    con.execute("COMMIT")
+    torn += [(key, n, held.get(key)) for key, n in audit.items() if held.get(key) != n]
+    # a published partition is whole too: the rows of the load the audit holds
+    torn += [("published", key, n, audit.get(key)) for key, n in published.items() if audit.get(key) != n]
+    sizes.add(len(audit))
+    checks += 1
+    time.sleep(0.05)
+print(json.dumps({"checks": checks, "torn": torn, "loaded_seen": sorted(sizes)}))
+"""
+
+
+def write_csv(path: Path, rows: int, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["id,amount,cat"] + [f"{i},{(i * seed) % 997 / 10},{'abc'[i % 3]}" for i in range(rows)]
+    if seed % 2:
+        lines.append("not-a-number,1.0,a")  # one quarantined row in every other file
+    path.write_text("\n".join(lines) + "\n")

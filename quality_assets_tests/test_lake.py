@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from lake_support import Lake
+from lake_support import CONTRACT, READER, Lake, write_csv
 
 from quality_assets.config import settings_from_env
 from quality_assets.defs.common import retried_on_conflict
@@ -164,66 +164,6 @@ def test_the_pipeline_on_the_lake_equals_the_embedded_file(lake: Lake, tmp_path:
     with lake.warehouse().connect(read_only=True) as con:
         assert con.execute("SELECT count(*) FROM qa.files WHERE status NOT IN ('unchanged')").fetchone()[0] == \
             len(list((project / "landing").rglob("*.*")))
-
-
-CONTRACT = """\
-version: 1
-datasets:
-  alpha:
-    landing: {path: landing/alpha, glob: "*.csv"}
-    columns: {id: bigint, amount: double, cat: string}
-    rules: [{not_null: id}]
-  beta:
-    landing: {path: landing/beta, glob: "*.csv"}
-    columns: {id: bigint, amount: double, cat: string}
-    rules: [{not_null: id}]
-"""
-
-# A reader attached read-only the whole time: in every snapshot, each partition the audit says
-# was loaded holds exactly its rows (never half of them), until the stop file appears.
-READER = """
-import json, sys, time
-from pathlib import Path
-from quality_assets.lake import LakeUnavailable, LakeWarehouse
-spec, data, work, stop = sys.argv[1:5]
-checks, torn = 0, []
-for _ in range(1200):  # the first worker creates the lake
-    try:
-        con = LakeWarehouse(spec, data, work).attach(read_only=True)
-        break
-    except LakeUnavailable:
-        time.sleep(0.1)
-def exists(schema, table):
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
-                       "AND table_schema = ? AND table_name = ?", [schema, table]).fetchone()[0]
-while not Path(stop).exists():
-    con.execute("BEGIN TRANSACTION")
-    if not exists("qa", "files"):  # the first worker has not created it yet
-        con.execute("COMMIT")
-        time.sleep(0.05)
-        continue
-    audit = dict(((d, k), n) for d, k, n in con.execute(
-        "SELECT dataset, partition_key, rows_loaded FROM qa.files WHERE status LIKE 'loaded%' "
-        "QUALIFY row_number() OVER (PARTITION BY dataset, partition_key ORDER BY finished DESC) = 1").fetchall())
-    held = {}
-    for ds in ("alpha", "beta"):
-        if exists("raw", ds):
-            held.update({(ds, k): n for k, n in con.execute(
-                f"SELECT _partition_key, count(*) FROM raw.{ds} GROUP BY ALL").fetchall()})
-    con.execute("COMMIT")
-    torn += [(key, n, held.get(key)) for key, n in audit.items() if held.get(key) != n]
-    checks += 1
-    time.sleep(0.05)
-print(json.dumps({"checks": checks, "torn": torn}))
-"""
-
-
-def write_csv(path: Path, rows: int, seed: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["id,amount,cat"] + [f"{i},{(i * seed) % 997 / 10},{'abc'[i % 3]}" for i in range(rows)]
-    if seed % 2:
-        lines.append("not-a-number,1.0,a")  # one quarantined row in every other file
-    path.write_text("\n".join(lines) + "\n")
 
 
 @pytest.mark.slow
