@@ -111,7 +111,7 @@ def test_lake_deployment_with_four_run_workers_and_a_reader(tmp_path: Path):
                 runs = deployment.runs()
                 return runs if runs and all(r["status"] in TERMINAL for r in runs) and audited() == len(files) else None
 
-            wait_for(all_done, 600, "every landed file's run", interval=2, on_timeout=deployment.diagnostics)
+            wait_for(all_done, 900, "every landed file's run", interval=2, on_timeout=deployment.diagnostics)
             time.sleep(5)  # a sensor tick that would launch a second run of any file has happened by now
             runs = all_done()
             assert runs, deployment.diagnostics()
