@@ -40,7 +40,8 @@ def test_pairs_are_searched_among_a_bounded_number_of_columns():
         numeric[f"x{i}"] = base * (i + 1) + np.random.default_rng(i).normal(0, 0.01, rows)
     number_features = {name: Feature(name, (name,), "value", (name,)) for name in numeric}
     allowed = {f"k{i}" for i in range(MAX_PAIR_COLUMNS)} | {f"x{i}" for i in range(MAX_PAIR_COLUMNS)}
-    pairs = category_pairs(categorical, features) + conditional_numbers(categorical, numeric, number_features, features)
+    partitions = np.arange(rows) // 500  # four history partitions, in order
+    pairs = category_pairs(categorical, features, partitions) + conditional_numbers(categorical, numeric, number_features, features)
     assert pairs and all(set(f.inputs) <= allowed for f in pairs)
 
 
