@@ -157,6 +157,13 @@ def migrate_into_lake(con: duckdb.DuckDBPyConnection, source: Path) -> dict[str,
                 else:
                     con.execute(f"CREATE TABLE {dst} AS SELECT * FROM {src}")
                 copied[f"{schema}.{table}"] = _count(con, EMBEDDED, schema, table)
+            # views (published.*: raw's published partitions and the held rows) are made again
+            # in the lake, the connection's default catalog, from their own definitions
+            for schema, sql in con.execute(
+                    "SELECT schema_name, sql FROM duckdb_views() WHERE database_name = ? AND NOT internal "
+                    "ORDER BY 1, view_name", [EMBEDDED]).fetchall():
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {LAKE_ALIAS}.{quote_ident(schema)}")
+                con.execute(sql.replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
