@@ -69,3 +69,27 @@ def test_scan_file_hashes_and_scans_in_one_read(tmp_path):
     gz = tmp_path / "f.csv.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))
     assert ingest.scan_file(gz).line_breaks_known is False
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_scan_file_reads_lf_files_as_the_byte_search_does(seed, tmp_path):
+    """LF blocks take the numpy path (offsets of LFs): same first irregular break and same count
+    of lines ending with the delimiter as feeding every block to LineBreaks, at any block size."""
+    rng = random.Random(seed)
+    lines = [rng.choice([b"a,b", b"1,", b"x", b",", b""]) * rng.randint(0, 2) + b"z" for _ in range(rng.randint(1, 40))]
+    data = bytearray(b"\n".join(lines) + b"\n")
+    for _ in range(seed % 3):  # empty lines, and from seed 20 on a CR (the byte-search path takes over)
+        where = rng.randrange(len(data) + 1)
+        data[where:where] = rng.choice([b"\n", b",\n", b"\n\n"] + ([b"\r\n", b"\r"] if seed >= 20 else []))
+    data = bytes(data)
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    ends = len(re.findall(rb",(?=[\r\n])", data))
+    for chunk in (1, 2, 3, 7, len(data) + 1):
+        expected = LineBreaks()
+        for i in range(0, len(data), chunk):
+            expected.feed(data[i:i + chunk])
+        expected.feed(b"", final=True)
+        scan = ingest.scan_file(path, chunk=chunk, delimiters=(",",))
+        assert scan.irregular_from == expected.first, (data, chunk)
+        assert scan.ending_with == {",": ends} and type(scan.ending_with[","]) is int, (data, chunk)

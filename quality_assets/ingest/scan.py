@@ -81,11 +81,17 @@ def scan_file(path: Path, sha256: str | None = None, chunk: int = 8 * 1024 * 102
             if sha256 is None:
                 digest.update(block)
             if not compressed:
-                breaks.feed(block)
                 if b"\x00" in block:  # memchr: far cheaper than counting when there is none
                     nul_bytes += block.count(b"\x00")
-            if not compressed and ending:
-                _count_line_ends(block, last, ending, scratch)
+                if b"\r" in block or not (breaks.first is not None or breaks.lf_so_far()):
+                    breaks.feed(block)
+                    if ending:
+                        _count_line_ends(block, last, ending, scratch)
+                else:  # the usual LF file: one pass finds its line breaks, for both questions
+                    data = numpy.frombuffer(block, dtype=numpy.uint8)
+                    newlines = numpy.flatnonzero(numpy.equal(data, 10, out=scratch[0][:len(data)]))
+                    breaks.feed_lf(block, newlines)
+                    _count_lf_line_ends(data, newlines, last, ending)
                 last = block[-1:]
             block = handle.read(chunk)
     breaks.feed(b"", final=True)
@@ -108,6 +114,16 @@ def _count_line_ends(block: bytes, last: bytes, ending: dict[bytes, int], scratc
         numpy.equal(data[:-1], delimiter[0], out=hits)
         numpy.logical_and(hits, breaks_at, out=hits)
         ending[delimiter] += int(numpy.count_nonzero(hits)) + (starts_with_break and last == delimiter)
+
+
+def _count_lf_line_ends(data, newlines, last: bytes, ending: dict[bytes, int]) -> None:
+    """_count_line_ends for a block without CR, from the offsets of its LFs."""
+    if not ending or not len(newlines):
+        return
+    at_start = bool(newlines[0] == 0)  # the line ended in the previous block: `last` says with what
+    before = data[(newlines[1:] if at_start else newlines) - 1]
+    for delimiter in ending:
+        ending[delimiter] += int(numpy.count_nonzero(before == delimiter[0])) + (at_start and last == delimiter)
 
 
 class LineBreaks:
@@ -138,6 +154,29 @@ class LineBreaks:
         found = self._find(chunk)
         if found is not None:
             self.first = start + found
+
+    def lf_so_far(self) -> bool:
+        """Whether every line break fed so far is an LF (or there was none), none held but LFs."""
+        return self.kind in (None, b"\n") and b"\r" not in self.held
+
+    def feed_lf(self, block: bytes, newlines) -> None:
+        """feed(block) for a block without CR while lf_so_far(), given the offsets of its LFs
+        (numpy): an empty line is two LFs in a row, found from the offsets, not by a byte search."""
+        if self.first is not None:
+            return
+        held = len(self.held)
+        start = self.offset
+        chunk = self.held + block
+        body = len(chunk.rstrip(b"\n"))
+        self.held = chunk[body:]
+        self.offset = start + body
+        breaks = numpy.concatenate((numpy.arange(held), newlines + held)) if held else newlines
+        breaks = breaks[:numpy.searchsorted(breaks, body)]  # those in the body; the rest are held
+        if len(breaks) and self.kind is None:
+            self.kind = b"\n"
+        pairs = numpy.flatnonzero(numpy.diff(breaks) == 1)
+        if len(pairs):
+            self.first = start + int(breaks[pairs[0]])
 
     def _find(self, chunk: bytes) -> int | None:
         has_cr = b"\r" in chunk
