@@ -101,6 +101,31 @@ def test_failed_publish_rolls_back_and_keeps_the_previous_data(harness, tmp_path
     assert not staging.exists() or not list(staging.iterdir())  # nothing staged is left behind
 
 
+def test_failed_numbering_step_leaves_neither_loaded_rows_nor_a_new_table(harness, tmp_path, monkeypatch):
+    """A reload that fits the raw table commits its rows under a loading key first; when the
+    step that numbers and publishes them fails, those rows go, and the partition keeps its own.
+    A first load that fails there leaves no raw table behind."""
+    dataset = simple_dataset(tmp_path, ORDERS)
+    path = harness.write("orders.csv", "id,name,amount\n1,a,1.5\n2,b,x\n3,c,3.5\n")
+    before = check(harness.load(path, dataset, partition="p1"), 3)
+    path.write_text("id,name,amount\n10,x,1.0\n1.5,y,2.0\n12,z,q\n13,w,4.0\n")
+
+    def failing_audit(con, audit):
+        raise RuntimeError("disk full while writing qa.files")
+
+    monkeypatch.setattr(commit, "insert_audit", failing_audit)
+    with pytest.raises(RuntimeError, match="disk full"):
+        harness.load(path, dataset, partition="p1", force=True)
+    after = harness.fetch("ds", "p1")
+    assert values(after, "_source_row", "id") == values(before, "_source_row", "id") == [(1, 1), (3, 3)]
+    assert harness.query('SELECT count(*) FROM raw."ds"')[0][0] == 2  # no loading or pending rows left
+    assert counts(harness, "p1") == (2, 1, 1)
+    with pytest.raises(RuntimeError, match="disk full"):
+        harness.load(harness.write("other.csv", "id,name,amount\n1,a,1.5\n"), simple_dataset(tmp_path, ORDERS,
+                                                                                               name="fresh"))
+    assert harness.query("SELECT count(*) FROM information_schema.tables WHERE table_name = 'fresh'")[0][0] == 0
+
+
 def test_incompatible_raw_column_fails_the_publish_without_losing_data(harness, tmp_path):
     dataset = simple_dataset(tmp_path, {"id": "bigint", "amount": "double"})
     check(harness.load(harness.write("a.csv", "id,amount\n1,1.5\n"), dataset), 1)
