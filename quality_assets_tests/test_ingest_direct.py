@@ -11,7 +11,7 @@ from ingest_support import ORDERS, check, counts, load_only, pending_keys, value
 from quality_assets import ingest
 from quality_assets.ingest import (
     commit,
-    direct_csv,
+    numbering,
 )
 
 
@@ -64,7 +64,7 @@ def test_pending_rows_of_a_crashed_load_are_removed_by_the_next_load(harness, tm
 @pytest.mark.parametrize("branches", [1024, 2], ids=["case_tree", "asof_join"])
 def test_record_numbers_around_many_rejected_records(harness, tmp_path, monkeypatch, branches):
     """Record numbers come from the loaded rows' order plus the rejected records before each."""
-    monkeypatch.setattr(direct_csv, "MAX_SHIFT_BRANCHES", branches)
+    monkeypatch.setattr(numbering, "MAX_SHIFT_BRANCHES", branches)
     bad = {1, 2, 5, 9, 10, 11, 40, 41, 97, 100}
     lines = ["id,name,amount"] + [f"{i},n{i}" if i in bad else f"{i},n{i},{i}.5" for i in range(1, 101)]
     loaded = check(harness.load(harness.write("gaps.csv", "\n".join(lines) + "\n"), simple_dataset(tmp_path, ORDERS)), 100)

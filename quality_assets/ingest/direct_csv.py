@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from quality_assets.catalog import table_types
 from quality_assets.contract import Dataset
@@ -35,6 +34,7 @@ from quality_assets.ingest.casting import (
 from quality_assets.ingest.commit import evolve_columns, finish_publish, raw_table
 from quality_assets.ingest.fields import field_check_needed, misfit_records, nul_condition
 from quality_assets.ingest.footer import detect_footer
+from quality_assets.ingest.numbering import number_rows
 from quality_assets.ingest.quarantine import quarantine_rejects
 from quality_assets.ingest.scan import (
     FileScan,
@@ -262,7 +262,7 @@ def _publish_loaded(con, plan: _DirectCsv, scan: Future, table: str, keys: tuple
     step = time.perf_counter()
     hold_published(con, dataset.name, [key])
     con.execute(f"DELETE FROM {table} WHERE _partition_key = ?", [key])
-    _number_rows(con, table, [loading, pending], [row[0] for row in quarantine], (loading, key))
+    number_rows(con, table, [loading, pending], [row[0] for row in quarantine], (loading, key))
     phases["number_s"] = phases.get("number_s", 0.0) + seconds_since(step)
     step = time.perf_counter()
     con.execute("DELETE FROM qa.quarantine WHERE dataset = ? AND partition_key = ?", [audit.dataset, key])
@@ -359,62 +359,6 @@ def _direct_insert_sql(table: str, plan: _DirectCsv, options: dict, loading: str
            f"CASE WHEN {whole} THEN ? ELSE CAST(json_array({', '.join(texts)}) AS VARCHAR) END, {', '.join(outer)} "
            f"FROM (SELECT {', '.join(inner)} FROM {_reader_sql(plan.source, options)})")
     return sql, [loading, pending, audit.run_id]
-
-
-MAX_SHIFT_BRANCHES = 1024
-
-
-def _number_rows(con, table: str, keys: list[str], quarantined: list[int], rename: tuple[str, str]) -> None:
-    """Set `_source_row` of the rows just inserted under `keys`: ordinal + rejected records before
-    it; the rows under rename[0] take the key rename[1] in the same UPDATE.
-
-    Loaded row k sits after j rejected records when t_j = r_j - j < k (r_j the j-th rejected
-    record number), so its record number is k + max{j : t_j < k}.
-    """
-    where = f"_partition_key IN ({', '.join('?' for _ in keys)})"
-    base = con.execute(f"SELECT min(rowid) FROM {table} WHERE {where}", keys).fetchone()[0]
-    if base is None:
-        return
-    key = "_partition_key = CASE WHEN _partition_key = ? THEN ? ELSE _partition_key END"
-    ordinal = f"(rowid - {int(base)} + 1)"
-    shifts: dict[int, int] = {}
-    for j, record in enumerate(sorted(quarantined), start=1):
-        shifts[record - j] = j
-    steps = sorted(shifts.items())
-    if len(steps) <= MAX_SHIFT_BRANCHES:
-        con.execute(
-            f"UPDATE {table} SET _source_row = {ordinal} + {_shift_tree(ordinal, steps, 0, len(steps), 0)}, {key} "
-            f"WHERE {where} AND rowid >= {int(base)}",
-            [*rename, *keys],
-        )
-        return
-    shift_table = f"shifts_{uuid.uuid4().hex}"
-    con.execute(f"CREATE TEMP TABLE {shift_table} (t BIGINT, j BIGINT)")
-    con.register("shift_steps", pa.table({"t": [t for t, _ in steps], "j": [j for _, j in steps]}))
-    try:
-        con.execute(f"INSERT INTO {shift_table} SELECT t, j FROM shift_steps")
-    finally:
-        con.unregister("shift_steps")
-    con.execute(
-        f"UPDATE {table} SET _source_row = numbered.record, {key} FROM ("
-        f"  SELECT n.row_id, n.k + coalesce(s.j, 0) AS record FROM ("
-        f"    SELECT rowid AS row_id, {ordinal} AS k FROM {table} WHERE {where} AND rowid >= {int(base)}"
-        f"  ) n ASOF LEFT JOIN {shift_table} s ON n.k > s.t"
-        f") numbered WHERE {table}.rowid = numbered.row_id",
-        [*rename, *keys],
-    )
-    con.execute(f"DROP TABLE {shift_table}")
-
-
-def _shift_tree(ordinal: str, steps: list[tuple[int, int]], lo: int, hi: int, below: int) -> str:
-    """SQL for max{j : t_j < ordinal} over steps[lo:hi] (sorted by t), `below` when none: a
-    balanced CASE tree, so each row takes log2(len(steps)) comparisons."""
-    if lo >= hi:
-        return str(int(below))
-    mid = (lo + hi) // 2
-    t, j = steps[mid]
-    return (f"CASE WHEN {ordinal} > {int(t)} THEN {_shift_tree(ordinal, steps, mid + 1, hi, j)} "
-            f"ELSE {_shift_tree(ordinal, steps, lo, mid, below)} END")
 
 
 def _checked_columns(plan: _DirectCsv) -> list[str]:
