@@ -101,10 +101,10 @@ def test_failed_publish_rolls_back_and_keeps_the_previous_data(harness, tmp_path
     assert not staging.exists() or not list(staging.iterdir())  # nothing staged is left behind
 
 
-def test_failed_numbering_step_leaves_neither_loaded_rows_nor_a_new_table(harness, tmp_path, monkeypatch):
-    """A reload that fits the raw table commits its rows under a loading key first; when the
-    step that numbers and publishes them fails, those rows go, and the partition keeps its own.
-    A first load that fails there leaves no raw table behind."""
+def test_failed_publish_after_the_parse_leaves_neither_loaded_rows_nor_a_new_table(harness, tmp_path, monkeypatch):
+    """A reload that fails after its rows were parsed into raw and numbered (some under the
+    pending key of not-whole integers) leaves none of them: the partition keeps its own rows. A
+    first load that fails there leaves no raw table behind."""
     dataset = simple_dataset(tmp_path, ORDERS)
     path = harness.write("orders.csv", "id,name,amount\n1,a,1.5\n2,b,x\n3,c,3.5\n")
     before = check(harness.load(path, dataset, partition="p1"), 3)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import duckdb
 
-from quality_assets.catalog import table_types
 from quality_assets.contract import Dataset
 from quality_assets.ingest.audit import (
     QUARANTINE_LINE_CAP,
@@ -158,35 +157,27 @@ def _reader_sql(source: Path, options: dict) -> str:
 
 
 def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> LoadAudit:
-    """Replace the partition with the file's rows, parsed by DuckDB straight into raw, under the
-    warehouse lock. Raises HandOver (having rolled back) when the record-by-record reader must
-    take over.
+    """Replace the partition with the file's rows, parsed by DuckDB straight into raw in one
+    transaction under the warehouse lock. Raises HandOver (having rolled back) when the
+    record-by-record reader must take over.
 
-    Two transactions. The first parses the file into raw under a loading key (`<key>\\0loading
-    ...`: no partition key holds a NUL) and commits: DuckDB keeps the row groups its parallel
-    parse wrote. The second gives the rows the partition's key and their record numbers, and
-    replaces the partition. (Numbering the rows in the transaction that inserted them makes
-    DuckDB write every row again into the WAL at commit: 1.8 GB and 4.6 CPU-s for 10M rows, against
-    1.5 CPU-s for the same UPDATE on committed rows. Not `row_number() OVER ()` in the insert:
-    DuckDB runs a streaming window on one thread, and the CSV parse with it.) DuckDB's parallel
-    reader keeps the file's order, so a new row's rowid among the inserted rows is its ordinal
-    among the loaded records; the UPDATE adds the rejected records before it.
-
-    A load that adds or retypes a column takes one transaction (the schema change must roll back
-    with the rows), and the slower numbering.
-
-    Rows whose integer column is not a whole number are inserted under a pending key
-    (`<key>\\0pending ...`) and deleted after the second commit, because deleting rows in the
-    transaction that appended them makes DuckDB rewrite every appended row at commit. Should the
-    second transaction fail, the loading and pending rows are deleted; after a crash, the next
-    load of the partition removes what was left behind.
+    DuckDB's parallel reader keeps the file's order, so a new row's rowid among the inserted rows
+    is its ordinal among the loaded records; one UPDATE turns that into its record number, adding
+    the rejected records before it. (Not `row_number() OVER ()` in the insert: DuckDB runs a
+    streaming window on one thread, and the CSV parse with it. Nor numbering in a second
+    transaction: the UPDATE then skips rewriting every row into the WAL, but moving the rows from a
+    loading key to the partition's holds every new key string in memory until the commit, out of
+    memory at 10M rows under 1 GB.) Rows whose integer column is not a whole number are inserted
+    under a pending partition key (`<key>\\0pending ...`: no partition key holds a NUL) and
+    deleted after the commit, because deleting rows in the transaction that appended them makes
+    DuckDB rewrite every appended row at commit. The next load of the partition removes pending
+    rows a crash may have left behind.
     """
     audit, dataset, dialect = plan.audit, plan.dataset, plan.dialect
     audit.parser = "duckdb"
     phases = audit.phases
     table = raw_table(dataset.name)
     key = audit.partition_key
-    loading = f"{key}\0loading {uuid.uuid4().hex}"
     pending = f"{key}\0pending {uuid.uuid4().hex}"
     rejects = f"rejects_{uuid.uuid4().hex}"
     options = {**plan.options, "store_rejects": True, "rejects_table": rejects, "rejects_scan": f"{rejects}_scan"}
@@ -194,14 +185,13 @@ def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Lo
     waiting = time.perf_counter()
     with warehouse.connect() as con:
         phases["lock_wait_s"] = seconds_since(waiting)
-        existing = table_types(con, "raw", dataset.name)
-        # A new table is dropped should the second transaction fail.
-        split = not existing or all(existing.get(c) == t for c, t in plan.column_types.items())
         with transaction(con):
             changes = evolve_columns(con, table, plan.column_types)
-            con.execute(f"DELETE FROM {table} WHERE _partition_key >= ? AND _partition_key < ?", [f"{key}\0", f"{key}\1"])
+            hold_published(con, dataset.name, [key])
+            con.execute(f"DELETE FROM {table} WHERE _partition_key = ? OR (_partition_key >= ? AND _partition_key < ?)",
+                        [key, f"{key}\0", f"{key}\1"])
             step = time.perf_counter()
-            insert, params = _direct_insert_sql(table, plan, options, loading, pending)
+            insert, params = _direct_insert_sql(table, plan, options, pending)
             try:
                 inserted = con.execute(insert, params).fetchone()[0]
             except (duckdb.ConstraintException, duckdb.OutOfMemoryException):
@@ -209,9 +199,9 @@ def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Lo
             except duckdb.Error as exc:
                 raise HandOver(first_line_of(exc)) from None
             phases["insert_s"] = seconds_since(step)
-            if plan.float_columns and not plan.floats and _holds_infinity(con, table, [loading, pending], plan):
+            if plan.float_columns and not plan.floats and _holds_infinity(con, table, [key, pending], plan):
                 raise _Infinite
-            if _holds_nul(con, table, [loading, pending], plan, scan.result()):
+            if _holds_nul(con, table, [key, pending], plan, scan.result()):
                 raise HandOver("NUL bytes in records")
             if field_check_needed(scan.result(), dialect) and misfit_records(
                     con, plan.source, plan.options, dialect, len(plan.targets)):
@@ -229,77 +219,49 @@ def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Lo
                                                      plan.targets, plan.column_types, header_lines)
                 except duckdb.Error as exc:
                     raise HandOver(first_line_of(exc)) from None
+            number_rows(con, table, [key, pending], [row[0] for row in quarantine])
             phases["number_s"] = seconds_since(step)
-            publish = (con, plan, scan, table, (loading, pending), inserted, quarantine, changes)
-            if not split:
-                not_whole = _publish_loaded(*publish)
+            step = time.perf_counter()
+            con.execute("DELETE FROM qa.quarantine WHERE dataset = ? AND partition_key = ?", [audit.dataset, key])
+            if quarantine:
+                con.executemany(
+                    "INSERT INTO qa.quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(audit.dataset, key, audit.run_id, *row) for row in quarantine],
+                )
+            codes: dict[str, int] = {}
+            for row in quarantine:
+                codes[row[3]] = codes.get(row[3], 0) + 1
+            checked = plan.integers or plan.floats
+            pending_rows = checked and con.execute(
+                f"SELECT count(*) FROM {table} WHERE _partition_key = ?", [pending]).fetchone()[0]
+            # The quarantine query's CASE spans every checked column: build it only when a row waits.
+            marked = _quarantine_marked_rows(con, table, plan, pending) if pending_rows else {}
+            for marked_code, count in marked.items():
+                codes[marked_code] = codes.get(marked_code, 0) + count
+            not_whole = sum(marked.values())
+            set_outcome(audit, inserted - not_whole, codes)
+            audit.columns = list(plan.targets)
+            keep = ", ".join(quote_ident(c) for c in audit.columns)
+            preview = con.execute(
+                f"SELECT {keep} FROM {table} WHERE _partition_key = ? AND _source_row <= ? ORDER BY _source_row LIMIT 5",
+                [key, 5 + audit.rows_quarantined])
+            names = [d[0] for d in preview.description]
+            audit.preview = [dict(zip(names, row, strict=True)) for row in preview.fetchall()]
+            phases["quarantine_s"] = seconds_since(step)
+            step = time.perf_counter()
+            audit.sha256 = scan.result().sha256
+            phases["sha256_wait_s"] = seconds_since(step)
+            check_unchanged(plan.source, plan.stat, scan.result())  # else rolled back: not recorded as loaded
+            audit.finished = dt.datetime.now()
+            audit.duration_s = round(time.perf_counter() - plan.clock, 3)
+            record_new_columns(con, table, audit, plan.column_types, {c.name for c in dataset.columns if c.type})
+            finish_publish(con, audit, changes)
             step = time.perf_counter()
         phases["commit_s"] = seconds_since(step)
-        if split:
-            try:
-                with transaction(con):
-                    not_whole = _publish_loaded(*publish)
-                    step = time.perf_counter()
-                phases["commit_s"] += seconds_since(step)
-            except BaseException:
-                con.execute(f"DELETE FROM {table} WHERE _partition_key IN (?, ?)" if existing else f"DROP TABLE {table}",
-                            [loading, pending] if existing else [])
-                raise
         if not_whole:
             con.execute(f"DELETE FROM {table} WHERE _partition_key = ?", [pending])
     audit.column_types = dict(plan.column_types)
     return audit
-
-
-def _publish_loaded(con, plan: _DirectCsv, scan: Future, table: str, keys: tuple[str, str], inserted: int,
-                    quarantine: list[tuple], changes: list[str]) -> int:
-    """The second step of _load_csv_direct (in its transaction): the loaded rows take the
-    partition's key and their record numbers, the quarantine and the audit row are written;
-    returns how many rows wait under `pending` (quarantined, to delete after the commit)."""
-    audit, dataset, phases = plan.audit, plan.dataset, plan.audit.phases
-    key = audit.partition_key
-    loading, pending = keys
-    step = time.perf_counter()
-    hold_published(con, dataset.name, [key])
-    con.execute(f"DELETE FROM {table} WHERE _partition_key = ?", [key])
-    number_rows(con, table, [loading, pending], [row[0] for row in quarantine], (loading, key))
-    phases["number_s"] = phases.get("number_s", 0.0) + seconds_since(step)
-    step = time.perf_counter()
-    con.execute("DELETE FROM qa.quarantine WHERE dataset = ? AND partition_key = ?", [audit.dataset, key])
-    if quarantine:
-        con.executemany(
-            "INSERT INTO qa.quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(audit.dataset, key, audit.run_id, *row) for row in quarantine],
-        )
-    codes: dict[str, int] = {}
-    for row in quarantine:
-        codes[row[3]] = codes.get(row[3], 0) + 1
-    checked = plan.integers or plan.floats
-    pending_rows = checked and con.execute(
-        f"SELECT count(*) FROM {table} WHERE _partition_key = ?", [pending]).fetchone()[0]
-    # The quarantine query's CASE spans every checked column: build it only when a row waits.
-    marked = _quarantine_marked_rows(con, table, plan, pending) if pending_rows else {}
-    for marked_code, count in marked.items():
-        codes[marked_code] = codes.get(marked_code, 0) + count
-    not_whole = sum(marked.values())
-    set_outcome(audit, inserted - not_whole, codes)
-    audit.columns = list(plan.targets)
-    keep = ", ".join(quote_ident(c) for c in audit.columns)
-    preview = con.execute(
-        f"SELECT {keep} FROM {table} WHERE _partition_key = ? AND _source_row <= ? ORDER BY _source_row LIMIT 5",
-        [key, 5 + audit.rows_quarantined])
-    names = [d[0] for d in preview.description]
-    audit.preview = [dict(zip(names, row, strict=True)) for row in preview.fetchall()]
-    phases["quarantine_s"] = seconds_since(step)
-    step = time.perf_counter()
-    audit.sha256 = scan.result().sha256
-    phases["sha256_wait_s"] = seconds_since(step)
-    check_unchanged(plan.source, plan.stat, scan.result())  # else rolled back: not recorded as loaded
-    audit.finished = dt.datetime.now()
-    audit.duration_s = round(time.perf_counter() - plan.clock, 3)
-    record_new_columns(con, table, audit, plan.column_types, {c.name for c in dataset.columns if c.type})
-    finish_publish(con, audit, changes)
-    return not_whole
 
 
 def _holds_infinity(con, table: str, keys: list[str], plan: _DirectCsv) -> bool:
@@ -324,17 +286,16 @@ def _holds_nul(con, table: str, keys: list[str], plan: _DirectCsv, scan: FileSca
                             keys).fetchall())
 
 
-def _direct_insert_sql(table: str, plan: _DirectCsv, options: dict, loading: str, pending: str) -> tuple[str, list]:
-    """INSERT of the file's rows under the `loading` key, with no record numbers yet. A row whose
-    integer column is not a whole number in range, or whose floating-point column is infinite,
-    goes under the `pending` key, a JSON array of those columns' text in `_run_id` (for
-    _quarantine_marked_rows)."""
+def _direct_insert_sql(table: str, plan: _DirectCsv, options: dict, pending: str) -> tuple[str, list]:
+    """INSERT of the file's rows, with no record numbers yet. A row whose integer column is not a
+    whole number in range, or whose floating-point column is infinite, goes under the `pending`
+    key, a JSON array of those columns' text in `_run_id` (for _quarantine_marked_rows)."""
     audit = plan.audit
     names = ", ".join(quote_ident(t) for t in plan.targets)
     if not plan.integers and not plan.floats:
         sql = (f"INSERT INTO {table} (_partition_key, _source_row, _run_id, {names}) "
                f"SELECT ?, NULL, ?, * FROM {_reader_sql(plan.source, options)}")
-        return sql, [loading, audit.run_id]
+        return sql, [audit.partition_key, audit.run_id]
     inner, outer, texts, checks = [], [], [], []
     for i, (src, tgt) in enumerate(zip(plan.dialect.names, plan.targets, strict=True)):
         column = quote_ident(src)
@@ -358,7 +319,7 @@ def _direct_insert_sql(table: str, plan: _DirectCsv, options: dict, loading: str
            f"SELECT CASE WHEN {whole} THEN ? ELSE ? END, NULL, "
            f"CASE WHEN {whole} THEN ? ELSE CAST(json_array({', '.join(texts)}) AS VARCHAR) END, {', '.join(outer)} "
            f"FROM (SELECT {', '.join(inner)} FROM {_reader_sql(plan.source, options)})")
-    return sql, [loading, pending, audit.run_id]
+    return sql, [audit.partition_key, pending, audit.run_id]
 
 
 def _checked_columns(plan: _DirectCsv) -> list[str]:

@@ -12,9 +12,8 @@ import pyarrow as pa
 MAX_SHIFT_BRANCHES = 1024
 
 
-def number_rows(con, table: str, keys: list[str], quarantined: list[int], rename: tuple[str, str]) -> None:
-    """Set `_source_row` of the rows just inserted under `keys`: ordinal + rejected records before
-    it; the rows under rename[0] take the key rename[1] in the same UPDATE.
+def number_rows(con, table: str, keys: list[str], quarantined: list[int]) -> None:
+    """Set `_source_row` of the rows just inserted under `keys`: ordinal + rejected records before it.
 
     Loaded row k sits after j rejected records when t_j = r_j - j < k (r_j the j-th rejected
     record number), so its record number is k + max{j : t_j < k}.
@@ -23,7 +22,6 @@ def number_rows(con, table: str, keys: list[str], quarantined: list[int], rename
     base = con.execute(f"SELECT min(rowid) FROM {table} WHERE {where}", keys).fetchone()[0]
     if base is None:
         return
-    key = "_partition_key = CASE WHEN _partition_key = ? THEN ? ELSE _partition_key END"
     ordinal = f"(rowid - {int(base)} + 1)"
     shifts: dict[int, int] = {}
     for j, record in enumerate(sorted(quarantined), start=1):
@@ -31,9 +29,9 @@ def number_rows(con, table: str, keys: list[str], quarantined: list[int], rename
     steps = sorted(shifts.items())
     if len(steps) <= MAX_SHIFT_BRANCHES:
         con.execute(
-            f"UPDATE {table} SET _source_row = {ordinal} + {_shift_tree(ordinal, steps, 0, len(steps), 0)}, {key} "
+            f"UPDATE {table} SET _source_row = {ordinal} + {_shift_tree(ordinal, steps, 0, len(steps), 0)} "
             f"WHERE {where} AND rowid >= {int(base)}",
-            [*rename, *keys],
+            keys,
         )
         return
     shift_table = f"shifts_{uuid.uuid4().hex}"
@@ -44,12 +42,12 @@ def number_rows(con, table: str, keys: list[str], quarantined: list[int], rename
     finally:
         con.unregister("shift_steps")
     con.execute(
-        f"UPDATE {table} SET _source_row = numbered.record, {key} FROM ("
+        f"UPDATE {table} SET _source_row = numbered.record FROM ("
         f"  SELECT n.row_id, n.k + coalesce(s.j, 0) AS record FROM ("
         f"    SELECT rowid AS row_id, {ordinal} AS k FROM {table} WHERE {where} AND rowid >= {int(base)}"
         f"  ) n ASOF LEFT JOIN {shift_table} s ON n.k > s.t"
         f") numbered WHERE {table}.rowid = numbered.row_id",
-        [*rename, *keys],
+        keys,
     )
     con.execute(f"DROP TABLE {shift_table}")
 
