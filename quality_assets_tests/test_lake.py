@@ -49,7 +49,8 @@ def test_setting_chooses_the_backend(tmp_path: Path):
     assert isinstance(chosen, LakeWarehouse)
     assert (chosen.spec, chosen.data_path, chosen.work_dir) == (spec, "s3://bucket/lake/", tmp_path / "warehouse")
     default_data = open_warehouse(settings_from_env({**base, "QA_WAREHOUSE": spec}))
-    assert default_data.data_path == str(tmp_path / "lake")
+    assert default_data.data_path == str(tmp_path / "lake") and default_data.threads is None
+    assert open_warehouse(settings_from_env({**base, "QA_WAREHOUSE": spec, "QA_DUCKDB_THREADS": "1"})).threads == 1
     with pytest.raises(LakeUnavailable, match="QA_WAREHOUSE='postgres://x'.*ducklake:postgres:"):
         open_warehouse(settings_from_env({**base, "QA_WAREHOUSE": "postgres://x"}))
 

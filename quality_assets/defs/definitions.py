@@ -94,6 +94,7 @@ def warehouse_resource(settings: Settings) -> WarehouseResource:
     return WarehouseResource(
         path=env_or("QA_DUCKDB_PATH", str(settings.duckdb_path)),
         memory_limit=env_or("QA_DUCKDB_MEMORY_LIMIT", settings.memory_limit),
+        threads=settings.duckdb_threads,
         lock_timeout_s=settings.lock_timeout_s,
         lake=env_or("QA_WAREHOUSE", settings.warehouse or ""),
         lake_data_path=env_or("QA_LAKE_DATA_PATH", settings.lake_data_path),
