@@ -7,13 +7,17 @@ catalog and data folder per measurement; they write at once). Files are small (5
 (100,000 rows), 8 columns. Every cell is the best of --rounds, the backends and worker counts
 alternating inside each round, so that both backends see the same machine load.
 
-Prints files/minute per cell, the speed-up of 2 and 4 workers over 1 on each backend (target on
-2 cores: 2 workers >= 1.6x one worker on medium files, on the lake), the lake's throughput against
-the file's, and the lake's extra seconds per file with one worker (its per-file overhead: catalog
-round trips to PostgreSQL, Parquet files per commit). Each cell also checks that every file was
-loaded exactly once.
+Prints files/minute and the workers' CPU-seconds per file per cell, the speed-up of 2 and 4
+workers over 1 on each backend (target on 2 cores: 2 workers >= 1.6x one worker on medium files, on
+the lake), the speed-up the CPU-seconds allow on idle cores (the wall clock on a shared machine
+says how it was shared), the lake's throughput against the file's, and the lake's extra seconds and
+CPU-seconds per file with one worker (its per-file overhead: catalog round trips to PostgreSQL,
+Parquet files per commit). Each cell also checks that every file was loaded exactly once.
+`--threads` sets QA_DUCKDB_THREADS per worker: auto (cores / workers, as OPERATIONS.md advises on a
+lake), default (DuckDB's one per core), or a number; several values are measured side by side.
 
 Usage: python benchmarks/scale.py [--rounds 2] [--small-files 16] [--medium-files 8] [--workers 1 2 4]
+       [--backends file lake] [--threads auto default]
 Needs PostgreSQL (QA_TEST_PG_HOST/PORT/USER, default 127.0.0.1:5432 postgres) and the `lake`
 extra (DuckDB 1.5.5 with the ducklake and postgres_scanner extension packages).
 """
@@ -186,7 +190,7 @@ def report(best: dict, data: dict[str, list[Path]], workers: list[int], setups: 
     # quiet machine: the chain is mostly Python), so w workers can go at most min(cores, w) x (CPU-s
     # a file with one worker) / (CPU-s a file with w) times as fast. Under load the wall-clock ratio
     # says how the machine was shared; this one says what the work itself costs.
-    for size, files in data.items():
+    for size in data:
         for setup in setups:
             one = best[(size, setup, workers[0])][1]
             print(f"{size}, {label(setup)}: on {cores} idle cores the CPU allows at most " + ", ".join(
