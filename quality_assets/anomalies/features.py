@@ -53,6 +53,14 @@ class NumericTail:
     raw_min: float
     raw_max: float
     raw_tail: NumericTail | None = None  # log columns: the raw scale, for values <= 0
+    # the grid's distinct values and how many grid points lie below each (0 first): one search
+    # among a few distinct values gives a discrete column's counts at or below and strictly below
+    steps: np.ndarray = field(init=False, repr=False, compare=False)
+    counts_below: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.steps, counts = np.unique(self.sorted_values, return_counts=True)
+        self.counts_below = np.concatenate(([0], np.cumsum(counts)))
 
     @classmethod
     def fit(cls, values: np.ndarray, allow_log: bool = True, edge: float = 1e-3) -> NumericTail | None:
@@ -132,15 +140,13 @@ class NumericTail:
             return p
         t = np.log(x[finite]) if self.log else x[finite]
         n = self.n
-        grid = self.sorted_values  # every value, or a quantile grid on large continuous references
-        above = np.searchsorted(grid, t, side="right")
-        below = above.copy()  # the left insertion point differs only where t equals grid values
-        ties = np.flatnonzero(above > 0)
-        ties = ties[grid[above[ties] - 1] == t[ties]]
-        if ties.size:
-            below[ties] = np.searchsorted(grid, t[ties], side="left")
-        at_most = above * (n / grid.size)
-        at_least = (grid.size - below) * (n / grid.size)
+        size = self.sorted_values.size  # every value, or a quantile grid on large continuous references
+        # grid points at or below t, and strictly below it (fewer where t equals a grid value)
+        k = np.searchsorted(self.steps, t, side="right")
+        above = self.counts_below[k]
+        below = self.counts_below[k - (self.steps[k - 1] == t)]  # k = 0: steps[-1] > t, never equal
+        at_most = above * (n / size)
+        at_least = (size - below) * (n / size)
         left = (at_most + 1) / (n + 1)
         right = (at_least + 1) / (n + 1)
         low, high = t < self.q_lo, t > self.q_hi

@@ -211,7 +211,7 @@ def _shape_features(col: ColumnInfo, value_input: str, raw_values: pa.ChunkedArr
     """Codes: the mix of their character shapes. Free text (and categories): shapes with runs
     collapsed, and (free text) length."""
     out = []
-    fine = Categories.fit(shapes(raw_values))
+    fine = None if text else Categories.fit(shapes(raw_values))  # text is judged by its coarse shapes alone
     top = np.sort(fine.counts)[::-1][:20].sum() / fine.n if fine else 0
     coarse = text or top < 0.9
     model = Categories.fit(shapes(raw_values, coarse=True)) if coarse else fine

@@ -100,7 +100,8 @@ def _transformed(feature: Feature, values: np.ndarray) -> np.ndarray:
 def batch_p_matrix(model: RowModel, batch: pa.RecordBatch, new_pairs: dict | None = None) -> np.ndarray:
     """Every feature's p-values for the batch's rows; `new_pairs`, when given, receives each
     combination's rows with a pair never seen and their expected number (see pair_p_values)."""
-    matrix = np.empty((batch.num_rows, len(model.features)), dtype=np.float64)
+    # one contiguous column per feature: writing a column of a row-major matrix strides over every row
+    matrix = np.empty((batch.num_rows, len(model.features)), dtype=np.float64, order="F")
     for j, feature in enumerate(model.features):
         if new_pairs is not None and feature.signal == "combination":
             matrix[:, j], *new_pairs[j] = pair_p_values(feature, batch)

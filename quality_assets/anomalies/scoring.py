@@ -167,7 +167,8 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
                     rarest.setdefault(j, []).append(start + np.flatnonzero(new))
             row_p[start:stop] = matrix.min(axis=1)
             candidates = np.flatnonzero(row_p[start:stop] <= max(cutoff, floors.max(initial=0.0)))
-            strength[start + candidates] = -np.log10(np.clip(matrix[candidates], TINY, 1.0)).sum(axis=1)
+            rows = np.ascontiguousarray(matrix[candidates])  # row-major: the same sums, to the bit, as always
+            strength[start + candidates] = -np.log10(np.clip(rows, TINY, 1.0)).sum(axis=1)
             for j in np.flatnonzero(lowest <= cutoff):
                 low = matrix[:, j] <= cutoff
                 signs = direction(model.features[j], batch)[low]
