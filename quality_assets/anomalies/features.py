@@ -20,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from quality_assets.anomalies.grid import GridCounts
+
 TINY = 1e-300
 GRID = 4096
 MAX_STEPPED = 100  # a reference with at most this many distinct values is discrete (codes, counts)
@@ -53,14 +55,10 @@ class NumericTail:
     raw_min: float
     raw_max: float
     raw_tail: NumericTail | None = None  # log columns: the raw scale, for values <= 0
-    # the grid's distinct values and how many grid points lie below each (0 first): one search
-    # among a few distinct values gives a discrete column's counts at or below and strictly below
-    steps: np.ndarray = field(init=False, repr=False, compare=False)
-    counts_below: np.ndarray = field(init=False, repr=False, compare=False)
+    grid: GridCounts = field(init=False, repr=False, compare=False)  # counts of sorted_values' points
 
     def __post_init__(self) -> None:
-        self.steps, counts = np.unique(self.sorted_values, return_counts=True)
-        self.counts_below = np.concatenate(([0], np.cumsum(counts)))
+        self.grid = GridCounts(self.sorted_values)
 
     @classmethod
     def fit(cls, values: np.ndarray, allow_log: bool = True, edge: float = 1e-3) -> NumericTail | None:
@@ -141,10 +139,7 @@ class NumericTail:
         t = np.log(x[finite]) if self.log else x[finite]
         n = self.n
         size = self.sorted_values.size  # every value, or a quantile grid on large continuous references
-        # grid points at or below t, and strictly below it (fewer where t equals a grid value)
-        k = np.searchsorted(self.steps, t, side="right")
-        above = self.counts_below[k]
-        below = self.counts_below[k - (self.steps[k - 1] == t)]  # k = 0: steps[-1] > t, never equal
+        above, below = self.grid.counts(t)  # grid points at or below t, and strictly below it
         at_most = above * (n / size)
         at_least = (size - below) * (n / size)
         left = (at_most + 1) / (n + 1)

@@ -1,0 +1,70 @@
+"""The row detector's fast paths give, to the bit, what the plain computations they replace give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from quality_assets.anomalies.features import NumericTail, sorted_quantiles
+from quality_assets.anomalies.grid import GridCounts
+
+
+def _grids():
+    rng = np.random.default_rng(17)
+    normal = np.sort(rng.normal(0, 1, 200_000))
+    yield "normal quantile grid", sorted_quantiles(normal, (np.arange(4096) + 0.5) / 4096)
+    yield "uniform", np.sort(rng.random(3000))
+    yield "whole numbers", np.sort(rng.integers(-100, 100, 4096).astype(float))
+    yield "few values", np.sort(rng.integers(0, 12, 4096).astype(float))
+    yield "heavy tail", np.sort(np.concatenate([rng.random(4000), [1e6, 1e12]]))
+    yield "log-normal", np.sort(np.log(rng.lognormal(3, 1.5, 5000)))
+    yield "piles", np.sort(np.concatenate([np.full(2000, 5.0), rng.random(2000) * 10, np.full(96, 10.0)]))
+    yield "one value", np.full(4096, 3.25)
+    yield "tiny spread", np.sort(1.0 + np.arange(500) * np.finfo(float).eps)
+    yield "huge spread", np.sort(np.concatenate([[-1e308, 1e308], rng.normal(0, 1, 300)]))
+
+
+@pytest.mark.parametrize("name,grid", list(_grids()), ids=[name for name, _ in _grids()])
+def test_grid_counts_equal_binary_search_on_the_grid(name, grid):
+    rng = np.random.default_rng(5)
+    lo, hi = grid[0], grid[-1]
+    with np.errstate(over="ignore"):
+        span = (hi - lo) if np.isfinite(hi - lo) and hi > lo else 1.0
+    t = np.concatenate([
+        grid,  # every grid value exactly: ties
+        np.nextafter(grid, np.inf), np.nextafter(grid, -np.inf),  # one step either side
+        lo + span * rng.random(20_000), lo - span * rng.random(100), hi + span * rng.random(100),
+        [-1e308, 1e308, 0.0, -0.0, np.finfo(float).tiny],
+    ])
+    t = t[np.isfinite(t)]
+    at_or_below, below = GridCounts(grid).counts(t)
+    assert np.array_equal(at_or_below, np.searchsorted(grid, t, side="right"))
+    assert np.array_equal(below, np.searchsorted(grid, t, side="left"))
+
+
+def test_the_buckets_are_used_on_an_evenly_spread_grid_and_not_on_a_heavy_tail():
+    grids = dict(_grids())
+    assert GridCounts(grids["normal quantile grid"]).first is not None
+    assert GridCounts(grids["heavy tail"]).first is None  # all but two values in the first bucket
+    assert GridCounts(grids["few values"]).first is None  # a dozen values: a binary search is short
+
+
+def test_numeric_tail_p_values_are_the_binary_search_ones():
+    """The tail's p-values against the formula they replaced (two binary searches on the grid)."""
+    rng = np.random.default_rng(11)
+    for values in (rng.normal(50, 10, 200_000), rng.integers(0, 30, 200_000).astype(float),
+                   rng.lognormal(2, 1, 100_000)):
+        tail = NumericTail.fit(values)
+        x = np.concatenate([values[:5000], rng.normal(50, 40, 5000), [np.nan, np.inf, -np.inf, 0.0, -5.0]])
+        grid, n = tail.sorted_values, tail.n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = np.log(x) if tail.log else x
+            ok = np.isfinite(x) & np.isfinite(t)
+        t = t[ok]
+        left = (np.searchsorted(grid, t, side="right") * (n / grid.size) + 1) / (n + 1)
+        right = ((grid.size - np.searchsorted(grid, t, side="left")) * (n / grid.size) + 1) / (n + 1)
+        low, high = t < tail.q_lo, t > tail.q_hi
+        left[low] = tail.share_lo * np.exp(-(tail.q_lo - t[low]) / tail.beta_lo)
+        right[high] = tail.share_hi * np.exp(-(t[high] - tail.q_hi) / tail.beta_hi)
+        expected = np.clip(2 * np.minimum(left, right), 1e-300, 1.0)
+        assert np.array_equal(tail.p_values(x)[ok], expected)
