@@ -234,7 +234,10 @@ class Categories:
         return out
 
     def p_values(self, array: pa.Array) -> np.ndarray:
-        idx = self.index(array)
+        return self.p_values_at(self.index(array))
+
+    def p_values_at(self, idx: np.ndarray) -> np.ndarray:
+        """p of values by their `index`."""
         p = np.ones(idx.size, dtype=np.float64)
         p[idx == -1] = self.p_unseen
         seen = idx >= 0
