@@ -68,3 +68,30 @@ def test_numeric_tail_p_values_are_the_binary_search_ones():
         right[high] = tail.share_hi * np.exp(-(t[high] - tail.q_hi) / tail.beta_hi)
         expected = np.clip(2 * np.minimum(left, right), 1e-300, 1.0)
         assert np.array_equal(tail.p_values(x)[ok], expected)
+
+
+def _regex_shapes(values, coarse: bool):
+    import pyarrow.compute as pc
+
+    from quality_assets.shapes import COARSE, LETTERS
+    out = values
+    for pattern, replacement in LETTERS + (COARSE if coarse else ()):
+        out = pc.replace_substring_regex(out, pattern, replacement)
+    return out.to_pylist()
+
+
+@pytest.mark.parametrize("coarse", [False, True])
+def test_ascii_shapes_equal_the_regex_definition(coarse):
+    """The byte-mapped shapes (and runs collapsed in NumPy) against the regexes that define them,
+    on random ASCII text with every kind of whitespace, nulls, empty values and sliced arrays."""
+    import pyarrow as pa
+
+    from quality_assets.shapes import shapes
+    rng = np.random.default_rng(23)
+    alphabet = list("AZaz09Qq5 \t\n\x0b\f\r-_.@/'\"%") + [chr(c) for c in range(32, 127, 7)]
+    values = ["".join(rng.choice(alphabet, rng.integers(0, 12))) for _ in range(3000)]
+    values += ["", "  ", "AAAaaa999", "a\t \nb", "SKU-00042", None, "x" * 500]
+    array = pa.array([None if i % 97 == 5 else v for i, v in enumerate(values)], pa.string())
+    for part in (array, array.slice(7), array.slice(100, 900), pa.chunked_array([array.slice(0, 50), array.slice(50)])):
+        expected = _regex_shapes(part.combine_chunks() if isinstance(part, pa.ChunkedArray) else part, coarse)
+        assert shapes(part, coarse).to_pylist() == expected
