@@ -131,34 +131,15 @@ def _date_part_matches(con, dataset: str, partition_key: str, candidates: list[C
     return out
 
 
-def _is_category(non_null: int, distinct: int) -> bool:
-    return distinct <= max(2, min(MAX_CATEGORIES, 0.2 * non_null))
-
-
-def _top_shape_shares(con, dataset: str, partition_key: str, columns: list[tuple[str, int]]) -> dict[str, float]:
-    """Column -> the share of its values in their 20 commonest character shapes, from a
-    deterministic sample of ~SHAPE_SAMPLE values of each (`columns`: (name, non-null rows)), all
-    read in one scan of the partition."""
-    if not columns:
-        return {}
-    parts = []
-    for name, non_null in columns:
-        rate = min(1_000_000, int(1_000_000 * SHAPE_SAMPLE / max(non_null, 1)) + 1)  # a deterministic ~5,000 values
-        parts.append(f"list({quote_ident(name)}) FILTER (WHERE {quote_ident(name)} IS NOT NULL AND _h < {rate})")
-    samples = con.sql(
-        f"SELECT {', '.join(parts)} FROM (SELECT *, hash(_source_row) % 1000000 AS _h FROM {raw_table(dataset)} "
-        f"WHERE _partition_key = {quote_literal(partition_key)})").to_arrow_table()
-    out = {}
-    for (name, _), sample in zip(columns, samples.columns, strict=True):
-        values = sample.combine_chunks().flatten()  # the order of a list() aggregate varies: shares do not
-        counted = pc.value_counts(shapes(values)).field("counts").to_numpy()
-        out[name] = counted[counted.argsort()[::-1][:20]].sum() / max(1, counted.sum())
-    return out
-
-
-def _string_role(distinct: int, non_null: int, top: float) -> tuple[str, str]:
-    if _is_category(non_null, distinct):
+def _string_role(con, dataset: str, col: ColumnInfo, partition_key: str, non_null: int, distinct: int) -> tuple[str, str]:
+    if distinct <= max(2, min(MAX_CATEGORIES, 0.2 * non_null)):
         return "category", f"{distinct:,} distinct values in {non_null:,} rows"
+    rate = min(1_000_000, int(1_000_000 * SHAPE_SAMPLE / max(non_null, 1)) + 1)  # a deterministic ~5,000 values
+    values = con.sql(
+        f"SELECT {quote_ident(col.name)} FROM {raw_table(dataset)} WHERE _partition_key = {quote_literal(partition_key)} "
+        f"AND {quote_ident(col.name)} IS NOT NULL AND hash(_source_row) % 1000000 < {rate}").to_arrow_table()
+    counted = pc.value_counts(shapes(values.column(0))).field("counts").to_numpy()
+    top = counted[counted.argsort()[::-1][:20]].sum() / max(1, counted.sum())
     if top >= CODE_SHAPES:
         unique = "unique " if distinct >= UNIQUE * non_null else ""
         return "identifier", f"{unique}codes: {top:.0%} of values in their 20 commonest character shapes"
@@ -184,10 +165,6 @@ def learn_roles(con, dataset: str, partition_key: str, history: list[str], colum
                       and (current.get(c.name) or (0,))[0]
                       and 0 <= current[c.name][1] and current[c.name][2] <= 3000]
     parts = _date_part_matches(con, dataset, partition_key, int_candidates, temporal, current["rows"]) if temporal else {}
-    shaped = [(c.name, current[c.name][0]) for c in columns if c.kind == "string" and c.name not in declared
-              and c.name not in primary_key and (current.get(c.name) or (0,))[0]
-              and not _is_category(current[c.name][0], current[c.name][3] or 0)]
-    tops = _top_shape_shares(con, dataset, partition_key, shaped)
     roles: dict[str, ColumnRole] = {}
     for col in columns:
         if col.name in declared:
@@ -200,8 +177,8 @@ def learn_roles(con, dataset: str, partition_key: str, history: list[str], colum
             lows = [s[col.name][1] for _, s in past if s.get(col.name) and s[col.name][0]]
             # a calendar part is known from the history's values: a stray 32nd day does not unmake it
             span = (min(lows), max(highs)) if highs else (low, high)
-            role = _learned(col, non_null, low, high, distinct or 0, parts.get(col.name), primary_key,
-                            max(highs) if highs else None, span, tops.get(col.name, 0.0))
+            role = _learned(con, dataset, col, partition_key, non_null, low, high, distinct or 0,
+                            parts.get(col.name), primary_key, max(highs) if highs else None, span)
         if role.role == "category" and col.kind == "string" and len(past) >= TURNOVER_HISTORY:
             role = _turnover(con, dataset, col, [k for k, _ in past]) or role
         roles[col.name] = role
@@ -268,9 +245,9 @@ def _period(name: str, past: list[tuple[str, dict]], current: dict) -> ColumnRol
                       history=constant)
 
 
-def _learned(col: ColumnInfo, non_null: int, low, high, distinct: int,
+def _learned(con, dataset: str, col: ColumnInfo, partition_key: str, non_null: int, low, high, distinct: int,
              date_part: tuple[str, tuple[int, int]] | None, primary_key: tuple[str, ...],
-             past_high=None, span: tuple = (None, None), top_shapes: float = 0.0) -> ColumnRole:
+             past_high=None, span: tuple = (None, None)) -> ColumnRole:
     name = col.name
     if col.kind in ("temporal", "numeric_time"):
         return ColumnRole(name, "time", "learned", f"{col.db_type.lower()} values")
@@ -294,5 +271,5 @@ def _learned(col: ColumnInfo, non_null: int, low, high, distinct: int,
         return ColumnRole(name, "category", "learned", "true/false" if col.kind == "boolean" else "no values yet")
     if name in primary_key:
         return ColumnRole(name, "identifier", "learned", "primary key")
-    role, why = _string_role(distinct, non_null, top_shapes)
+    role, why = _string_role(con, dataset, col, partition_key, non_null, distinct)
     return ColumnRole(name, role, "learned", why)
