@@ -140,6 +140,8 @@ class Partition:
     planted: dict[int, tuple[str, object]] = field(default_factory=dict)  # source row -> (column, value written)
     column: str | None = None  # the shifted or renamed column
     malformed: int = 0
+    # source row -> text columns whose value there no earlier partition of the unmodified data had
+    novel: dict[int, set[str]] = field(default_factory=dict)
 
 
 def log(message: str) -> None:
@@ -175,6 +177,23 @@ def split(spec: Spec, df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
             continue
         parts.append((value, df[period == value].reset_index(drop=True)))
     return parts
+
+
+def new_in_source(df: pd.DataFrame, seen: dict[str, set]) -> dict[int, set[str]]:
+    """Source row -> the text columns whose value there no earlier partition had (storms' 2000
+    file brings three statuses for the first time). A row flagged for such a value is a real
+    finding of the same kind as a planted unseen category, so it is counted as neither a hit nor a
+    false alarm; `seen` (column -> values so far) is updated with this partition's values."""
+    novel: dict[int, set[str]] = {}
+    for column in df.columns:
+        if df[column].dtype != object:
+            continue
+        before = seen.setdefault(column, set())
+        values = df[column]
+        for i in np.flatnonzero(values.notna().to_numpy() & ~values.isin(before).to_numpy()):
+            novel.setdefault(int(i) + 1, set()).add(column)
+        before.update(values.dropna().tolist())
+    return novel
 
 
 def fault_plan(n: int) -> dict[int, str]:
@@ -353,10 +372,11 @@ def generate(spec: Spec, landing: Path, seed: int) -> list[Partition]:
     plan = fault_plan(len(parts))
     landing.mkdir(parents=True, exist_ok=True)
     result = []
+    seen: dict[str, set] = {}
     for index, (period, df) in enumerate(parts):
         path = landing / f"{spec.name}_{period}.csv"
         fault = plan.get(index)
-        p = Partition(path.name, path, len(df), fault)
+        p = Partition(path.name, path, len(df), fault, novel=new_in_source(df, seen))
         if fault == "bad_rows":
             bad, p.truth = plant_bad_rows(spec, df, full, rng)
             p.planted = planted_values(df, bad, p.truth)
@@ -441,14 +461,16 @@ def read_partition(con, dataset: str, key: str) -> dict:
     causes = []
     if _table_exists(con, "anomaly_causes"):
         causes = _rows(con, "SELECT * FROM qa.anomaly_causes WHERE dataset = ? AND partition_key = ?", [dataset, key])
-    top_columns = Counter()
+    top_columns, flag_column = Counter(), {}
     for row in flagged:
         contributions = json.loads(row["explanation"]).get("contributions") or []
         if contributions:
             top_columns[contributions[0].get("column")] += 1
+            flag_column[row["_source_row"]] = contributions[0].get("column")
     run = runs[0] if runs else {"rows_scored": 0, "rows_flagged": 0, "rows_stored": 0}
     return {"rows_scored": run["rows_scored"] or 0, "rows_flagged": run["rows_flagged"] or 0,
-            "flagged": {r["_source_row"] for r in flagged}, "top_columns": top_columns.most_common(3),
+            "flagged": {r["_source_row"] for r in flagged}, "flag_column": flag_column,
+            "top_columns": top_columns.most_common(3),
             "metrics": [(m["column_name"] or "", m["metric"]) for m in metrics],
             "drift": [d["column_name"] for d in drift], "file": files[0] if files else None,
             "schema_passed": all(s["passed"] for s in schema) if schema else None,
@@ -488,9 +510,11 @@ def evaluate(spec: Spec, partitions: list[Partition], warehouse: Path, statuses:
                     "partitions": len(partitions), "rows": sum(p.rows for p in partitions), "faults": {},
                     "failed": {p.key: statuses[p.key] for p in partitions if statuses.get(p.key, "").startswith("run failed")}}
     clean = {"partitions": 0, "metric_alarms": 0, "drift_alarms": 0, "rows": 0, "flagged": 0, "schema_failures": 0,
-             "alarmed_partitions": 0, "alarmed_columns": 0, "alarms": []}
+             "alarmed_partitions": 0, "alarmed_columns": 0, "new_in_source": 0, "alarms": []}
     for index, p in enumerate(partitions):
         s = seen[p.key]
+        # flagged for the very column whose value the source never had before: a real finding
+        natural = {r for r in s["flagged"] - set(p.truth) if s["flag_column"].get(r) in p.novel.get(r, ())}
         if p.fault is None:
             if index == 0 or p.key in result["failed"]:
                 continue  # no history: nothing can be judged against the past; or nothing to judge
@@ -502,6 +526,7 @@ def evaluate(spec: Spec, partitions: list[Partition], warehouse: Path, statuses:
             clean["alarmed_columns"] += len({c for c, _ in s["metrics"]} | set(s["drift"]))
             clean["rows"] += s["rows_scored"]
             clean["flagged"] += s["rows_flagged"]
+            clean["new_in_source"] += len(natural)
             clean["schema_failures"] += s["schema_passed"] is False
             if s["metrics"] or s["drift"] or s["rows_flagged"]:
                 clean["alarms"].append({"partition": p.key, "metrics": [".".join(filter(None, m)) for m in s["metrics"]],
@@ -515,8 +540,10 @@ def evaluate(spec: Spec, partitions: list[Partition], warehouse: Path, statuses:
             fault["truth_verified"] = verify_truth(warehouse, spec.name, p)
             truth, flagged = set(p.truth), s["flagged"]
             hits = truth & flagged
-            fault.update(injected=len(truth), stored=len(flagged),
-                         precision=len(hits) / len(flagged) if flagged else 0.0,
+            judged = len(flagged) - len(natural)
+            fault.update(injected=len(truth), stored=len(flagged), new_in_source=len(natural),
+                         precision_strict=len(hits) / len(flagged) if flagged else 0.0,
+                         precision=len(hits) / judged if judged else 0.0,
                          recall=len(hits) / len(truth) if truth else 1.0,
                          per_kind={k: {"injected": sum(v == k for v in p.truth.values()),
                                        "found": sum(v == k and r in flagged for r, v in p.truth.items())}
@@ -539,7 +566,8 @@ def evaluate(spec: Spec, partitions: list[Partition], warehouse: Path, statuses:
             fault.update(found=False, failed=result["failed"][p.key])
         result["faults"][p.fault] = fault
     clean["alarms_per_10"] = 10 * (clean["metric_alarms"] + clean["drift_alarms"]) / max(clean["partitions"], 1)
-    clean["flagged_share"] = clean["flagged"] / clean["rows"] if clean["rows"] else 0.0
+    clean["flagged_share"] = (clean["flagged"] - clean["new_in_source"]) / clean["rows"] if clean["rows"] else 0.0
+    clean["flagged_share_strict"] = clean["flagged"] / clean["rows"] if clean["rows"] else 0.0
     result["clean"] = clean
     return result
 
@@ -565,7 +593,8 @@ def print_dataset(r: dict) -> None:
     bad = r["faults"]["bad_rows"]
     print(f"bad rows ({bad['partition']}): {bad['injected']} planted (found in raw at their source row: "
           f"{bad['truth_verified']}){' RUN FAILED' if bad.get('failed') else ''}, {bad['rows_flagged']} flagged "
-          f"({bad['stored']} stored), precision {bad['precision']:.3f}, recall {bad['recall']:.3f}; "
+          f"({bad['stored']} stored; {bad['new_in_source']} for a value new in the source), precision "
+          f"{bad['precision']:.3f} (strict {bad['precision_strict']:.3f}), recall {bad['recall']:.3f}; "
           f"top columns {bad['top_columns']}")
     for kind, v in bad["per_kind"].items():
         print(f"    {kind:<24} {v['found']:>3}/{v['injected']:<3} recall {v['found'] / v['injected'] if v['injected'] else 0:.2f}")
@@ -585,7 +614,8 @@ def print_dataset(r: dict) -> None:
     c = r["clean"]
     print(f"clean ({c['partitions']} partitions after the first): {c['metric_alarms']} metric alarms, "
           f"{c['drift_alarms']} drift alarms ({c['alarms_per_10']:.1f} per 10), {c['flagged']:,} of {c['rows']:,} rows "
-          f"flagged ({c['flagged_share']:.2%}); schema rule failed on {c['schema_failures']}")
+          f"flagged, {c['new_in_source']} of them for a value new in the source ({c['flagged_share']:.2%} without them); "
+          f"schema rule failed on {c['schema_failures']}")
     for a in c["alarms"]:
         print(f"    {a['partition']}: metrics {a['metrics'][:5]}{'...' if len(a['metrics']) > 5 else ''} drift {a['drift']} "
               f"rows {a['rows_flagged']}/{a['rows']} top columns {a['top_columns']}")
@@ -598,6 +628,8 @@ def print_summary(results: list[dict]) -> None:
     print(f"{'':<46}" + "".join(f"{n:>{width + 2}}" for n in names))
     lines = [
         ("bad rows: precision", lambda r: f"{r['faults']['bad_rows']['precision']:.3f}"),
+        ("  strict (a value new in the source is false)", lambda r: f"{r['faults']['bad_rows']['precision_strict']:.3f}"),
+        ("  flagged for a value new in the source", lambda r: str(r["faults"]["bad_rows"]["new_in_source"])),
         ("bad rows: recall", lambda r: f"{r['faults']['bad_rows']['recall']:.3f}"),
         ("bad rows: planted values at their source row", lambda r: r["faults"]["bad_rows"]["truth_verified"]),
         ("bad rows: flagged / planted", lambda r: f"{r['faults']['bad_rows']['rows_flagged']}/{r['faults']['bad_rows']['injected']}"),
@@ -612,6 +644,7 @@ def print_summary(results: list[dict]) -> None:
         ("  (columns alarmed / partitions alarmed)",
          lambda r: f"{r['clean'].get('alarmed_columns', 0)}/{r['clean'].get('alarmed_partitions', 0)}"),
         ("clean: rows flagged", lambda r: f"{r['clean']['flagged_share']:.2%}"),
+        ("  strict (a value new in the source is false)", lambda r: f"{r['clean']['flagged_share_strict']:.2%}"),
     ]
     for label, value in lines:
         print(f"{label:<46}" + "".join(f"{value(r):>{width + 2}}" for r in results))

@@ -180,7 +180,8 @@ def describe_flood(feature: Feature, sign: int, count: int, rows: int, sample: p
         text += f": {_labels(unusual)}" if unusual else ""
     elif signal == "null":
         nulls, n = feature.model
-        text += f"{col} null (the history: {nulls / max(n, 1):.2%} null)"
+        filled = nulls > n / 2  # the rows unlike a mostly empty history are the filled ones
+        text += f"{col} {'filled' if filled else 'null'} (the history: {nulls / max(n, 1):.2%} null)"
     elif signal == "period":
         text += f"{col} differs from the partition's commonest value"
     else:
@@ -208,7 +209,9 @@ def describe_level(feature: Feature, here: float, values: np.ndarray, rows: int)
 def describe_groups(feature: Feature, groups: list[str], share: float, rows: int) -> dict:
     """Categories whose number moved as a whole, as one partition-level cause (no alarm: the
     column's metrics and drift judge the size of a change)."""
-    col, given = feature.columns
+    col, given = feature.columns[0], feature.extra["given"].columns[0]
+    if feature.signal == "pair":
+        col = f"{col} against {feature.columns[1]}"
     shown = ", ".join(repr(g) for g in groups[:3]) + (f" and {len(groups) - 3} more" if len(groups) > 3 else "")
     return {"level": "partition", "columns": list(feature.columns), "signal": "conditional", "moved": True,
             "condition": "changed", "rows": round(share * rows), "share": share, "examples": [],

@@ -103,6 +103,12 @@ def _contribution(model: RowModel, feature: Feature, batch: pa.RecordBatch, i: i
                       f"{x_feature.columns[0]}={_fmt(x) if isinstance(x, float) else x}: in the history they move "
                       f"together ({scale}Spearman {feature.extra['rho']:+.2f}) and this residual is in the "
                       f"{p:.2g} tail")
+        if "given" in feature.extra:  # judged within its category's own level
+            given = feature.extra["given"]
+            g = batch.column(feature.inputs[2])[i].as_py()
+            out["value"][given.columns[0]] = json_value(g)
+            out["why"] += (f" of {given.columns[0]}={g!r} (each {given.columns[0]} has its own level: "
+                           f"{feature.extra['eta2']:.0%} of the residual's variance)")
     elif feature.signal == "conditional":
         given, y_feature = feature.extra["given"], feature.extra["y"]
         g, y = value, batch.column(feature.inputs[1])[i].as_py()

@@ -37,8 +37,13 @@ COLUMN_METRICS = ("null_share", "distinct_count", "mean", "std", "p5", "p50", "p
 LOCATION_METRICS = ("mean", "std", "p5", "p50", "p95")
 LOG_SCALE_METRICS = ("std", "p5", "p95", "row_count")
 # statistics of the partition's rows (their sampling noise depends on the row count)
-SAMPLE_METRICS = ("null_share", "mean", "std", "p5", "p50", "p95", "top_value_share", "length_mean")
+SAMPLE_METRICS = ("null_share", "distinct_count", "mean", "std", "p5", "p50", "p95", "top_value_share", "length_mean")
 SHARE_METRICS = ("null_share", "top_value_share", "quarantine_share")
+# statistics of the column's non-null values: their sampling noise depends on how many there are,
+# not on the row count (a column filled on 13 of 330 rows gives a p95 of 13 values, and shows
+# fewer of its categories, more variably)
+VALUE_METRICS = ("distinct_count", "mean", "std", "p5", "p50", "p95", "top_value_share", "length_mean")
+QUANTILE_METRICS = ("p5", "p50", "p95")
 MIN_SHARE_CHANGE = 0.01  # a share must move by at least one percentage point
 # values that advance with time by nature: their level is not compared with the past
 TRENDING_TYPES = ("datetime", "identifier")
@@ -99,7 +104,7 @@ def read_metric_history(con, dataset: str, partitions: list[str]) -> dict[tuple[
                FROM qa.column_profiles p JOIN latest l ON p.partition_key = l.partition_key AND p.run_id = l.run_id
                WHERE p.dataset = ? AND p.value IS NOT NULL AND isfinite(p.value)
                  AND ((p.column_name IS NULL AND p.metric = 'row_count') OR list_contains(?, p.metric))""",
-            [dataset, partitions, dataset, list(COLUMN_METRICS)]).fetchall()
+            [dataset, partitions, dataset, [*COLUMN_METRICS, "null_count"]]).fetchall()
         for partition, column, metric, value in rows:
             out.setdefault((column, metric), {})[partition] = value
     rows = con.execute(
@@ -142,12 +147,6 @@ def past_anomalies(con, dataset: str) -> set[tuple[str, str | None, str]]:
         return set()
     return set(con.execute("SELECT partition_key, column_name, metric FROM qa.metric_anomalies "
                            "WHERE dataset = ? AND is_anomaly", [dataset]).fetchall())
-
-
-
-
-
-
 
 
 def _log_scale(metric: str, value: float, values: np.ndarray) -> bool:
@@ -216,7 +215,8 @@ def _resolution(values: np.ndarray, metric: str = "") -> float:
 def _evaluate(value: float | None, history: list[tuple[str, float]], current_key: str, metric: str,
               settings: AnomalySettings, daily: bool, column: str | None,
               rows: float | None = None, expected_std: float | None = None,
-              sizes: dict[str, float] | None = None, efficiency: float = MAD_EFFICIENCY) -> tuple[MetricResult, bool]:
+              sizes: dict[str, float] | None = None, efficiency: float = MAD_EFFICIENCY,
+              whole: bool = False) -> tuple[MetricResult, bool]:
     """The series' robust z, p-value and band; returns the result (not yet concluded) and whether
     the value is outside the band in the allowed direction."""
     direction = settings.direction_of(metric)
@@ -275,6 +275,10 @@ def _evaluate(value: float | None, history: list[tuple[str, float]], current_key
     level = math.exp(expected) if log else expected
     sampling_se = sampling_error(metric, level, rows, expected_std)
     step = _resolution(raw, metric)  # in the metric's units; relative on a log scale
+    if whole and metric in QUANTILE_METRICS:
+        # a quantile of whole numbers moves in whole steps (an interpolated 4.3 in the history
+        # does not make 4 -> 5 a finer change than one step)
+        step = max(step, 1.0)
     scale = max(scale, (step / level if log else step) / math.sqrt(12), sampling_se / level if log else sampling_se)
     if scale == 0 and level:  # a constant history says nothing of its spread: the minimum change is the
         # smallest one that counts, so it sits at z_threshold rather than at an infinite z
@@ -351,17 +355,25 @@ def simes(p_values: list[float]) -> float:
 def judge_family(tested: list[tuple[str | None, str, float, list[tuple[str, float]]]], current_key: str,
                  settings: AnomalySettings, daily: bool,
                  rows: float | None = None, expected_std: dict[str, float] | None = None,
-                 sizes: dict[str, float] | None = None) -> list[MetricResult]:
+                 sizes: dict[str, float] | None = None, counts: dict[str, dict[str, float]] | None = None,
+                 whole: set[str] | frozenset[str] = frozenset()) -> list[MetricResult]:
     """Every (column, metric, value, history) tested for one partition, grouped by column: each
     column's metrics are combined (Simes), the columns corrected by Holm, and a metric is an
     anomaly when its column survives and it is itself outside its band. Grouping keeps one large
     change from being swallowed by a family of a hundred metrics. `rows` is the partition's row
     count and `expected_std` the history's median std per column, for the sampling error of
-    shares and means; `sizes` the history partitions' row counts."""
+    shares and means; `sizes` the history partitions' row counts; `counts` each column's non-null
+    values per partition (the sample size of its value metrics); `whole` the whole-number columns."""
     expected_std = expected_std or {}
-    results = [_evaluate(value, history, current_key, metric, settings, daily, column, rows,
-                         expected_std.get(column), sizes)[0]
-               for column, metric, value, history in tested]
+    counts = counts or {}
+    results = []
+    for column, metric, value, history in tested:
+        n, ns = rows, sizes
+        if metric in VALUE_METRICS and column in counts:
+            ns = counts[column]
+            n = ns.get(current_key)
+        results.append(_evaluate(value, history, current_key, metric, settings, daily, column, n,
+                                 expected_std.get(column), ns, whole=column in whole)[0])
     by_column: dict[str | None, list[MetricResult]] = {}
     for r in results:
         if r.p_value is not None:
@@ -402,6 +414,9 @@ def metric_anomalies(con, dataset: str, partition_key: str, history: list[str], 
     expected_std = {column: float(np.median([by_partition[k] for k in window if k in by_partition]))
                     for (column, metric), by_partition in series.items()
                     if metric == "std" and any(k in by_partition for k in window)}
-    rows = series.get((None, "row_count"), {}).get(partition_key)
-    return judge_family(tested, partition_key, settings, daily, rows, expected_std,
-                        series.get((None, "row_count"), {}))
+    sizes = series.get((None, "row_count"), {})
+    counts = {column: {k: sizes[k] - nulls for k, nulls in by_partition.items() if k in sizes}
+              for (column, metric), by_partition in series.items() if metric == "null_count"}
+    whole = {column for column, kind in types.items() if kind == "integer"}
+    return judge_family(tested, partition_key, settings, daily, sizes.get(partition_key), expected_std, sizes,
+                        counts, whole)

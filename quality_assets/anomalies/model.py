@@ -195,9 +195,9 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
         features.append(Feature(f"{'+'.join(key)}:duplicate", key, "duplicate", (name,),
                                 model=(dups + 1) / (present + 1), extra={"duplicates": dups, "rows": present}))
     by_input = {f.inputs[0]: f for f in features if f.signal in ("value", "date")}
-    features += numeric_pairs(numeric_inputs, by_input)
-    features += conditional_numbers(categorical, numeric_inputs, by_input,
-                                    {f.inputs[0]: f for f in features if f.signal == "category"})
+    by_category = {f.inputs[0]: f for f in features if f.signal == "category"}
+    features += numeric_pairs(numeric_inputs, by_input, categorical, by_category)
+    features += conditional_numbers(categorical, numeric_inputs, by_input, by_category)
     position = pc.index_in(partitions, value_set=pa.array(reference, partitions.type)).fill_null(-1)
     features += category_pairs(categorical, {f.inputs[0]: f for f in features if f.signal == "category"},
                                position.to_numpy(zero_copy_only=False).astype(np.int64))

@@ -28,7 +28,11 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def numeric_pairs(inputs: dict[str, np.ndarray], features: dict[str, Feature]) -> list[Feature]:
+def numeric_pairs(inputs: dict[str, np.ndarray], features: dict[str, Feature],
+                  categorical: dict[str, tuple[Categories, pa.Array]] | None = None,
+                  category_features: dict[str, Feature] | None = None) -> list[Feature]:
+    """Pairs of numbers judged on their residual; where a category explains most of the residual
+    (each city's own price level in volume against sales), within that category."""
     names = list(inputs)[:MAX_PAIR_COLUMNS]
     # Spearman on an evenly spaced subsample is stable at 20,000 rows and spares the sorts
     step = max(1, len(next(iter(inputs.values()), [])) // 20_000)
@@ -47,14 +51,65 @@ def numeric_pairs(inputs: dict[str, np.ndarray], features: dict[str, Feature]) -
         both = np.isfinite(inputs[a]) & np.isfinite(inputs[b])
         x, y = inputs[a][both], inputs[b][both]
         slope, intercept = np.polyfit(x, y, 1)
-        residual = NumericTail.fit(y - (slope * x + intercept), allow_log=False)
-        if residual is None:
+        residual = np.full(both.size, np.nan)
+        residual[both] = y - (slope * x + intercept)
+        within = _within(residual, categorical or {}, category_features or {})
+        judged = residual[both] if within is None else within.pop("z")
+        tail = NumericTail.fit(judged, allow_log=False)
+        if tail is None:
             continue
         fa, fb = features[a], features[b]
-        out.append(Feature(f"{fa.columns[0]}~{fb.columns[0]}", (fb.columns[0], fa.columns[0]), "pair", (a, b),
-                           model=residual, extra={"slope": float(slope), "intercept": float(intercept),
-                                                  "rho": rho, "x": fa, "y": fb}))
+        extra = {"slope": float(slope), "intercept": float(intercept), "rho": rho, "x": fa, "y": fb, **(within or {})}
+        out.append(Feature(f"{fa.columns[0]}~{fb.columns[0]}", (fb.columns[0], fa.columns[0]), "pair",
+                           (a, b, within["input"]) if within else (a, b), model=tail, extra=extra))
     return out
+
+
+def _levels(groups: np.ndarray, ys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each category's centre and spread (median, MAD), with one more slot for a value the
+    reference lacks (unseen or null); categories with fewer than 20 values keep the overall ones."""
+    overall = float(np.median(ys))
+    overall_scale = MAD_SIGMA * float(np.median(np.abs(ys - overall))) or float(ys.std()) or 1.0
+    centre, scale = np.full(k + 1, overall), np.full(k + 1, overall_scale)
+    for g in range(k):
+        members = ys[groups == g]
+        if members.size >= 20:
+            centre[g] = np.median(members)
+            scale[g] = MAD_SIGMA * float(np.median(np.abs(members - centre[g]))) or overall_scale
+    return centre, scale
+
+
+def _eta_squared(groups: np.ndarray, ys: np.ndarray, k: int) -> float:
+    """The share of the variance of `ys` the categories explain."""
+    sizes = np.bincount(groups, minlength=k)
+    means = np.bincount(groups, weights=ys, minlength=k) / np.maximum(sizes, 1)
+    return float(1 - ((ys - means[groups]) ** 2).sum() / ((ys - ys.mean()) ** 2).sum())
+
+
+def _within(residual: np.ndarray, categorical: dict[str, tuple[Categories, pa.Array]],
+            category_features: dict[str, Feature]) -> dict | None:
+    """The category explaining most (at least MIN_ETA_SQUARED) of a pair's residual, with its
+    levels and the residual standardised within it (`z`, over the rows where the residual is
+    known); None when no category does."""
+    known = np.isfinite(residual)
+    best = None
+    for name, (cats, values) in list(categorical.items())[:MAX_PAIR_COLUMNS]:
+        index = cats.index(values)
+        ok = known & (index >= 0)
+        if ok.sum() < 100 or residual[ok].var() == 0 or name not in category_features:
+            continue
+        eta2 = _eta_squared(index[ok], residual[ok], cats.counts.size)
+        if eta2 >= MIN_ETA_SQUARED and (best is None or eta2 > best[0]):
+            best = (eta2, name, index)
+    if best is None:
+        return None
+    eta2, name, index = best
+    k = categorical[name][0].counts.size
+    ok = known & (index >= 0)
+    centre, scale = _levels(index[ok], residual[ok], k)
+    groups = np.where(index[known] >= 0, index[known], k)
+    return {"input": name, "given": category_features[name], "centre": centre, "scale": scale, "eta2": eta2,
+            "z": (residual[known] - centre[groups]) / scale[groups]}
 
 
 def pair_novelty(given: np.ndarray, pair: np.ndarray, partitions: np.ndarray) -> float:
@@ -135,22 +190,13 @@ def conditional_numbers(categorical: dict[str, tuple[Categories, pa.Array]], num
             if ok.sum() < 100 or y[ok].var() == 0:
                 continue
             groups, ys = index[ok], y[ok]
-            sizes = np.bincount(groups, minlength=cats.counts.size)
-            means = np.bincount(groups, weights=ys, minlength=cats.counts.size) / np.maximum(sizes, 1)
-            eta2 = 1 - ((ys - means[groups]) ** 2).sum() / ((ys - ys.mean()) ** 2).sum()
+            eta2 = _eta_squared(groups, ys, cats.counts.size)
             if eta2 >= MIN_ETA_SQUARED:
                 candidates.append((eta2, a, y_name, groups, ys))
     out = []
     for eta2, a, y_name, groups, ys in sorted(candidates, key=lambda c: -c[0])[:MAX_PAIRS]:
         k = categorical[a][0].counts.size  # every category the scorer can index, seen here or not
-        overall = float(np.median(ys))
-        overall_scale = MAD_SIGMA * float(np.median(np.abs(ys - overall))) or float(ys.std()) or 1.0
-        centre, scale = np.full(k, overall), np.full(k, overall_scale)
-        for g in range(k):
-            members = ys[groups == g]
-            if members.size >= 20:  # small categories keep the overall centre and spread
-                centre[g] = np.median(members)
-                scale[g] = MAD_SIGMA * float(np.median(np.abs(members - centre[g]))) or overall_scale
+        centre, scale = _levels(groups, ys, k)
         tail = NumericTail.fit((ys - centre[groups]) / scale[groups], allow_log=False)
         if tail is None:
             continue
@@ -159,6 +205,11 @@ def conditional_numbers(categorical: dict[str, tuple[Categories, pa.Array]], num
                            (a, y_name), model=tail,
                            extra={"given": fa, "y": fy, "centre": centre, "scale": scale, "eta2": float(eta2)}))
     return out
+
+
+def group_input(feature: Feature) -> str:
+    """The category input of a number judged within its category, or of a pair judged within one."""
+    return feature.inputs[2] if feature.signal == "pair" else feature.inputs[0]
 
 
 GROUP_LEVEL_ROWS = 5  # rows of a category in the partition before its own level can be told

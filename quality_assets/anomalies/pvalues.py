@@ -95,7 +95,13 @@ def judged_values(feature: Feature, batch: pa.RecordBatch, indexes: dict | None 
     y = _transformed(feature.extra["y"], numbers(batch.column(feature.inputs[1])))
     if feature.signal == "pair":
         x = _transformed(feature.extra["x"], numbers(column))
-        return y - (feature.extra["slope"] * x + feature.extra["intercept"])
+        residual = y - (feature.extra["slope"] * x + feature.extra["intercept"])
+        if "given" not in feature.extra:
+            return residual
+        # within its category: a value the reference lacks takes the last (overall) level
+        index = category_index(feature.extra["given"].model, batch, feature.inputs[2], indexes)
+        groups = np.where(index >= 0, index, feature.extra["centre"].size - 1)
+        return (residual - feature.extra["centre"][groups]) / feature.extra["scale"][groups]
     index = category_index(feature.extra["given"].model, batch, feature.inputs[0], indexes)
     known = index >= 0
     z = np.full(index.size, np.nan)

@@ -28,7 +28,7 @@ from quality_assets.anomalies.causes import (
 from quality_assets.anomalies.explain import explain_row
 from quality_assets.anomalies.features import TINY, Categories, Feature, NumericTail
 from quality_assets.anomalies.model import RowModel, numbers
-from quality_assets.anomalies.pairs import recentred
+from quality_assets.anomalies.pairs import group_input, recentred
 from quality_assets.anomalies.pvalues import (
     batch_p_matrix,
     direction,
@@ -56,8 +56,8 @@ def levelled(model: RowModel, sample: pa.Table) -> tuple[RowModel, list[dict]]:
     features, causes = list(model.features), []
     for j in candidates:
         feature = features[j]
-        if feature.signal == "conditional":  # categories whose own level moved, first
-            index = feature.extra["given"].model.index(batch.column(feature.inputs[0]))
+        if "given" in feature.extra:  # categories whose own level moved, first
+            index = feature.extra["given"].model.index(batch.column(group_input(feature)))
             feature, groups = recentred(feature, index, judged_values(feature, batch))
             if groups:
                 features[j] = feature

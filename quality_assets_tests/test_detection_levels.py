@@ -1,0 +1,80 @@
+"""What the third pass on real data taught the detector about levels and sample sizes: a pair of
+numbers whose relation has its own level in each category (each city's price in volume against
+sales) is judged within the category, and a metric is never judged finer than what it is computed
+from (13 filled values of a column, quantiles of whole numbers)."""
+
+from __future__ import annotations
+
+import numpy as np
+from test_detection_roles import dataset as dataset  # noqa: F401 (a fixture)
+from test_detection_roles import run_months
+from test_detection_roles import warehouse as warehouse  # noqa: F401 (a fixture)
+
+from quality_assets.anomalies import read_anomalies
+from quality_assets.anomalies.metric_anomalies import judge_family
+from quality_assets.contract.anomalies import AnomalySettings
+
+PRICES = {"north": 10.0, "south": 20.0, "kiosk": 60.0}
+
+
+def _store_month(index: int, rng: np.random.Generator, rows: int = 800) -> dict:
+    stores = rng.choice(list(PRICES), rows, p=[0.49, 0.49, 0.02]).astype(object)
+    units = np.maximum(1, np.round(rng.lognormal(2.5, 1.2, rows)))
+    price = np.array([PRICES[s] for s in stores]) * rng.lognormal(0, 0.02, rows)
+    return {"period": np.full(rows, index + 1), "store": stores, "units": units.astype(np.int64),
+            "amount": np.round(units * price, 2)}
+
+
+def test_a_pair_with_its_own_level_in_each_category_is_judged_within_the_category(warehouse, dataset):
+    rng = np.random.default_rng(21)
+    months = [_store_month(i, rng) for i in range(6)]
+    last = months[-1]
+    north = np.flatnonzero(last["store"] == "north")[:4]
+    # north's rows at 15 a unit: between north's and south's prices, so ordinary for the pair as
+    # a whole (the old detector's view) and wrong for north
+    last["amount"][north] = np.round(last["units"][north] * 15.0, 2)
+    run_months(warehouse, dataset, months)
+    with warehouse.connect() as con:
+        rows = read_anomalies(con, "sales", "sales_06.csv")["rows"]
+    flagged = {r["_source_row"]: r for r in rows}
+    assert set(north + 1) <= set(flagged), sorted(flagged)
+    why = [c["why"] for c in flagged[int(north[0]) + 1]["explanation"]["contributions"] if c["signal"] == "pair"]
+    assert why and "store='north'" in why[0], why
+    # the kiosk's own dear level is ordinary for the kiosk, however rare it is overall
+    kiosk = set(np.flatnonzero(last["store"] == "kiosk") + 1)
+    assert not kiosk & set(flagged), sorted(kiosk & set(flagged))
+    assert len(flagged) <= len(north) + 2, sorted(flagged)
+
+
+SETTINGS = AnomalySettings()
+
+
+def _judge(metric: str, values: list[float], current: float, rows: dict[str, float], whole: bool = False):
+    history = [(f"p{i}", v) for i, v in enumerate(values)]
+    counts = {"category": rows}
+    [result] = judge_family([("category", metric, current, history)], "now", SETTINGS, False,
+                            rows=1000.0, sizes={k: 1000.0 for k in rows}, counts=counts,
+                            whole={"category"} if whole else set())
+    return result
+
+
+def test_a_quantile_of_few_filled_values_is_judged_by_how_many_there_are():
+    """storms 2013: a hurricane category filled on 13 of 330 rows (two storms) gave a p95 of 1
+    and alarmed; the history's p95s came from 100-200 values each."""
+    past = [4.0, 3.0, 4.0, 5.0, 4.0, 2.0, 4.0, 3.0]
+    filled = {f"p{i}": 150.0 for i in range(len(past))}
+    few = _judge("p95", past, 1.0, {**filled, "now": 13.0})
+    assert not few.is_anomaly, few.reason
+    # the same p95 from as many values as the history had is a real change
+    many = _judge("p95", past, 1.0, {**filled, "now": 150.0})
+    assert many.is_anomaly, many.reason
+
+
+def test_a_quantile_of_whole_numbers_moves_in_whole_steps():
+    """storms 2019: the p95 of a 1-5 category went from 4 to 5 and alarmed, because interpolated
+    p95s such as 4.3 in the history made the step look like 0.3."""
+    past = [4.0, 4.0, 4.3, 4.0, 4.0, 4.0, 4.3, 4.0]
+    sizes = {**{f"p{i}": 150.0 for i in range(len(past))}, "now": 150.0}
+    assert not _judge("p95", past, 5.0, sizes, whole=True).is_anomaly
+    assert _judge("p95", past, 5.0, sizes, whole=False).is_anomaly  # a measured column: 5 is far
+    assert _judge("p95", past, 9.0, sizes, whole=True).is_anomaly
