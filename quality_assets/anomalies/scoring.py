@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from quality_assets.anomalies.causes import (
     CauseTally,
@@ -35,6 +34,7 @@ from quality_assets.anomalies.pvalues import (
     judged_values,
     shape_p_values,
 )
+from quality_assets.anomalies.sampling import PartitionFile
 from quality_assets.contract.anomalies import AnomalySettings
 from quality_assets.shapes import shapes
 
@@ -129,10 +129,10 @@ def bonferroni_factor(model: RowModel, settings: AnomalySettings) -> int:
     return max(1, len({f.group for f in model.features if f.smallest_p() <= level}))
 
 
-def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: int, cutoff: float) -> _Pass:
+def _score_pass(partition: PartitionFile, model: RowModel, batch_size: int, d: int, cutoff: float) -> _Pass:
     """`cutoff`: the largest row p-value that can be flagged (the false discovery rate, or 1 with a
     contamination): strength and floods are only worked out for rows at or below it."""
-    n = parquet.metadata.num_rows
+    n = partition.num_rows
     row_p, strength = np.ones(n), np.zeros(n)
     decades: dict[tuple[int, int], np.ndarray] = {}
     rarest: dict[int, list[np.ndarray]] = {}
@@ -142,7 +142,7 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
     smallest = np.array([cluster_p(f) for f in model.features])
     floors = np.where((smallest > 0) & (smallest <= RARE) & (smallest * d < 1), smallest * d * (1 + 1e-9), 0.0)
     samples, start = [], 0
-    for batch in parquet.iter_batches(batch_size=batch_size):
+    for batch in partition.iter_batches(batch_size=batch_size):
         stop = start + batch.num_rows
         if model.features:
             pairs: dict[int, tuple[np.ndarray, float]] = {}
@@ -179,7 +179,7 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
                     decades[key] = decades[key] + counts if key in decades else counts
         samples.append(batch.filter(batch.column("_sample")))
         start = stop
-    return _Pass(row_p, strength, decades, pa.Table.from_batches(samples, schema=parquet.schema_arrow),
+    return _Pass(row_p, strength, decades, pa.Table.from_batches(samples, schema=partition.schema),
                  {j: np.concatenate(rows) for j, rows in rarest.items()}, present, chances)
 
 
@@ -268,13 +268,13 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
     becomes one partition-level finding and its feature is refitted on the partition (rows are
     then flagged on their own merit); then the flagged rows' explanations and causes. Also
     returns the rows marked `_sample` (the drift sample)."""
-    parquet = pq.ParquetFile(path)
-    n = parquet.metadata.num_rows
+    partition = PartitionFile(path)
+    n = partition.num_rows
     cutoff = settings.fdr if settings.contamination is None else 1.0
-    first = _score_pass(parquet, model, batch_size, bonferroni_factor(model, settings), cutoff)
+    first = _score_pass(partition, model, batch_size, bonferroni_factor(model, settings), cutoff)
     model, levels = levelled(replace(model, rows_hint=n), first.sample)
     if levels or any(f.extra.get("refit") == "moved" for f in model.features):  # scored again from the new levels
-        first = _score_pass(parquet, model, batch_size, bonferroni_factor(model, settings), cutoff)
+        first = _score_pass(partition, model, batch_size, bonferroni_factor(model, settings), cutoff)
     floods = list(levels)
     flooding = _floods(first, settings)
     scored = first
@@ -289,7 +289,7 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
             else:
                 features[j] = refitted
         model = replace(model, features=features)
-        scored = _score_pass(parquet, model, batch_size, bonferroni_factor(model, settings), cutoff)
+        scored = _score_pass(partition, model, batch_size, bonferroni_factor(model, settings), cutoff)
     d = bonferroni_factor(model, settings)
     threshold, method = calibrated_threshold(scored.row_p, settings)
     flagged_mask = scored.row_p <= threshold
@@ -304,17 +304,17 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
     order = candidates[np.lexsort((shuffle[candidates], -scored.strength[candidates], scored.row_p[candidates]))]
     rank = np.zeros(n, dtype=np.int64)
     rank[order] = np.arange(1, flagged + 1)
-    top, causes = explain_flagged(parquet, model, batch_size, flagged_mask, rank, scored.row_p, max_rows)
+    top, causes = explain_flagged(partition, model, batch_size, flagged_mask, rank, scored.row_p, max_rows)
     return RowScores(n, flagged, threshold, method, top, d, summarise_causes(causes, n), floods), first.sample
 
 
-def explain_flagged(parquet: pq.ParquetFile, model: RowModel, batch_size: int, flagged: np.ndarray,
+def explain_flagged(partition: PartitionFile, model: RowModel, batch_size: int, flagged: np.ndarray,
                     rank: np.ndarray, row_p: np.ndarray, max_rows: int) -> tuple[list[dict], CauseTally]:
     """Explanations of the best-ranked `max_rows` flagged rows, and every flagged row's cause."""
     top: list[dict] = []
     tally = CauseTally(model)
     start = 0
-    for batch in parquet.iter_batches(batch_size=batch_size):
+    for batch in partition.iter_batches(batch_size=batch_size):
         stop = start + batch.num_rows
         local = np.flatnonzero(flagged[start:stop])
         if local.size:
