@@ -95,3 +95,16 @@ def test_ascii_shapes_equal_the_regex_definition(coarse):
     for part in (array, array.slice(7), array.slice(100, 900), pa.chunked_array([array.slice(0, 50), array.slice(50)])):
         expected = _regex_shapes(part.combine_chunks() if isinstance(part, pa.ChunkedArray) else part, coarse)
         assert shapes(part, coarse).to_pylist() == expected
+
+
+@pytest.mark.parametrize("coarse", [False, True])
+def test_a_categorys_shapes_from_its_distinct_values_are_the_rows_shapes(coarse):
+    import pyarrow as pa
+
+    from quality_assets.anomalies.model import _each_distinct_shaped
+    from quality_assets.shapes import shapes
+    rng = np.random.default_rng(29)
+    labels = ["EU", "us", "Apac 1", "x-9  y", "Zürich", ""]
+    values = [None if i % 13 == 0 else str(rng.choice(labels)) for i in range(5000)]
+    column = pa.chunked_array([pa.array(values[:1700]), pa.array(values[1700:])])
+    assert _each_distinct_shaped(column, coarse).equals(shapes(column, coarse))
