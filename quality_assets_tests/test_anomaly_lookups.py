@@ -108,3 +108,15 @@ def test_a_categorys_shapes_from_its_distinct_values_are_the_rows_shapes(coarse)
     values = [None if i % 13 == 0 else str(rng.choice(labels)) for i in range(5000)]
     column = pa.chunked_array([pa.array(values[:1700]), pa.array(values[1700:])])
     assert _each_distinct_shaped(column, coarse).equals(shapes(column, coarse))
+
+
+def test_numeric_tail_fit_takes_numpys_quantiles_of_the_sorted_values():
+    rng = np.random.default_rng(31)
+    for values in (rng.normal(3, 2, 150_000), rng.integers(0, 9, 30_000).astype(float), rng.random(40),
+                   np.round(rng.exponential(5, 20_000), 1)):
+        tail = NumericTail.fit(values, allow_log=False)
+        ordered = np.sort(values)
+        u = min(0.1, max(0.01, 20 / values.size))
+        assert [tail.q_lo, tail.q_hi] == list(np.quantile(ordered, [u, 1 - u]))
+        assert [tail.q1, tail.median, tail.q3] == list(np.quantile(ordered, [0.25, 0.5, 0.75]))
+        assert tail.raw_min == ordered[0] and tail.raw_max == ordered[-1]

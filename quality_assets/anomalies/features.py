@@ -75,17 +75,18 @@ class NumericTail:
         n = transformed.size
         # the tail beyond which the exponential takes over: 1%, or 20 points on small references
         u = min(0.1, max(0.01, 20 / n))
-        q_lo, q_hi = np.quantile(transformed, [u, 1 - u])
+        # quantiles of sorted values, the same bits as np.quantile's without its partitioning
+        q_lo, q_hi = sorted_quantiles(transformed, np.array([u, 1 - u]))
         above, below = transformed[transformed > q_hi], transformed[transformed < q_lo]
-        spread = float(np.quantile(transformed, 0.75) - np.quantile(transformed, 0.25)) or float(
-            transformed[-1] - transformed[0]) or 1.0
+        quartiles = sorted_quantiles(transformed, np.array([0.25, 0.75]))
+        spread = float(quartiles[1] - quartiles[0]) or float(transformed[-1] - transformed[0]) or 1.0
         # a tail with no excess still decays, steeply, but never faster than one step of the
         # values' own resolution: a plot number one past the highest seen is no wild value
-        distinct = np.unique(transformed)
+        distinct = transformed[np.concatenate(([True], transformed[1:] != transformed[:-1]))]  # np.unique, sorted
         step = float(np.diff(distinct).min()) if 1 < distinct.size <= MAX_STEPPED else 0.0
         floor = max(spread * edge, step)
-        raw = np.sort(values)
-        q1, med, q3 = np.quantile(raw, [0.25, 0.5, 0.75])
+        raw = np.sort(values) if log else transformed
+        q1, med, q3 = sorted_quantiles(raw, np.array([0.25, 0.5, 0.75]))
         # inside the 1% tails a 4,096-point quantile grid resolves p to 1/4096: enough, and
         # searching it is several times faster than searching 200,000 values
         grid = transformed if n <= GRID else sorted_quantiles(transformed, (np.arange(GRID) + 0.5) / GRID)
