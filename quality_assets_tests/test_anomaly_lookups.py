@@ -120,3 +120,37 @@ def test_numeric_tail_fit_takes_numpys_quantiles_of_the_sorted_values():
         assert [tail.q_lo, tail.q_hi] == list(np.quantile(ordered, [u, 1 - u]))
         assert [tail.q1, tail.median, tail.q3] == list(np.quantile(ordered, [0.25, 0.5, 0.75]))
         assert tail.raw_min == ordered[0] and tail.raw_max == ordered[-1]
+
+
+def test_pair_p_values_from_the_padded_table_are_the_masked_ones():
+    """A combination's p-values and new pairs, against the masked formula they replaced, on rows
+    with every kind of index: known, a value the reference lacks (-1) and null (-2), either side."""
+    import pyarrow as pa
+
+    from quality_assets.anomalies.features import Categories, Feature
+    from quality_assets.anomalies.pvalues import pair_p_values
+    rng = np.random.default_rng(37)
+    given_values, other_values = ["a", "b", "c", "d"], ["x", "y", "z"]
+    given = Feature("g", ("g",), "category", ("v0",), model=Categories.fit(pa.array(given_values * 5)))
+    other = Feature("o", ("o",), "category", ("v1",), model=Categories.fit(pa.array(other_values * 5)))
+    counts = rng.integers(0, 3, (4, 3))
+    model = rng.random((4, 3))
+    feature = Feature("g|o", ("g", "o"), "combination", ("v0", "v1"), model=model,
+                      extra={"given": given, "other": other, "counts": counts, "unseen": 0.0123})
+
+    def pick(values: list[str], n: int) -> list[str | None]:  # a tenth null, a tenth new, the rest known
+        return [None if r < 0.1 else "new" if r < 0.2 else values[int(r * 100) % len(values)] for r in rng.random(n)]
+    batch = pa.record_batch({"v0": pa.array(pick(given_values, 4000)), "v1": pa.array(pick(other_values, 4000))})
+    p, new, chance = pair_p_values(feature, batch)
+
+    ig, io = given.model.index(batch.column("v0")), other.model.index(batch.column("v1"))
+    known = ig >= 0
+    expected_p = np.ones(ig.size)
+    seen = known & (io >= 0)
+    expected_p[seen] = model[ig[seen], io[seen]]
+    expected_new = known & (io == -1)
+    expected_new[seen] = counts[ig[seen], io[seen]] == 0
+    expected_p[expected_new] = 0.0123
+    assert {-2, -1} <= set(ig) and {-2, -1} <= set(io)
+    assert np.array_equal(p, expected_p) and np.array_equal(new, expected_new)
+    assert chance == 0.0123 * known.sum()

@@ -62,14 +62,17 @@ def pair_p_values(feature: Feature, batch: pa.RecordBatch,
     given, other = feature.extra["given"].model, feature.extra["other"].model
     ig = category_index(given, batch, feature.inputs[0], indexes)
     io = category_index(other, batch, feature.inputs[1], indexes)
-    known = ig >= 0
-    p = np.ones(ig.size, dtype=np.float64)
-    seen = known & (io >= 0)
-    p[seen] = feature.model[ig[seen], io[seen]]
-    new = known & (io == -1)
-    new[seen] = feature.extra["counts"][ig[seen], io[seen]] == 0
-    p[new] = feature.extra["unseen"]
-    return p, new, float(feature.extra["unseen"] * known.sum())
+    # the pair table with two more rows and columns, which the indexes -2 (null) and -1 (a value
+    # the reference lacks) reach from the end: one look-up per row
+    rows, columns = feature.model.shape
+    never = np.zeros((rows + 2, columns + 2), dtype=bool)
+    never[:rows, :columns] = feature.extra["counts"] == 0
+    never[:rows, -1] = True  # a known given value with a partner the reference lacks
+    table = np.ones((rows + 2, columns + 2), dtype=np.float64)
+    table[:rows, :columns] = feature.model
+    table[never] = feature.extra["unseen"]
+    new = never[ig, io]
+    return table[ig, io], new, float(feature.extra["unseen"] * (ig >= 0).sum())
 
 
 def shape_p_values(feature: Feature, column: pa.Array) -> np.ndarray:
