@@ -1,13 +1,15 @@
 """What the third pass on real data taught the detector about levels and sample sizes: a pair of
 numbers whose relation has its own level in each category (each city's price in volume against
-sales) is judged within the category, and a metric is never judged finer than what it is computed
-from (13 filled values of a column, quantiles of whole numbers)."""
+sales) is judged within the category, a metric is never judged finer than what it is computed
+from (13 filled values of a column, quantiles of whole numbers), and a column that was always
+empty and starts carrying values is reported, not alarmed on."""
 
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 from test_detection_roles import dataset as dataset  # noqa: F401 (a fixture)
-from test_detection_roles import run_months
+from test_detection_roles import month, run_months
 from test_detection_roles import warehouse as warehouse  # noqa: F401 (a fixture)
 
 from quality_assets.anomalies import read_anomalies
@@ -78,3 +80,24 @@ def test_a_quantile_of_whole_numbers_moves_in_whole_steps():
     assert not _judge("p95", past, 5.0, sizes, whole=True).is_anomaly
     assert _judge("p95", past, 5.0, sizes, whole=False).is_anomaly  # a measured column: 5 is far
     assert _judge("p95", past, 9.0, sizes, whole=True).is_anomaly
+
+
+def test_a_column_that_was_always_empty_and_carries_values_now_is_reported_not_alarmed(warehouse, dataset):
+    """storms 2004: the wind radii are recorded from that year on; the null share, distinct count
+    and a flood of 'departing' rows each alarmed on two columns. A column that empties still alarms."""
+    rng = np.random.default_rng(22)
+    months = [month(i, rng, 600) for i in range(7)]
+    for i, data in enumerate(months):  # radius: empty in months 1-5, then recorded
+        data["radius"] = pa.nulls(600, pa.float64()) if i < 5 else np.round(rng.gamma(4, 30, 600))
+        data["note"] = np.array([f"n{k % 7}" for k in range(600)], dtype=object)
+    months[6]["note"] = np.full(600, None, dtype=object)  # a column that was always filled empties
+    results = run_months(warehouse, dataset, months)
+    filled = results[5]
+    assert not [m for m in filled.metric_anomalies if m.column_name == "radius"], filled.metric_anomalies
+    first = [m for m in filled.metrics if m.column_name == "radius" and m.reason.startswith("first values")]
+    assert first and "empty in all 5 partitions" in first[0].reason, [m.reason for m in filled.metrics]
+    assert any("radius filled" in c["description"] for c in filled.causes), filled.causes
+    # its history starts with its first values: one partition is too short to judge, never the empty ones
+    assert not [m for m in results[6].metric_anomalies if m.column_name == "radius"], results[6].metric_anomalies
+    emptied = results[6]
+    assert any(m.column_name == "note" and m.metric == "null_share" for m in emptied.metric_anomalies)

@@ -187,7 +187,9 @@ def describe_flood(feature: Feature, sign: int, count: int, rows: int, sample: p
     else:
         text += f"{describe(_Cause(feature, 'mismatch'))}"
     text += "; a partition-level change, reported once: rows are judged against this partition"
-    return {"level": "partition", "columns": list(feature.columns), "signal": signal,
+    # a column that was empty in its whole reference and carries values now: new data, not an alarm
+    first = signal == "null" and feature.model[0] == feature.model[1]
+    return {"level": "partition", "columns": list(feature.columns), "signal": signal, "first_values": first,
             "condition": {1: "above", -1: "below"}.get(sign, "changed"), "rows": count, "share": share,
             "examples": [], "description": text}
 

@@ -20,20 +20,22 @@ depends on its role (roles.py); the dataset's volume is judged on its own (volum
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from quality_assets.anomalies.metric_history import (
+    COLUMN_METRICS,
+    past_anomalies,
+    read_metric_history,
+    semantic_types,
+)
 from quality_assets.anomalies.references import reference_history
 from quality_assets.anomalies.series import leave_one_out, trend
-from quality_assets.catalog import has_table
 from quality_assets.contract.anomalies import AnomalySettings
 
 DATASET_METRICS = ("row_count", "quarantine_share")
-COLUMN_METRICS = ("null_share", "distinct_count", "mean", "std", "p5", "p50", "p95", "top_value_share",
-                  "length_mean")
 LOCATION_METRICS = ("mean", "std", "p5", "p50", "p95")
 LOG_SCALE_METRICS = ("std", "p5", "p95", "row_count")
 # statistics of the partition's rows (their sampling noise depends on the row count)
@@ -84,69 +86,6 @@ def _day(key: str) -> dt.date | None:
         return dt.date.fromisoformat(key)
     except ValueError:
         return None
-
-
-def read_metric_history(con, dataset: str, partitions: list[str]) -> dict[tuple[str | None, str], dict[str, float]]:
-    """(column, metric) -> {partition: value} from qa.column_profiles (latest run per partition)
-    and the quarantine share from qa.files, for the given partitions."""
-    out: dict[tuple[str | None, str], dict[str, float]] = {}
-    if not partitions:
-        return out
-    exists = has_table(con, "qa", "column_profiles")
-    if exists:
-        rows = con.execute(
-            """WITH latest AS (
-                   SELECT partition_key, run_id FROM qa.column_profiles
-                   WHERE dataset = ? AND column_name IS NULL AND metric = 'row_count'
-                     AND list_contains(?, partition_key)
-                   QUALIFY row_number() OVER (PARTITION BY partition_key ORDER BY profiled_at DESC, run_id DESC) = 1)
-               SELECT p.partition_key, p.column_name, p.metric, p.value
-               FROM qa.column_profiles p JOIN latest l ON p.partition_key = l.partition_key AND p.run_id = l.run_id
-               WHERE p.dataset = ? AND p.value IS NOT NULL AND isfinite(p.value)
-                 AND ((p.column_name IS NULL AND p.metric = 'row_count') OR list_contains(?, p.metric))""",
-            [dataset, partitions, dataset, [*COLUMN_METRICS, "null_count"]]).fetchall()
-        for partition, column, metric, value in rows:
-            out.setdefault((column, metric), {})[partition] = value
-    rows = con.execute(
-        """SELECT partition_key, sum(rows_quarantined) / nullif(sum(rows_read), 0) FROM (
-               SELECT * FROM qa.files WHERE dataset = ? AND list_contains(?, partition_key)
-                 AND status IN ('loaded', 'loaded_with_errors', 'empty')
-               QUALIFY row_number() OVER (PARTITION BY partition_key, source_path ORDER BY started DESC) = 1)
-           GROUP BY 1""", [dataset, partitions]).fetchall()
-    for partition, share in rows:
-        if share is not None:
-            out.setdefault((None, "quarantine_share"), {})[partition] = float(share)
-    return out
-
-
-def semantic_types(con, dataset: str, partition_key: str) -> dict[str, str]:
-    """column -> the profile's semantic type of the partition (latest run)."""
-    exists = has_table(con, "qa", "column_profiles")
-    if not exists:
-        return {}
-    rows = con.execute(
-        """SELECT column_name, detail FROM qa.column_profiles
-           WHERE dataset = ? AND partition_key = ? AND metric = 'semantic_type' AND column_name IS NOT NULL
-           QUALIFY row_number() OVER (PARTITION BY column_name ORDER BY profiled_at DESC, run_id DESC) = 1""",
-        [dataset, partition_key]).fetchall()
-    out = {}
-    for column, detail in rows:
-        try:
-            parsed = json.loads(detail)
-            out[column] = parsed.get("type") if isinstance(parsed, dict) else str(parsed)
-        except (TypeError, ValueError):
-            continue
-    return out
-
-
-def past_anomalies(con, dataset: str) -> set[tuple[str, str | None, str]]:
-    """(partition, column, metric) flagged by earlier runs: left out of the training windows
-    until the change persists."""
-    exists = has_table(con, "qa", "metric_anomalies")
-    if not exists:
-        return set()
-    return set(con.execute("SELECT partition_key, column_name, metric FROM qa.metric_anomalies "
-                           "WHERE dataset = ? AND is_anomaly", [dataset]).fetchall())
 
 
 def _log_scale(metric: str, value: float, values: np.ndarray) -> bool:
@@ -398,25 +337,49 @@ def metric_anomalies(con, dataset: str, partition_key: str, history: list[str], 
     flagged: dict[tuple[str | None, str], set[str]] = {}
     for key, column, metric in past_anomalies(con, dataset):
         flagged.setdefault((column, metric), set()).add(key)
+    sizes = series.get((None, "row_count"), {})
+    counts = {column: {k: sizes[k] - nulls for k, nulls in by_partition.items() if k in sizes}
+              for (column, metric), by_partition in series.items() if metric == "null_count"}
+    first = first_values(counts, window, partition_key)
+    started = {column: next((k for k in window if filled.get(k)), None) for column, filled in counts.items()}
     tested = []
     for (column, metric), by_partition in sorted(series.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])):
         if column is None or column in settings.exclude_columns or partition_key not in by_partition:
+            continue
+        if column in first:
             continue
         role = roles[column].role if column in roles else None
         if metric not in ROLE_METRICS.get(role, COLUMN_METRICS):
             continue
         if metric in LOCATION_METRICS and types.get(column) in TRENDING_TYPES:
             continue
-        # without the partitions where this metric alarmed, until its change persisted
-        keys = reference_history([k for k in window if k in by_partition], flagged.get((column, metric), set()))
+        # from the column's first values on (before them it had none to compare with), without the
+        # partitions where this metric alarmed, until its change persisted
+        since = window[window.index(started[column]):] if started.get(column) else window
+        keys = reference_history([k for k in since if k in by_partition], flagged.get((column, metric), set()))
         past = [(k, by_partition[k]) for k in keys]
         tested.append((column, metric, by_partition[partition_key], past))
     expected_std = {column: float(np.median([by_partition[k] for k in window if k in by_partition]))
                     for (column, metric), by_partition in series.items()
                     if metric == "std" and any(k in by_partition for k in window)}
-    sizes = series.get((None, "row_count"), {})
-    counts = {column: {k: sizes[k] - nulls for k, nulls in by_partition.items() if k in sizes}
-              for (column, metric), by_partition in series.items() if metric == "null_count"}
     whole = {column for column, kind in types.items() if kind == "integer"}
     return judge_family(tested, partition_key, settings, daily, sizes.get(partition_key), expected_std, sizes,
-                        counts, whole)
+                        counts, whole) + [
+        MetricResult(column_name=column, metric="null_share", value=1 - counts[column][partition_key] / sizes[partition_key],
+                     expected=1.0, lower=None, upper=None, robust_z=None, direction=settings.direction_of("null_share"),
+                     history_size=past, seasonal=False, is_anomaly=False,
+                     reason=f"first values: {counts[column][partition_key]:,.0f} rows carry a value, the column was empty "
+                     f"in all {past} partitions of its history (reported, not judged: nothing to judge them by)")
+        for column, past in first.items() if column not in settings.exclude_columns]
+
+
+def first_values(counts: dict[str, dict[str, float]], window: list[str], partition_key: str) -> dict[str, int]:
+    """Columns empty in every partition of the history that carry values now (wind radii recorded
+    from 2004 on) -> the partitions of that history. New data is no fault of the data, and an empty
+    history has no values to judge them by; a column that empties is still judged (null_share)."""
+    out = {}
+    for column, filled in counts.items():
+        past = [k for k in window if k in filled]
+        if past and filled.get(partition_key, 0) > 0 and not any(filled[k] for k in past):
+            out[column] = len(past)
+    return out

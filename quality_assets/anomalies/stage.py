@@ -188,6 +188,7 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
             if model.fitted_on == "history" and len(model.reference_partitions) >= settings.min_history:
                 result.metrics += [_flood_metric(flood, len(result.reference_partitions)) for flood in scores.floods
                                    if not flood.get("moved")  # a level that moved is the metrics' to judge
+                                   and not flood.get("first_values")  # see metric_anomalies.first_values
                                    and not _level_expected(flood, result.metrics)]
             if reference_sample is not None:
                 result.drift = judge(_drift_tests(model, result.roles, current_sample, reference_sample, pools),

@@ -6,7 +6,8 @@ intervals that widen when the history is short, and by weekday when partitions a
 from __future__ import annotations
 
 from quality_assets.anomalies.columns import raw_table
-from quality_assets.anomalies.metric_anomalies import MetricResult, _evaluate, read_metric_history
+from quality_assets.anomalies.metric_anomalies import MetricResult, _evaluate
+from quality_assets.anomalies.metric_history import read_metric_history
 from quality_assets.contract.anomalies import AnomalySettings
 from quality_assets.warehouse import quote_literal
 

@@ -1,0 +1,76 @@
+"""The profile metrics the metric anomalies are judged on, read back from the warehouse: each
+metric's value per partition (latest profile run), the quarantine share from the file audit, the
+profile's semantic types and the metrics flagged before."""
+
+from __future__ import annotations
+
+import json
+
+from quality_assets.catalog import has_table
+
+COLUMN_METRICS = ("null_share", "distinct_count", "mean", "std", "p5", "p50", "p95", "top_value_share",
+                  "length_mean")
+READ_METRICS = (*COLUMN_METRICS, "null_count")  # null_count: each column's filled values (its sample size)
+
+
+def read_metric_history(con, dataset: str, partitions: list[str]) -> dict[tuple[str | None, str], dict[str, float]]:
+    """(column, metric) -> {partition: value} from qa.column_profiles (latest run per partition)
+    and the quarantine share from qa.files, for the given partitions."""
+    out: dict[tuple[str | None, str], dict[str, float]] = {}
+    if not partitions:
+        return out
+    exists = has_table(con, "qa", "column_profiles")
+    if exists:
+        rows = con.execute(
+            """WITH latest AS (
+                   SELECT partition_key, run_id FROM qa.column_profiles
+                   WHERE dataset = ? AND column_name IS NULL AND metric = 'row_count'
+                     AND list_contains(?, partition_key)
+                   QUALIFY row_number() OVER (PARTITION BY partition_key ORDER BY profiled_at DESC, run_id DESC) = 1)
+               SELECT p.partition_key, p.column_name, p.metric, p.value
+               FROM qa.column_profiles p JOIN latest l ON p.partition_key = l.partition_key AND p.run_id = l.run_id
+               WHERE p.dataset = ? AND p.value IS NOT NULL AND isfinite(p.value)
+                 AND ((p.column_name IS NULL AND p.metric = 'row_count') OR list_contains(?, p.metric))""",
+            [dataset, partitions, dataset, list(READ_METRICS)]).fetchall()
+        for partition, column, metric, value in rows:
+            out.setdefault((column, metric), {})[partition] = value
+    rows = con.execute(
+        """SELECT partition_key, sum(rows_quarantined) / nullif(sum(rows_read), 0) FROM (
+               SELECT * FROM qa.files WHERE dataset = ? AND list_contains(?, partition_key)
+                 AND status IN ('loaded', 'loaded_with_errors', 'empty')
+               QUALIFY row_number() OVER (PARTITION BY partition_key, source_path ORDER BY started DESC) = 1)
+           GROUP BY 1""", [dataset, partitions]).fetchall()
+    for partition, share in rows:
+        if share is not None:
+            out.setdefault((None, "quarantine_share"), {})[partition] = float(share)
+    return out
+
+
+def semantic_types(con, dataset: str, partition_key: str) -> dict[str, str]:
+    """column -> the profile's semantic type of the partition (latest run)."""
+    exists = has_table(con, "qa", "column_profiles")
+    if not exists:
+        return {}
+    rows = con.execute(
+        """SELECT column_name, detail FROM qa.column_profiles
+           WHERE dataset = ? AND partition_key = ? AND metric = 'semantic_type' AND column_name IS NOT NULL
+           QUALIFY row_number() OVER (PARTITION BY column_name ORDER BY profiled_at DESC, run_id DESC) = 1""",
+        [dataset, partition_key]).fetchall()
+    out = {}
+    for column, detail in rows:
+        try:
+            parsed = json.loads(detail)
+            out[column] = parsed.get("type") if isinstance(parsed, dict) else str(parsed)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def past_anomalies(con, dataset: str) -> set[tuple[str, str | None, str]]:
+    """(partition, column, metric) flagged by earlier runs: left out of the training windows
+    until the change persists."""
+    exists = has_table(con, "qa", "metric_anomalies")
+    if not exists:
+        return set()
+    return set(con.execute("SELECT partition_key, column_name, metric FROM qa.metric_anomalies "
+                           "WHERE dataset = ? AND is_anomaly", [dataset]).fetchall())
