@@ -1,5 +1,5 @@
 """What the detectors read from the warehouse: deterministic samples of history partitions and
-the export of a partition's feature inputs to Parquet."""
+the export of a partition's feature inputs to an Arrow file."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def read_sample(con, dataset: str, columns: list[ColumnInfo], partitions: list[s
 
 
 def export_sql(model: RowModel, dataset: str, partition_key: str, sample_rate: float, rows: int = 0) -> str:
-    """The query that writes a partition's feature inputs (and a drift-sample flag) to Parquet."""
+    """The query of a partition's feature inputs (and a drift-sample flag) that export_partition writes."""
     table = raw_table(dataset)
     where = f"r._partition_key = {quote_literal(partition_key)}"
     ctes, joins, select = [], [], ["r._source_row AS _row"]

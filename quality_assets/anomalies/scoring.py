@@ -2,7 +2,7 @@
 threshold, and floods (one reason flagging a large share of the partition) turned into one
 partition-level finding.
 
-The partition is exported once (under the warehouse lock) to a Parquet file holding only the
+The partition is exported once (under the warehouse lock) to an Arrow IPC file holding only the
 feature columns DuckDB computes; scoring streams it in batches of `batch_size` rows without the
 lock, so memory stays bounded by the batch and a few floats per row.
 """
