@@ -10,6 +10,7 @@ lock, so memory stays bounded by the batch and a few floats per row.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -113,6 +114,7 @@ class _Pass:
     rarest: dict[int, list[np.ndarray]]  # discrete feature -> rows at its smallest p (never seen)
     present: dict[int, int]  # category and shape features -> rows with a value
     chances: dict[int, float] = field(default_factory=dict)  # combinations -> expected rows with a new pair
+    ties: np.ndarray | None = None  # candidates' keys from their place in the source (see tie_keys)
 
     def rows_flagged_by(self, key: tuple[int, int], threshold: float) -> int:
         """Rows the feature alone would flag at this row threshold (to within a decade: the
@@ -133,7 +135,7 @@ def _score_pass(partition: PartitionFile, model: RowModel, batch_size: int, d: i
     """`cutoff`: the largest row p-value that can be flagged (the false discovery rate, or 1 with a
     contamination): strength and floods are only worked out for rows at or below it."""
     n = partition.num_rows
-    row_p, strength = np.ones(n), np.zeros(n)
+    row_p, strength, ties = np.ones(n), np.zeros(n), np.zeros(n, dtype=np.uint64)
     decades: dict[tuple[int, int], np.ndarray] = {}
     rarest: dict[int, list[np.ndarray]] = {}
     present: dict[int, int] = {}
@@ -169,6 +171,7 @@ def _score_pass(partition: PartitionFile, model: RowModel, batch_size: int, d: i
             candidates = np.flatnonzero(row_p[start:stop] <= max(cutoff, floors.max(initial=0.0)))
             rows = np.ascontiguousarray(matrix[candidates])  # row-major: the same sums, to the bit, as always
             strength[start + candidates] = -np.log10(np.clip(rows, TINY, 1.0)).sum(axis=1)
+            ties[start + candidates] = tie_keys(batch)[candidates]
             for j in np.flatnonzero(lowest <= cutoff):
                 low = matrix[:, j] <= cutoff
                 signs = direction(model.features[j], batch)[low]
@@ -180,7 +183,22 @@ def _score_pass(partition: PartitionFile, model: RowModel, batch_size: int, d: i
         samples.append(batch.filter(batch.column("_sample")))
         start = stop
     return _Pass(row_p, strength, decades, pa.Table.from_batches(samples, schema=partition.schema),
-                 {j: np.concatenate(rows) for j, rows in rarest.items()}, present, chances)
+                 {j: np.concatenate(rows) for j, rows in rarest.items()}, present, chances, ties)
+
+
+def tie_keys(batch: pa.RecordBatch) -> np.ndarray:
+    """A pseudo-random key per row from its place in the source (file and row number): rows with
+    equal evidence are ranked by it, the same on every run (the export's row order is not, and
+    the file's order is no ranking)."""
+    with np.errstate(over="ignore"):
+        key = batch.column("_row").to_numpy(zero_copy_only=False).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        if "_file" in batch.schema.names:
+            files = batch.column("_file")
+            names = pc.unique(files)
+            codes = np.array([zlib.crc32(str(v).encode()) for v in names.to_pylist()], dtype=np.uint64)
+            key ^= codes[pc.index_in(files, value_set=names).fill_null(0).to_numpy(zero_copy_only=False)] \
+                * np.uint64(0xC2B2AE3D27D4EB4F)
+    return key ^ (key >> np.uint64(29))
 
 
 def poisson_tail(k: int, mean: float) -> float:
@@ -298,10 +316,10 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
     flagged = int(flagged_mask.sum())
     if flagged == 0:
         return RowScores(n, 0, threshold, method, [], d, [], floods), first.sample
-    # rank by p, then by strength; equal evidence in a fixed pseudo-random order, never file order
-    shuffle = np.random.default_rng(n).permutation(n)
+    # rank by p, then by strength; equal evidence in a pseudo-random order of the rows' source
+    # positions: never file order, the same on every run
     candidates = np.flatnonzero(flagged_mask)
-    order = candidates[np.lexsort((shuffle[candidates], -scored.strength[candidates], scored.row_p[candidates]))]
+    order = candidates[np.lexsort((scored.ties[candidates], -scored.strength[candidates], scored.row_p[candidates]))]
     rank = np.zeros(n, dtype=np.int64)
     rank[order] = np.arange(1, flagged + 1)
     top, causes = explain_flagged(partition, model, batch_size, flagged_mask, rank, scored.row_p, max_rows)
