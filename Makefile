@@ -38,7 +38,7 @@ $(LAKE_VENV)/.installed: pyproject.toml
 
 test-lake: $(LAKE_VENV)/.installed
 	QA_LAKE_TESTS=1 $(LAKE_VENV)/bin/pytest quality_assets_tests/test_lake.py quality_assets_tests/test_lake_ops.py \
-		quality_assets_tests/test_lake_deployment.py
+		quality_assets_tests/test_lake_deployment.py quality_assets_tests/test_lake_worker_killed.py
 
 # No test may depend on today's date: the date-sensitive tests (marker `clock`) run again with the
 # clock a year ahead. libfaketime shifts every clock of the processes it starts (Python, DuckDB's

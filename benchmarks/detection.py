@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -411,27 +412,34 @@ def compare(rows_list: list[int], baseline: Path, rounds: int) -> None:
     """This tree's anomaly stage against another tree's (`--baseline`, e.g. a worktree of an older
     commit) on the same data, alternating, each run in its own process; best of the rounds."""
     theirs = baseline / "benchmarks" / "detection.py"
-    print(f"\nSpeed against {baseline} (best of {rounds} alternating rounds, each run in its own process)\n")
-    print(f"{'rows':>11} {'tree':<9} {'wall s':>8} {'cpu s':>8} {'peak RSS MB':>12} {'ratio':>7}  detail")
+    print(f"\nSpeed against {baseline} (best of {rounds} alternating rounds, each run in its own process; "
+          "scan: the plain scan of speed())\n")
+    print(f"{'rows':>11} {'tree':<9} {'wall s':>8} {'cpu s':>8} {'peak RSS MB':>12} {'ratio':>7} {'x scan':>7}  detail")
     for rows in rows_list:
         path = speed_warehouse(rows)
         best: dict[str, dict] = {}
+        load = [os.getloadavg()[0]]
         for _ in range(rounds):
-            for label, script in (("baseline", theirs), ("this", Path(__file__))):
+            for label, script, mode in (("scan", Path(__file__), "scan"), ("baseline", theirs, "anomalies"),
+                                        ("this", Path(__file__), "anomalies")):
                 work = Path(tempfile.mkdtemp(prefix="detection-", dir=DATA_DIR))
                 try:
                     shutil.copy(path, work / "bench.duckdb")
-                    out = subprocess.run([sys.executable, str(script), "--child", "anomalies", str(work / "bench.duckdb")],
+                    out = subprocess.run([sys.executable, str(script), "--child", mode, str(work / "bench.duckdb")],
                                          capture_output=True, text=True, check=True)
                 finally:
                     shutil.rmtree(work, ignore_errors=True)
                 result = json.loads(out.stdout.strip().splitlines()[-1])
                 if label not in best or result["wall"] < best[label]["wall"]:
                     best[label] = result
-        for label in ("baseline", "this"):
+            load.append(os.getloadavg()[0])
+        for label in ("scan", "baseline", "this"):
             r = best[label]
             print(f"{rows:>11,} {label:<9} {r['wall']:>8.2f} {r['cpu']:>8.2f} {r['rss_mb']:>12.0f} "
-                  f"{r['wall'] / best['baseline']['wall']:>7.2f}  {r['detail']}", flush=True)
+                  f"{r['wall'] / best['baseline']['wall']:>7.2f} {r['wall'] / best['scan']['wall']:>7.1f}  {r['detail']}",
+                  flush=True)
+        print(f"{'':>11} CPU ratio this / baseline {best['this']['cpu'] / best['baseline']['cpu']:.2f}; "
+              f"load average (1 min) {min(load):.1f}-{max(load):.1f}", flush=True)
 
 
 def main() -> None:

@@ -7,13 +7,17 @@ catalog and data folder per measurement; they write at once). Files are small (5
 (100,000 rows), 8 columns. Every cell is the best of --rounds, the backends and worker counts
 alternating inside each round, so that both backends see the same machine load.
 
-Prints files/minute per cell, the speed-up of 2 and 4 workers over 1 on each backend (target on
-2 cores: 2 workers >= 1.6x one worker on medium files, on the lake), the lake's throughput against
-the file's, and the lake's extra seconds per file with one worker (its per-file overhead: catalog
-round trips to PostgreSQL, Parquet files per commit). Each cell also checks that every file was
-loaded exactly once.
+Prints files/minute and the workers' CPU-seconds per file per cell, the speed-up of 2 and 4
+workers over 1 on each backend (target on 2 cores: 2 workers >= 1.6x one worker on medium files, on
+the lake), the speed-up the CPU-seconds allow on idle cores (the wall clock on a shared machine
+says how it was shared), the lake's throughput against the file's, and the lake's extra seconds and
+CPU-seconds per file with one worker (its per-file overhead: catalog round trips to PostgreSQL,
+Parquet files per commit). Each cell also checks that every file was loaded exactly once.
+`--threads` sets QA_DUCKDB_THREADS per worker: auto (cores / workers, as OPERATIONS.md advises on a
+lake), default (DuckDB's one per core), or a number; several values are measured side by side.
 
 Usage: python benchmarks/scale.py [--rounds 2] [--small-files 16] [--medium-files 8] [--workers 1 2 4]
+       [--backends file lake] [--threads auto default]
 Needs PostgreSQL (QA_TEST_PG_HOST/PORT/USER, default 127.0.0.1:5432 postgres) and the `lake`
 extra (DuckDB 1.5.5 with the ducklake and postgres_scanner extension packages).
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -60,8 +65,22 @@ def lake_spec(database: str) -> str:
     return f"ducklake:postgres:dbname={database} host={PG_HOST} port={PG_PORT} user={PG_USER}{password}"
 
 
-def measure(files: list[Path], workers: int, backend: str, root: Path) -> tuple[float, int]:
-    """Seconds from starting the workers to the last one's end; files loaded (from the audit)."""
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def duckdb_threads(setting: str, workers: int) -> dict[str, str]:
+    """QA_DUCKDB_THREADS for each of `workers` workers: `auto` shares the cores among them (as
+    OPERATIONS.md advises on a lake), `default` leaves DuckDB one thread per core, else that number."""
+    if setting == "default":
+        return {}
+    return {"QA_DUCKDB_THREADS": str(max(1, (os.cpu_count() or 1) // workers) if setting == "auto" else int(setting))}
+
+
+def measure(files: list[Path], workers: int, backend: str, threads: str, root: Path) -> tuple[float, float, int]:
+    """Seconds from starting the workers to the last one's end, the workers' CPU-seconds and the
+    files loaded (from the audit)."""
     project = root / "project"
     landing = project / "landing" / "events"
     landing.mkdir(parents=True)
@@ -70,21 +89,21 @@ def measure(files: list[Path], workers: int, backend: str, root: Path) -> tuple[
         os.link(f, landing / f.name)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "DAGSTER_"))}
     env.update({"QA_CONTRACTS": str(project / "quality.yaml"), "QA_DUCKDB_PATH": str(root / "warehouse" / "quality.duckdb"),
-                "QA_OUTPUT_DIR": str(root / "output"), "QA_DUCKDB_MEMORY_LIMIT": "512MB"})
+                "QA_OUTPUT_DIR": str(root / "output"), "QA_DUCKDB_MEMORY_LIMIT": "512MB", **duckdb_threads(threads, workers)})
 
-    def run(extra: dict[str, str]) -> tuple[float, int]:
+    def run(extra: dict[str, str]) -> tuple[float, float, int]:
         warehouse_sql({**env, **extra}, "SELECT 1")  # the warehouse exists before the workers start, as deployed
         shares = [sorted(landing.iterdir())[i::workers] for i in range(workers)]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), children_cpu()
         processes = [subprocess.Popen([CLI, "run", *map(str, share)], env={**env, **extra}, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True) for share in shares if share]
         outputs = [p.communicate() for p in processes]
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, children_cpu() - cpu
         for process, (out, error) in zip(processes, outputs, strict=True):
             if process.returncode != 0:
                 raise SystemExit(f"a {backend} worker failed ({process.returncode}): {out[-3000:]}\n{error[-2000:]}")
         loaded = warehouse_sql({**env, **extra}, "SELECT count(DISTINCT partition_key) FROM qa.files WHERE status = 'loaded'")
-        return seconds, int(loaded)
+        return seconds, cpu, int(loaded)
 
     if backend == "file":
         return run({})
@@ -109,6 +128,9 @@ def main() -> None:
     parser.add_argument("--medium-files", type=int, default=8)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--backends", nargs="+", default=["file", "lake"], choices=["file", "lake"])
+    parser.add_argument("--threads", nargs="+", default=["auto"],
+                        help="QA_DUCKDB_THREADS per worker: auto (cores / workers), default (DuckDB's: every core), or N")
     args = parser.parse_args()
     counts = {"small": args.small_files, "medium": args.medium_files}
     base = Path(tempfile.mkdtemp(prefix="qa_scale_"))
@@ -120,43 +142,72 @@ def main() -> None:
             data[size] = [folder / f"events_{i:03d}.csv" for i in range(counts[size])]
             for i, path in enumerate(data[size]):
                 write_file(path, SIZES[size], i)
-        best: dict[tuple[str, str, int], float] = {}
+        setups = [(backend, threads) for threads in args.threads for backend in args.backends]
+        best: dict[tuple, tuple[float, float]] = {}  # (size, (backend, threads), workers) -> (seconds, CPU-s)
         cell = 0
         for round_no in range(1, args.rounds + 1):
             for size in args.sizes:
                 for workers in args.workers:
-                    for backend in (("file", "lake") if round_no % 2 else ("lake", "file")):
+                    for setup in (setups if round_no % 2 else setups[::-1]):
                         cell += 1
-                        seconds, loaded = measure(data[size], workers, backend, base / f"cell{cell}")
+                        seconds, cpu, loaded = measure(data[size], workers, *setup, base / f"cell{cell}")
                         shutil.rmtree(base / f"cell{cell}", ignore_errors=True)
                         if loaded != len(data[size]):
-                            raise SystemExit(f"{backend}, {workers} worker(s), {size}: {loaded} of {len(data[size])} files loaded")
-                        key = (size, backend, workers)
-                        best[key] = min(best.get(key, float("inf")), seconds)
-                        print(f"round {round_no}: {size:6} {backend:4} {workers} worker(s): {seconds:6.1f} s, "
-                              f"{len(data[size]) * 60 / seconds:6.1f} files/min (load {os.getloadavg()[0]:.2f})", flush=True)
-        print()
-        print(f"| files | backend | {' | '.join(f'{w} worker(s)' for w in args.workers)} | "
-              f"{' | '.join(f'{w} vs 1' for w in args.workers[1:])} |")
-        print("|---|---|" + "---|" * (2 * len(args.workers) - 1))
-        for size in args.sizes:
-            n = len(data[size])
-            for backend in ("file", "lake"):
-                rates = [n * 60 / best[(size, backend, w)] for w in args.workers]
-                ratios = [rate / rates[0] for rate in rates[1:]]
-                print(f"| {n} x {SIZES[size]:,} rows | {backend} | {' | '.join(f'{r:.1f}/min' for r in rates)} | "
-                      f"{' | '.join(f'{r:.2f}x' for r in ratios)} |")
-        print()
-        for size in args.sizes:
-            n = len(data[size])
-            lake_vs_file = ", ".join(f"{w}: {best[(size, 'file', w)] / best[(size, 'lake', w)]:.2f}x" for w in args.workers)
-            line = f"{size}: lake throughput / file throughput by workers: {lake_vs_file}"
-            if 1 in args.workers:
-                line += f"; lake's extra time per file with 1 worker: {(best[(size, 'lake', 1)] - best[(size, 'file', 1)]) / n:+.2f} s"
-            print(line)
+                            raise SystemExit(f"{setup}, {workers} worker(s), {size}: {loaded} of {len(data[size])} files loaded")
+                        key = (size, setup, workers)
+                        if seconds < best.get(key, (float("inf"), 0.0))[0]:
+                            best[key] = (seconds, cpu)
+                        print(f"round {round_no}: {size:6} {label(setup):22} {workers} worker(s): {seconds:6.1f} s, "
+                              f"{len(data[size]) * 60 / seconds:6.1f} files/min, {cpu / len(data[size]):5.2f} CPU-s/file, "
+                              f"{cpu / seconds:.2f} cores busy (load {os.getloadavg()[0]:.2f})", flush=True)
+        report(best, data, args.workers, setups)
         print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def label(setup: tuple[str, str]) -> str:
+    backend, threads = setup
+    return f"{backend}, threads {threads}"
+
+
+def report(best: dict, data: dict[str, list[Path]], workers: list[int], setups: list[tuple[str, str]]) -> None:
+    """The table (best of the rounds per cell), the speed-ups, what the CPU allows, the lake against the file."""
+    cores = os.cpu_count() or 1
+    print()
+    print(f"| files | backend | {' | '.join(f'{w} worker(s)' for w in workers)} | "
+          f"{' | '.join(f'{w} vs 1' for w in workers[1:])} | CPU-s/file ({', '.join(map(str, workers))}) |")
+    print("|---|---|" + "---|" * (2 * len(workers)))
+    for size, files in data.items():
+        n = len(files)
+        for setup in setups:
+            rates = [n * 60 / best[(size, setup, w)][0] for w in workers]
+            cpu = [best[(size, setup, w)][1] / n for w in workers]
+            print(f"| {n} x {SIZES[size]:,} rows | {label(setup)} | {' | '.join(f'{r:.1f}/min' for r in rates)} | "
+                  f"{' | '.join(f'{r / rates[0]:.2f}x' for r in rates[1:])} | {', '.join(f'{c:.2f}' for c in cpu)} |")
+    print()
+    # What the CPU allows on idle cores: one worker keeps about one core busy (0.99-1.03 measured on a
+    # quiet machine: the chain is mostly Python), so w workers can go at most min(cores, w) x (CPU-s
+    # a file with one worker) / (CPU-s a file with w) times as fast. Under load the wall-clock ratio
+    # says how the machine was shared; this one says what the work itself costs.
+    for size in data:
+        for setup in setups:
+            one = best[(size, setup, workers[0])][1]
+            print(f"{size}, {label(setup)}: on {cores} idle cores the CPU allows at most " + ", ".join(
+                f"{min(cores, w) * one / best[(size, setup, w)][1]:.2f}x with {w} workers" for w in workers[1:]))
+    for threads in dict.fromkeys(t for _, t in setups):
+        if ("file", threads) not in setups or ("lake", threads) not in setups:
+            continue
+        file, lake = ("file", threads), ("lake", threads)
+        for size, files in data.items():
+            n = len(files)
+            ratios = ", ".join(f"{w}: {best[(size, file, w)][0] / best[(size, lake, w)][0]:.2f}x" for w in workers)
+            line = f"{size}, threads {threads}: lake throughput / file throughput by workers: {ratios}"
+            if 1 in workers:
+                extra = (best[(size, lake, 1)][0] - best[(size, file, 1)][0]) / n
+                extra_cpu = (best[(size, lake, 1)][1] - best[(size, file, 1)][1]) / n
+                line += f"; the lake's extra per file with 1 worker: {extra:+.2f} s, {extra_cpu:+.2f} CPU-s"
+            print(line)
 
 
 if __name__ == "__main__":

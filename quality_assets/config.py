@@ -52,6 +52,9 @@ TABLE: dict[str, Variable] = {
                            _path("output")),
     "memory_limit": Variable("QA_DUCKDB_MEMORY_LIMIT", "1GB",
                              "DuckDB memory limit per connection (spills to disk beyond it)", _text("1GB")),
+    "duckdb_threads": Variable("QA_DUCKDB_THREADS", "0",
+                               "DuckDB threads per process, 0 for one per core; with N run workers sharing a "
+                               "host's cores, cores / N (their threads would contend otherwise)", _count(0, int, 0)),
     "lock_timeout_s": Variable("QA_DUCKDB_LOCK_TIMEOUT", "600",
                                "seconds a run waits for another process to release the warehouse", _count(600.0, float)),
     "sensor_interval_s": Variable("QA_SENSOR_INTERVAL", "30", "seconds between file-arrival sensor ticks", _count(30)),
@@ -103,6 +106,7 @@ class Settings:
     lake_retries: int
     output_dir: Path
     memory_limit: str
+    duckdb_threads: int
     lock_timeout_s: float
     sensor_interval_s: int
     sensor_settle_s: float

@@ -198,8 +198,10 @@ def open_warehouse(settings) -> Warehouse:
     DuckDB file at QA_DUCKDB_PATH. (`settings` is a config.Settings.)"""
     if is_lake(settings.warehouse):
         return LakeWarehouse(settings.warehouse, settings.lake_data_path, settings.duckdb_path.parent,
-                             memory_limit=settings.memory_limit, lock_timeout_s=settings.lock_timeout_s)
+                             memory_limit=settings.memory_limit, threads=settings.duckdb_threads or None,
+                             lock_timeout_s=settings.lock_timeout_s)
     if settings.warehouse:
         raise LakeUnavailable(f"QA_WAREHOUSE={settings.warehouse!r}: expected unset (the DuckDB file) or "
                               "ducklake:postgres:<connection string>")
-    return Warehouse(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s, memory_limit=settings.memory_limit)
+    return Warehouse(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s, memory_limit=settings.memory_limit,
+                     threads=settings.duckdb_threads or None)

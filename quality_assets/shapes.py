@@ -23,6 +23,11 @@ SHAPE_BYTES = np.arange(256, dtype=np.uint8)
 SHAPE_BYTES[ord("A"):ord("Z") + 1] = ord("A")
 SHAPE_BYTES[ord("a"):ord("z") + 1] = ord("a")
 SHAPE_BYTES[ord("0"):ord("9") + 1] = ord("9")
+# coarse shapes of ASCII text: the runs collapsed, one class each (RE2's \s is [\t\n\f\r ])
+RUN_CLASS = np.zeros(256, dtype=np.uint8)
+for _code, _byte in enumerate(("A", "a", "9"), start=1):
+    RUN_CLASS[ord(_byte)] = _code
+RUN_CLASS[[ord(c) for c in "\t\n\f\r "]] = 4
 
 
 def shapes(values: pa.Array | pa.ChunkedArray, coarse: bool = False) -> pa.Array:
@@ -39,13 +44,37 @@ def shapes(values: pa.Array | pa.ChunkedArray, coarse: bool = False) -> pa.Array
         out = values
         for pattern, replacement in LETTERS:
             out = pc.replace_substring_regex(out, pattern, replacement)
+    elif coarse:
+        return _collapsed(values, SHAPE_BYTES[raw], np.frombuffer(offsets, dtype=np.int64))
     else:
-        out = pa.Array.from_buffers(pa.large_string(), len(values),
-                                    [validity, offsets, pa.py_buffer(SHAPE_BYTES[raw].tobytes())], offset=values.offset)
+        return pa.Array.from_buffers(pa.large_string(), len(values), [validity, offsets, pa.py_buffer(SHAPE_BYTES[raw])],
+                                     offset=values.offset)
     if coarse:
         for pattern, replacement in COARSE:
             out = pc.replace_substring_regex(out, pattern, replacement)
     return out
+
+
+def _collapsed(values: pa.LargeStringArray, mapped: np.ndarray, offsets: np.ndarray) -> pa.Array:
+    """Coarse shapes of ASCII text whose characters are already mapped (A, a, 9): each run of one
+    class kept as its first byte (a whitespace run as one space), what the COARSE regexes give."""
+    import pyarrow as pa
+
+    offsets = offsets[values.offset:values.offset + len(values) + 1]
+    start = int(offsets[0])
+    data = mapped[start:int(offsets[-1])]
+    runs = RUN_CLASS[data]
+    repeat = np.zeros(data.size, dtype=bool)
+    repeat[1:] = (runs[1:] == runs[:-1]) & (runs[1:] != 0)
+    firsts = offsets[:-1] - start
+    repeat[firsts[firsts < data.size]] = False  # a run never continues into the next value
+    keep = ~repeat
+    out = data[keep]
+    out[runs[keep] == 4] = ord(" ")
+    kept = np.zeros(values.offset + len(values) + 1, dtype=np.int64)
+    kept[values.offset:] = np.concatenate(([0], np.cumsum(keep)))[offsets - start]
+    return pa.Array.from_buffers(pa.large_string(), len(values),
+                                 [values.buffers()[0], pa.py_buffer(kept), pa.py_buffer(out)], offset=values.offset)
 
 
 def shape_sql(expr: str, coarse: bool = False) -> str:

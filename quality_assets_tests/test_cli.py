@@ -176,6 +176,46 @@ def test_a_first_small_file_runs_without_importing_scipy_or_scikit_learn(tmp_pat
     assert result.stdout.strip().splitlines()[-1] == "heavy: []"
 
 
+HEAVY = ("numpy", "pyarrow", "duckdb", "dagster", "pandas", "scipy", "sklearn")
+
+
+def _modules_after(args: list[str], cwd: Path) -> tuple[int, list[str], str]:
+    """Run the console script with `args` in a fresh interpreter: its exit status, the heavy
+    libraries it had imported by then, and its output."""
+    code = ("import runpy, sys\n"
+            f"sys.argv = [{SCRIPT!r}, *{args!r}]\n"
+            "try:\n"
+            "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+            "    status = 0\n"
+            "except SystemExit as exc:\n"
+            "    status = exc.code or 0\n"
+            f"print('heavy:', status, ','.join(sorted(m for m in {HEAVY!r} if m in sys.modules)), file=sys.stderr)\n")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "DAGSTER_HOME"))}
+    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=environ, capture_output=True, text=True,
+                            timeout=120)
+    _, status, loaded = [line for line in result.stderr.splitlines() if line.startswith("heavy: ")][-1].split(" ")
+    return int(status), [m for m in loaded.split(",") if m], result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["cleanup", "--help"], ["--no-such-option"], []])
+def test_help_and_usage_errors_load_no_stage_library(tmp_path, args):
+    """Start-up (issue 17): `quality-assets --help` answers from the parser alone; DuckDB, Arrow,
+    NumPy and Dagster are imported by the command that needs them."""
+    status, loaded, output = _modules_after(args, tmp_path)
+    assert status == (0 if "--help" in args else 2), output
+    assert "usage: quality-assets" in output
+    assert loaded == [], output
+
+
+def test_a_command_that_reads_the_contract_does_load_duckdb(tmp_path):
+    """The check above can see an import: `validate` parses the contract, whose rules load DuckDB."""
+    (tmp_path / "landing").mkdir()
+    (tmp_path / "quality.yaml").write_text("datasets:\n  orders:\n    landing: {path: landing}\n")
+    status, loaded, output = _modules_after(["--contracts", str(tmp_path / "quality.yaml"), "validate"], tmp_path)
+    assert status == 0, output
+    assert "duckdb" in loaded
+
+
 def test_a_missing_landing_folder_is_refused_naming_the_dataset_and_folder(tmp_path):
     (tmp_path / "quality.yaml").write_text(
         "datasets:\n  orders:\n    landing: {path: landing/ordres}\n  customers:\n    landing: {path: landing/customers}\n")

@@ -1,5 +1,6 @@
 """The Dagster layer: definitions built from a contract, and real materializations."""
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -177,13 +178,25 @@ def test_definitions_load_from_environment(project, monkeypatch):
     assert isinstance(resource.path, dg.EnvVar) or resource.path == str(project / "elsewhere.duckdb")
 
 
+@pytest.mark.parametrize(("setting", "threads"), [(None, os.cpu_count()), ("1", 1)])
+def test_duckdb_threads_follow_the_setting(project, setting, threads):
+    """QA_DUCKDB_THREADS: the run's warehouse connections and staging databases use that many threads."""
+    env = {"QA_CONTRACTS": str(project / "quality.yaml"), **({"QA_DUCKDB_THREADS": setting} if setting else {})}
+    settings = settings_from_env(env)
+    warehouse = build_definitions(load_contract(settings.contracts), settings).resources["warehouse"].get()
+    with warehouse.connect() as con:
+        assert con.execute("SELECT current_setting('threads')").fetchone()[0] == threads
+    with warehouse.scratch(project / "stage" / "s.duckdb") as scratch:
+        assert scratch.execute("SELECT current_setting('threads')").fetchone()[0] == threads
+
+
 def test_importing_the_definitions_pulls_in_no_heavy_statistics_library():
     """scipy and scikit-learn cost about a second at start-up: a stage imports them when it needs them."""
     import subprocess
     import sys
 
     out = subprocess.run([sys.executable, "-c", "import sys, quality_assets.defs; "
-                          "print(sorted(m for m in ('scipy', 'sklearn', 'pandas') if m in sys.modules))"],
+                          "print(sorted(m for m in ('scipy', 'sklearn', 'pandas', 'sqlalchemy', 'jinja2') if m in sys.modules))"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -287,6 +287,8 @@ def test_a_week_missing_from_a_months_dates_is_a_gap(warehouse, dataset):
     [gap] = [m for m in result.metrics if m.metric == "date_coverage"]
     assert gap.column_name == "sold_on" and gap.is_anomaly and gap.value < 0.8
     assert gap.reason.startswith("gaps: share of days with a row")
+    assert gap.reason.endswith("; no rows on 2025-06-08, 2025-06-09, 2025-06-10, 2025-06-11, 2025-06-12 and 2 more"), \
+        gap.reason
 
 
 def test_a_cause_of_negative_values_in_a_positive_column_says_so():

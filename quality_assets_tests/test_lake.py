@@ -19,8 +19,12 @@ import pytest
 from lake_support import CONTRACT, READER, Lake, write_csv
 
 from quality_assets.config import settings_from_env
+from quality_assets.contract import load_contract
 from quality_assets.defs.common import retried_on_conflict
 from quality_assets.demo import write_demo
+from quality_assets.ingest import commit, load
+from quality_assets.ingest.load import load_file
+from quality_assets.ingest.stage import stage_with_scan
 from quality_assets.lake import (
     LakeUnavailable,
     LakeWarehouse,
@@ -45,7 +49,8 @@ def test_setting_chooses_the_backend(tmp_path: Path):
     assert isinstance(chosen, LakeWarehouse)
     assert (chosen.spec, chosen.data_path, chosen.work_dir) == (spec, "s3://bucket/lake/", tmp_path / "warehouse")
     default_data = open_warehouse(settings_from_env({**base, "QA_WAREHOUSE": spec}))
-    assert default_data.data_path == str(tmp_path / "lake")
+    assert default_data.data_path == str(tmp_path / "lake") and default_data.threads is None
+    assert open_warehouse(settings_from_env({**base, "QA_WAREHOUSE": spec, "QA_DUCKDB_THREADS": "1"})).threads == 1
     with pytest.raises(LakeUnavailable, match="QA_WAREHOUSE='postgres://x'.*ducklake:postgres:"):
         open_warehouse(settings_from_env({**base, "QA_WAREHOUSE": "postgres://x"}))
 
@@ -226,6 +231,39 @@ def test_concurrent_runs_write_the_lake_at_once_and_a_reader_never_sees_half_a_p
             published = con.execute(f"SELECT count(*) FROM published.{ds} WHERE _partition_key = ?",
                                     [path.name]).fetchone()[0]
             assert published == loaded
+
+
+def test_a_load_that_loses_the_race_to_create_its_table_commits_again_without_staging_again(
+        lake: Lake, tmp_path: Path, monkeypatch):
+    """Two workers loading a new dataset's first files at once both create its raw table; the
+    loser's commit conflicts. Its staged rows are published again at once, not the whole step rerun."""
+    (tmp_path / "quality.yaml").write_text(CONTRACT)
+    alpha = load_contract(tmp_path / "quality.yaml").dataset("alpha")
+    first, second = tmp_path / "a1.csv", tmp_path / "a2.csv"
+    write_csv(first, 300, seed=4)
+    write_csv(second, 200, seed=5)
+    other_worker = lake.warehouse(memory_limit="900MB")  # a DuckDB instance of its own: another worker
+    evolve, attempts = commit.evolve_raw_table, []
+
+    def racing(con, table, staged):
+        changes = evolve(con, table, staged)  # raw.alpha created, uncommitted ...
+        if staged.audit.partition_key == "a1.csv":
+            attempts.append(changes)
+            if len(attempts) == 1:  # ... while another worker creates and commits it first
+                assert load_file(other_worker, second, alpha, "a2.csv", "other-run").status == "loaded_with_errors"
+        return changes
+
+    monkeypatch.setattr(commit, "evolve_raw_table", racing)
+    staged = []
+    monkeypatch.setattr(load, "stage_with_scan", lambda *a, **k: staged.append(a[3]) or stage_with_scan(*a, **k))
+    audit = load_file(lake.warehouse(), first, alpha, "a1.csv", "this-run")
+    assert (audit.status, audit.rows_read, audit.rows_loaded) == ("loaded", 300, 300)
+    assert len(attempts) == 2 and staged == ["a1.csv", "a2.csv"]  # committed twice, staged once
+    with lake.warehouse().connect(read_only=True) as con:
+        assert con.execute("SELECT _partition_key, count(*), any_value(_run_id) FROM raw.alpha GROUP BY 1 ORDER BY 1"
+                           ).fetchall() == [("a1.csv", 300, "this-run"), ("a2.csv", 200, "other-run")]
+        assert con.execute("SELECT partition_key, rows_loaded FROM qa.files ORDER BY 1").fetchall() == [
+            ("a1.csv", 300), ("a2.csv", 200)]
 
 
 def test_a_step_whose_commit_conflicts_runs_again_then_fails_with_the_conflict(monkeypatch):

@@ -20,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from quality_assets.anomalies.grid import GridCounts
+
 TINY = 1e-300
 GRID = 4096
 MAX_STEPPED = 100  # a reference with at most this many distinct values is discrete (codes, counts)
@@ -53,6 +55,10 @@ class NumericTail:
     raw_min: float
     raw_max: float
     raw_tail: NumericTail | None = None  # log columns: the raw scale, for values <= 0
+    grid: GridCounts = field(init=False, repr=False, compare=False)  # counts of sorted_values' points
+
+    def __post_init__(self) -> None:
+        self.grid = GridCounts(self.sorted_values)
 
     @classmethod
     def fit(cls, values: np.ndarray, allow_log: bool = True, edge: float = 1e-3) -> NumericTail | None:
@@ -69,17 +75,18 @@ class NumericTail:
         n = transformed.size
         # the tail beyond which the exponential takes over: 1%, or 20 points on small references
         u = min(0.1, max(0.01, 20 / n))
-        q_lo, q_hi = np.quantile(transformed, [u, 1 - u])
+        # quantiles of sorted values, the same bits as np.quantile's without its partitioning
+        q_lo, q_hi = sorted_quantiles(transformed, np.array([u, 1 - u]))
         above, below = transformed[transformed > q_hi], transformed[transformed < q_lo]
-        spread = float(np.quantile(transformed, 0.75) - np.quantile(transformed, 0.25)) or float(
-            transformed[-1] - transformed[0]) or 1.0
+        quartiles = sorted_quantiles(transformed, np.array([0.25, 0.75]))
+        spread = float(quartiles[1] - quartiles[0]) or float(transformed[-1] - transformed[0]) or 1.0
         # a tail with no excess still decays, steeply, but never faster than one step of the
         # values' own resolution: a plot number one past the highest seen is no wild value
-        distinct = np.unique(transformed)
+        distinct = transformed[np.concatenate(([True], transformed[1:] != transformed[:-1]))]  # np.unique, sorted
         step = float(np.diff(distinct).min()) if 1 < distinct.size <= MAX_STEPPED else 0.0
         floor = max(spread * edge, step)
-        raw = np.sort(values)
-        q1, med, q3 = np.quantile(raw, [0.25, 0.5, 0.75])
+        raw = np.sort(values) if log else transformed
+        q1, med, q3 = sorted_quantiles(raw, np.array([0.25, 0.5, 0.75]))
         # inside the 1% tails a 4,096-point quantile grid resolves p to 1/4096: enough, and
         # searching it is several times faster than searching 200,000 values
         grid = transformed if n <= GRID else sorted_quantiles(transformed, (np.arange(GRID) + 0.5) / GRID)
@@ -132,15 +139,10 @@ class NumericTail:
             return p
         t = np.log(x[finite]) if self.log else x[finite]
         n = self.n
-        grid = self.sorted_values  # every value, or a quantile grid on large continuous references
-        above = np.searchsorted(grid, t, side="right")
-        below = above.copy()  # the left insertion point differs only where t equals grid values
-        ties = np.flatnonzero(above > 0)
-        ties = ties[grid[above[ties] - 1] == t[ties]]
-        if ties.size:
-            below[ties] = np.searchsorted(grid, t[ties], side="left")
-        at_most = above * (n / grid.size)
-        at_least = (grid.size - below) * (n / grid.size)
+        size = self.sorted_values.size  # every value, or a quantile grid on large continuous references
+        above, below = self.grid.counts(t)  # grid points at or below t, and strictly below it
+        at_most = above * (n / size)
+        at_least = (size - below) * (n / size)
         left = (at_most + 1) / (n + 1)
         right = (at_least + 1) / (n + 1)
         low, high = t < self.q_lo, t > self.q_hi
@@ -233,7 +235,10 @@ class Categories:
         return out
 
     def p_values(self, array: pa.Array) -> np.ndarray:
-        idx = self.index(array)
+        return self.p_values_at(self.index(array))
+
+    def p_values_at(self, idx: np.ndarray) -> np.ndarray:
+        """p of values by their `index`."""
         p = np.ones(idx.size, dtype=np.float64)
         p[idx == -1] = self.p_unseen
         seen = idx >= 0

@@ -182,7 +182,7 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
                 if cats.counts.size <= MAX_PAIR_CATEGORIES:
                     categorical[value_input] = (cats, aligned)
                 if col.kind == "string":  # a new value may be no surprise; a new shape ('pp' among 'PP') is
-                    for shape in _shape_features(col, value_input, raw_values, text=True, length=False):
+                    for shape in _shape_features(col, value_input, raw_values, text=True, length=False, few=True):
                         shape.extra["known"] = cats.values  # only values not among these need a shape
                         features.append(shape)
             continue
@@ -207,14 +207,15 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
 
 
 def _shape_features(col: ColumnInfo, value_input: str, raw_values: pa.ChunkedArray, text: bool,
-                    length: bool = True) -> list[Feature]:
+                    length: bool = True, few: bool = False) -> list[Feature]:
     """Codes: the mix of their character shapes. Free text (and categories): shapes with runs
-    collapsed, and (free text) length."""
+    collapsed, and (free text) length. `few`: a category's values, each distinct one shaped once."""
     out = []
-    fine = Categories.fit(shapes(raw_values))
+    shaped = _each_distinct_shaped if few else shapes
+    fine = None if text else Categories.fit(shaped(raw_values))  # text is judged by its coarse shapes alone
     top = np.sort(fine.counts)[::-1][:20].sum() / fine.n if fine else 0
     coarse = text or top < 0.9
-    model = Categories.fit(shapes(raw_values, coarse=True)) if coarse else fine
+    model = Categories.fit(shaped(raw_values, coarse=True)) if coarse else fine
     if model is not None:
         out.append(Feature(f"{col.name}:shape", (col.name,), "shape", (value_input,),
                            model=model, extra={"coarse": coarse}))
@@ -223,3 +224,10 @@ def _shape_features(col: ColumnInfo, value_input: str, raw_values: pa.ChunkedArr
         if lengths is not None:
             out.append(Feature(f"{col.name}:length", (col.name,), "length", (value_input,), model=lengths))
     return out
+
+
+def _each_distinct_shaped(values: pa.ChunkedArray, coarse: bool = False) -> pa.Array:
+    """shapes(values, coarse) of a column of few distinct values: each shaped once, then spread back
+    over the rows (the same array, in a fraction of the time)."""
+    encoded = pc.dictionary_encode(values.combine_chunks())
+    return pc.take(shapes(encoded.dictionary, coarse), encoded.indices)

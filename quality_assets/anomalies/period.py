@@ -129,5 +129,19 @@ def time_gaps(con, dataset: str, partition_key: str, history: list[str], roles: 
                 and result.p_value <= settings.metric_alpha
             result.reason = ("gaps: " if result.is_anomaly else "") + result.reason.replace(
                 "date_coverage", "share of days with a row")
+            if result.is_anomaly:
+                result.reason += "; no rows on " + _missing_days(con, dataset, partition_key, ident)
         out.append(result)
     return out
+
+
+def _missing_days(con, dataset: str, partition_key: str, ident: str, shown: int = 5) -> str:
+    """The days between the partition's first and last date that have no row, the first few."""
+    days = [d for (d,) in con.execute(
+        f"""WITH present AS (SELECT DISTINCT CAST({ident} AS DATE) AS day FROM {raw_table(dataset)}
+                             WHERE _partition_key = ? AND {ident} IS NOT NULL)
+            SELECT CAST(g.day AS DATE) FROM (SELECT min(day) AS lo, max(day) AS hi FROM present) b,
+                   generate_series(b.lo, b.hi, INTERVAL 1 DAY) AS g(day)
+            WHERE CAST(g.day AS DATE) NOT IN (SELECT day FROM present) ORDER BY 1""", [partition_key]).fetchall()]
+    listed = ", ".join(d.isoformat() for d in days[:shown])
+    return listed + (f" and {len(days) - shown} more" if len(days) > shown else "")

@@ -6,13 +6,24 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from quality_assets.anomalies.features import Feature
+from quality_assets.anomalies.features import Categories, Feature
 from quality_assets.anomalies.model import RowModel, numbers
 from quality_assets.shapes import shapes
 
 
-def feature_p_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
-    """p-values of one feature for the rows of a batch."""
+def category_index(categories: Categories, batch: pa.RecordBatch, name: str, indexes: dict | None) -> np.ndarray:
+    """Categories.index of a batch's column, found once per batch (`indexes`) for the category and
+    the pairs and numbers within categories that share it."""
+    if indexes is None:
+        return categories.index(batch.column(name))
+    key = (id(categories), name)
+    if key not in indexes:
+        indexes[key] = categories.index(batch.column(name))
+    return indexes[key]
+
+
+def feature_p_values(feature: Feature, batch: pa.RecordBatch, indexes: dict | None = None) -> np.ndarray:
+    """p-values of one feature for the rows of a batch (`indexes`: see category_index)."""
     column = batch.column(feature.inputs[0])
     if feature.signal == "null":
         nulls_ref, n = feature.model
@@ -22,13 +33,13 @@ def feature_p_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
         p_null, p_present = (nulls_ref + 1) / (n + 2), (n - nulls_ref + 1) / (n + 2)
         return np.where(is_null, p_null, p_present).clip(max=1.0)
     if feature.signal in ("value", "date", "pair", "conditional"):
-        return feature.model.p_values(judged_values(feature, batch))
+        return feature.model.p_values(judged_values(feature, batch, indexes))
     if feature.signal == "length":
         return feature.model.p_values(numbers(pc.utf8_length(column)))
     if feature.signal == "shape":
         return shape_p_values(feature, column)
     if feature.signal == "category":
-        return feature.model.p_values(column)
+        return feature.model.p_values_at(category_index(feature.model, batch, feature.inputs[0], indexes))
     if feature.signal == "calendar":
         low, high, p = feature.model
         values = numbers(column)
@@ -39,24 +50,29 @@ def feature_p_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
         flags = np.asarray(column.to_numpy(zero_copy_only=False), dtype=bool)
         return np.where(flags, feature.model, 1.0)
     if feature.signal == "combination":
-        return pair_p_values(feature, batch)[0]
+        return pair_p_values(feature, batch, indexes)[0]
     raise ValueError(f"unknown signal {feature.signal}")
 
 
-def pair_p_values(feature: Feature, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, float]:
+def pair_p_values(feature: Feature, batch: pa.RecordBatch,
+                  indexes: dict | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """A combination's p-values, its rows whose given value was never seen with this partner, and
     the expected number of them (the history's rate of new pairs over the rows with a known given
     value), for counting them as a cluster."""
     given, other = feature.extra["given"].model, feature.extra["other"].model
-    ig, io = given.index(batch.column(feature.inputs[0])), other.index(batch.column(feature.inputs[1]))
-    known = ig >= 0
-    p = np.ones(ig.size, dtype=np.float64)
-    seen = known & (io >= 0)
-    p[seen] = feature.model[ig[seen], io[seen]]
-    new = known & (io == -1)
-    new[seen] = feature.extra["counts"][ig[seen], io[seen]] == 0
-    p[new] = feature.extra["unseen"]
-    return p, new, float(feature.extra["unseen"] * known.sum())
+    ig = category_index(given, batch, feature.inputs[0], indexes)
+    io = category_index(other, batch, feature.inputs[1], indexes)
+    # the pair table with two more rows and columns, which the indexes -2 (null) and -1 (a value
+    # the reference lacks) reach from the end: one look-up per row
+    rows, columns = feature.model.shape
+    never = np.zeros((rows + 2, columns + 2), dtype=bool)
+    never[:rows, :columns] = feature.extra["counts"] == 0
+    never[:rows, -1] = True  # a known given value with a partner the reference lacks
+    table = np.ones((rows + 2, columns + 2), dtype=np.float64)
+    table[:rows, :columns] = feature.model
+    table[never] = feature.extra["unseen"]
+    new = never[ig, io]
+    return table[ig, io], new, float(feature.extra["unseen"] * (ig >= 0).sum())
 
 
 def shape_p_values(feature: Feature, column: pa.Array) -> np.ndarray:
@@ -73,7 +89,7 @@ def shape_p_values(feature: Feature, column: pa.Array) -> np.ndarray:
     return p
 
 
-def judged_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
+def judged_values(feature: Feature, batch: pa.RecordBatch, indexes: dict | None = None) -> np.ndarray:
     """The number a numeric feature's model judges: the value, the residual of a pair (NaN where
     either is missing: p = 1), or the value's distance from its category's centre."""
     column = batch.column(feature.inputs[0])
@@ -86,10 +102,10 @@ def judged_values(feature: Feature, batch: pa.RecordBatch) -> np.ndarray:
         if "given" not in feature.extra:
             return residual
         # within its category: a value the reference lacks takes the last (overall) level
-        index = feature.extra["given"].model.index(batch.column(feature.inputs[2]))
+        index = category_index(feature.extra["given"].model, batch, feature.inputs[2], indexes)
         groups = np.where(index >= 0, index, feature.extra["centre"].size - 1)
         return (residual - feature.extra["centre"][groups]) / feature.extra["scale"][groups]
-    index = feature.extra["given"].model.index(column)
+    index = category_index(feature.extra["given"].model, batch, feature.inputs[0], indexes)
     known = index >= 0
     z = np.full(index.size, np.nan)
     z[known] = (y[known] - feature.extra["centre"][index[known]]) / feature.extra["scale"][index[known]]
@@ -106,12 +122,14 @@ def _transformed(feature: Feature, values: np.ndarray) -> np.ndarray:
 def batch_p_matrix(model: RowModel, batch: pa.RecordBatch, new_pairs: dict | None = None) -> np.ndarray:
     """Every feature's p-values for the batch's rows; `new_pairs`, when given, receives each
     combination's rows with a pair never seen and their expected number (see pair_p_values)."""
-    matrix = np.empty((batch.num_rows, len(model.features)), dtype=np.float64)
+    # one contiguous column per feature: writing a column of a row-major matrix strides over every row
+    matrix = np.empty((batch.num_rows, len(model.features)), dtype=np.float64, order="F")
+    indexes: dict = {}
     for j, feature in enumerate(model.features):
         if new_pairs is not None and feature.signal == "combination":
-            matrix[:, j], *new_pairs[j] = pair_p_values(feature, batch)
+            matrix[:, j], *new_pairs[j] = pair_p_values(feature, batch, indexes)
         else:
-            matrix[:, j] = feature_p_values(feature, batch)
+            matrix[:, j] = feature_p_values(feature, batch, indexes)
     return matrix
 
 

@@ -1,12 +1,14 @@
 """What the detectors read from the warehouse: deterministic samples of history partitions and
-the export of a partition's feature inputs to Parquet."""
+the export of a partition's feature inputs to an Arrow file."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.ipc as ipc
 
 from quality_assets.anomalies.columns import ColumnInfo, raw_table
 from quality_assets.warehouse import quote_ident, quote_literal
@@ -91,7 +93,7 @@ def read_sample(con, dataset: str, columns: list[ColumnInfo], partitions: list[s
 
 
 def export_sql(model: RowModel, dataset: str, partition_key: str, sample_rate: float, rows: int = 0) -> str:
-    """The query that writes a partition's feature inputs (and a drift-sample flag) to Parquet."""
+    """The query of a partition's feature inputs (and a drift-sample flag) that export_partition writes."""
     table = raw_table(dataset)
     where = f"r._partition_key = {quote_literal(partition_key)}"
     ctes, joins, select = [], [], ["r._source_row AS _row"]
@@ -127,11 +129,35 @@ def export_sql(model: RowModel, dataset: str, partition_key: str, sample_rate: f
 
 
 def export_partition(con, model: RowModel, dataset: str, partition_key: str, path: Path,
-                     drift_sample_rows: int = 50_000) -> int:
-    """Write the partition's feature inputs to `path` (Parquet); returns the row count."""
+                     drift_sample_rows: int = 50_000, batch_size: int = 100_000) -> int:
+    """Write the partition's feature inputs to `path` (an Arrow IPC file of `batch_size`-row
+    batches, LZ4-compressed); returns the row count.
+
+    Arrow rather than Parquet: DuckDB hands its result over as Arrow batches, which are written
+    as they are and read back without decoding (on the 1M-row benchmark, 1.8 s to write a Parquet
+    file and 0.3-0.7 s to read it each scoring pass, against 0.7 s and 0.1-0.3 s), for twice the
+    Parquet file's size on disk while the stage runs."""
     rows = con.execute(f"SELECT count(*) FROM {raw_table(dataset)} WHERE _partition_key = ?",
                        [partition_key]).fetchall()[0][0]
     rate = drift_sample_rows / rows if rows else 1.0
-    sql = export_sql(model, dataset, partition_key, rate, rows)
-    con.execute(f"COPY ({sql}) TO {quote_literal(str(path))} (FORMAT parquet, ROW_GROUP_SIZE 100000)")
+    reader = con.sql(export_sql(model, dataset, partition_key, rate, rows)).to_arrow_reader(batch_size)
+    with ipc.new_file(str(path), reader.schema, options=ipc.IpcWriteOptions(compression="lz4")) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
     return rows
+
+
+class PartitionFile:
+    """The exported partition, read a batch at a time from the file (a memory map would count
+    every page read in the process's resident memory: gigabytes at 10M rows)."""
+
+    def __init__(self, path: Path) -> None:
+        self._reader = ipc.open_file(str(path))
+        self.num_rows = self._reader.count_rows()  # from the batches' headers, no data read
+        self.schema = self._reader.schema
+
+    def iter_batches(self, batch_size: int) -> Iterator[pa.RecordBatch]:
+        for i in range(self._reader.num_record_batches):
+            batch = self._reader.get_batch(i)
+            for start in range(0, batch.num_rows, batch_size):  # none for an empty batch
+                yield batch.slice(start, batch_size) if batch.num_rows > batch_size else batch

@@ -2,7 +2,7 @@
 threshold, and floods (one reason flagging a large share of the partition) turned into one
 partition-level finding.
 
-The partition is exported once (under the warehouse lock) to a Parquet file holding only the
+The partition is exported once (under the warehouse lock) to an Arrow IPC file holding only the
 feature columns DuckDB computes; scoring streams it in batches of `batch_size` rows without the
 lock, so memory stays bounded by the batch and a few floats per row.
 """
@@ -10,13 +10,13 @@ lock, so memory stays bounded by the batch and a few floats per row.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from quality_assets.anomalies.causes import (
     CauseTally,
@@ -35,6 +35,7 @@ from quality_assets.anomalies.pvalues import (
     judged_values,
     shape_p_values,
 )
+from quality_assets.anomalies.sampling import PartitionFile
 from quality_assets.contract.anomalies import AnomalySettings
 from quality_assets.shapes import shapes
 
@@ -113,6 +114,7 @@ class _Pass:
     rarest: dict[int, list[np.ndarray]]  # discrete feature -> rows at its smallest p (never seen)
     present: dict[int, int]  # category and shape features -> rows with a value
     chances: dict[int, float] = field(default_factory=dict)  # combinations -> expected rows with a new pair
+    ties: np.ndarray | None = None  # candidates' keys from their place in the source (see tie_keys)
 
     def rows_flagged_by(self, key: tuple[int, int], threshold: float) -> int:
         """Rows the feature alone would flag at this row threshold (to within a decade: the
@@ -129,11 +131,11 @@ def bonferroni_factor(model: RowModel, settings: AnomalySettings) -> int:
     return max(1, len({f.group for f in model.features if f.smallest_p() <= level}))
 
 
-def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: int, cutoff: float) -> _Pass:
+def _score_pass(partition: PartitionFile, model: RowModel, batch_size: int, d: int, cutoff: float) -> _Pass:
     """`cutoff`: the largest row p-value that can be flagged (the false discovery rate, or 1 with a
     contamination): strength and floods are only worked out for rows at or below it."""
-    n = parquet.metadata.num_rows
-    row_p, strength = np.ones(n), np.zeros(n)
+    n = partition.num_rows
+    row_p, strength, ties = np.ones(n), np.zeros(n), np.zeros(n, dtype=np.uint64)
     decades: dict[tuple[int, int], np.ndarray] = {}
     rarest: dict[int, list[np.ndarray]] = {}
     present: dict[int, int] = {}
@@ -142,7 +144,7 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
     smallest = np.array([cluster_p(f) for f in model.features])
     floors = np.where((smallest > 0) & (smallest <= RARE) & (smallest * d < 1), smallest * d * (1 + 1e-9), 0.0)
     samples, start = [], 0
-    for batch in parquet.iter_batches(batch_size=batch_size):
+    for batch in partition.iter_batches(batch_size=batch_size):
         stop = start + batch.num_rows
         if model.features:
             pairs: dict[int, tuple[np.ndarray, float]] = {}
@@ -167,7 +169,9 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
                     rarest.setdefault(j, []).append(start + np.flatnonzero(new))
             row_p[start:stop] = matrix.min(axis=1)
             candidates = np.flatnonzero(row_p[start:stop] <= max(cutoff, floors.max(initial=0.0)))
-            strength[start + candidates] = -np.log10(np.clip(matrix[candidates], TINY, 1.0)).sum(axis=1)
+            rows = np.ascontiguousarray(matrix[candidates])  # row-major: the same sums, to the bit, as always
+            strength[start + candidates] = -np.log10(np.clip(rows, TINY, 1.0)).sum(axis=1)
+            ties[start + candidates] = tie_keys(batch)[candidates]
             for j in np.flatnonzero(lowest <= cutoff):
                 low = matrix[:, j] <= cutoff
                 signs = direction(model.features[j], batch)[low]
@@ -178,8 +182,23 @@ def _score_pass(parquet: pq.ParquetFile, model: RowModel, batch_size: int, d: in
                     decades[key] = decades[key] + counts if key in decades else counts
         samples.append(batch.filter(batch.column("_sample")))
         start = stop
-    return _Pass(row_p, strength, decades, pa.Table.from_batches(samples, schema=parquet.schema_arrow),
-                 {j: np.concatenate(rows) for j, rows in rarest.items()}, present, chances)
+    return _Pass(row_p, strength, decades, pa.Table.from_batches(samples, schema=partition.schema),
+                 {j: np.concatenate(rows) for j, rows in rarest.items()}, present, chances, ties)
+
+
+def tie_keys(batch: pa.RecordBatch) -> np.ndarray:
+    """A pseudo-random key per row from its place in the source (file and row number): rows with
+    equal evidence are ranked by it, the same on every run (the export's row order is not, and
+    the file's order is no ranking)."""
+    with np.errstate(over="ignore"):
+        key = batch.column("_row").to_numpy(zero_copy_only=False).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        if "_file" in batch.schema.names:
+            files = batch.column("_file")
+            names = pc.unique(files)
+            codes = np.array([zlib.crc32(str(v).encode()) for v in names.to_pylist()], dtype=np.uint64)
+            key ^= codes[pc.index_in(files, value_set=names).fill_null(0).to_numpy(zero_copy_only=False)] \
+                * np.uint64(0xC2B2AE3D27D4EB4F)
+    return key ^ (key >> np.uint64(29))
 
 
 def poisson_tail(k: int, mean: float) -> float:
@@ -267,13 +286,13 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
     becomes one partition-level finding and its feature is refitted on the partition (rows are
     then flagged on their own merit); then the flagged rows' explanations and causes. Also
     returns the rows marked `_sample` (the drift sample)."""
-    parquet = pq.ParquetFile(path)
-    n = parquet.metadata.num_rows
+    partition = PartitionFile(path)
+    n = partition.num_rows
     cutoff = settings.fdr if settings.contamination is None else 1.0
-    first = _score_pass(parquet, model, batch_size, bonferroni_factor(model, settings), cutoff)
+    first = _score_pass(partition, model, batch_size, bonferroni_factor(model, settings), cutoff)
     model, levels = levelled(replace(model, rows_hint=n), first.sample)
     if levels or any(f.extra.get("refit") == "moved" for f in model.features):  # scored again from the new levels
-        first = _score_pass(parquet, model, batch_size, bonferroni_factor(model, settings), cutoff)
+        first = _score_pass(partition, model, batch_size, bonferroni_factor(model, settings), cutoff)
     floods = list(levels)
     flooding = _floods(first, settings)
     scored = first
@@ -288,7 +307,7 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
             else:
                 features[j] = refitted
         model = replace(model, features=features)
-        scored = _score_pass(parquet, model, batch_size, bonferroni_factor(model, settings), cutoff)
+        scored = _score_pass(partition, model, batch_size, bonferroni_factor(model, settings), cutoff)
     d = bonferroni_factor(model, settings)
     threshold, method = calibrated_threshold(scored.row_p, settings)
     flagged_mask = scored.row_p <= threshold
@@ -297,23 +316,23 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
     flagged = int(flagged_mask.sum())
     if flagged == 0:
         return RowScores(n, 0, threshold, method, [], d, [], floods), first.sample
-    # rank by p, then by strength; equal evidence in a fixed pseudo-random order, never file order
-    shuffle = np.random.default_rng(n).permutation(n)
+    # rank by p, then by strength; equal evidence in a pseudo-random order of the rows' source
+    # positions: never file order, the same on every run
     candidates = np.flatnonzero(flagged_mask)
-    order = candidates[np.lexsort((shuffle[candidates], -scored.strength[candidates], scored.row_p[candidates]))]
+    order = candidates[np.lexsort((scored.ties[candidates], -scored.strength[candidates], scored.row_p[candidates]))]
     rank = np.zeros(n, dtype=np.int64)
     rank[order] = np.arange(1, flagged + 1)
-    top, causes = explain_flagged(parquet, model, batch_size, flagged_mask, rank, scored.row_p, max_rows)
+    top, causes = explain_flagged(partition, model, batch_size, flagged_mask, rank, scored.row_p, max_rows)
     return RowScores(n, flagged, threshold, method, top, d, summarise_causes(causes, n), floods), first.sample
 
 
-def explain_flagged(parquet: pq.ParquetFile, model: RowModel, batch_size: int, flagged: np.ndarray,
+def explain_flagged(partition: PartitionFile, model: RowModel, batch_size: int, flagged: np.ndarray,
                     rank: np.ndarray, row_p: np.ndarray, max_rows: int) -> tuple[list[dict], CauseTally]:
     """Explanations of the best-ranked `max_rows` flagged rows, and every flagged row's cause."""
     top: list[dict] = []
     tally = CauseTally(model)
     start = 0
-    for batch in parquet.iter_batches(batch_size=batch_size):
+    for batch in partition.iter_batches(batch_size=batch_size):
         stop = start + batch.num_rows
         local = np.flatnonzero(flagged[start:stop])
         if local.size:

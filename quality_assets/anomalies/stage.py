@@ -152,8 +152,8 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
                 say(f"fitting on {len(history[-settings.reference_partitions:]) or 'no'} history partition(s)")
                 model = fit_row_model(con, dataset.name, partition_key, history, settings, result.roles,
                                       dataset.primary_key, options.reference_rows, daily=daily, alarms=alarms)
-                result.rows_scored = export_partition(con, model, dataset.name, partition_key,
-                                                      scratch / "partition.parquet", options.drift_sample_rows)
+                result.rows_scored = export_partition(con, model, dataset.name, partition_key, scratch / "partition.arrow",
+                                                      options.drift_sample_rows, options.batch_size)
                 periods, period_causes = period_findings(con, dataset.name, partition_key, result.roles, has_file)
                 volume = volume_findings(con, dataset.name, partition_key,
                                          reference_history(history, alarms.get(None, set())), settings, daily)
@@ -173,7 +173,7 @@ def detect_anomalies(warehouse: Warehouse, dataset: Dataset, partition_key: str,
                                                    model.has_file, daily=model.daily)
         if model is not None:
             say(f"scoring {result.rows_scored:,} rows with {len(model.features)} features")
-            scores, current_sample = score_file(scratch / "partition.parquet", model, settings, options.batch_size,
+            scores, current_sample = score_file(scratch / "partition.arrow", model, settings, options.batch_size,
                                                 options.max_rows)
             result.rows_flagged, result.threshold_p = scores.flagged, scores.threshold_p
             result.threshold_method, result.rows = scores.threshold_method, scores.top

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,17 +20,6 @@ def default_output(output_dir: Path, dataset: str, a: str, b: str) -> Path:
     name = f"{partition_dir_name(a).replace('/', '%2F')}__vs__{partition_dir_name(b).replace('/', '%2F')}"
     return output_dir / "compare" / dataset / (name[:200] + ".html")
 
-
-def add_compare_command(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "compare", help="an HTML comparison of two partitions (or two files): schema changes, metric deltas, drift",
-        description="Compare two partitions of a dataset (partition keys) or two files (paths).")
-    parser.add_argument("a", help="partition key (or file) A, the reference")
-    parser.add_argument("b", help="partition key (or file) B")
-    parser.add_argument("--dataset", help="the dataset (needed when the keys exist in more than one)")
-    parser.add_argument("--output", type=Path, help="HTML file to write (default <QA_OUTPUT_DIR>/compare/<dataset>/A__vs__B.html)")
-    parser.add_argument("--json", action="store_true", help="also print the summary as JSON")
-    parser.set_defaults(handler=cmd_compare)
 
 
 def cmd_compare(args) -> int:

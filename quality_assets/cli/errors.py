@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from quality_assets.contract import Contract, Dataset
+if TYPE_CHECKING:  # the contract package loads the rules and DuckDB: not for --help
+    from quality_assets.contract import Contract, Dataset
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_PIPE_CLOSED = 141  # as a program killed by SIGPIPE: `... | head` closed the output early

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from pathlib import Path
 
 from quality_assets.backup import export_warehouse, import_warehouse
 from quality_assets.cli.errors import EXIT_OK, UsageError, dataset_named
@@ -16,43 +15,6 @@ from quality_assets.lake_ops import backup_lake, migrate_into_lake, reclaim_spac
 from quality_assets.retention import find_old_partitions, parse_age, remove_partitions
 from quality_assets.vocabulary import parse_duration
 from quality_assets.warehouse import Warehouse, exclusive_lock
-
-
-def add_operations_commands(sub) -> None:
-    cleanup = sub.add_parser(
-        "cleanup",
-        help="remove partitions older than a cut-off from Dagster, the warehouse and the output folder",
-        description=(
-            "Removes partitions whose last load is older than --older-than (daily datasets: whose day is) "
-            "from the warehouse (raw and qa tables), the output folder and Dagster (dynamic partition keys "
-            "and materialization history). Landed source files stay unless --delete-landing is given."
-        ),
-    )
-    cleanup.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h, 2w")
-    cleanup.add_argument("--dry-run", action="store_true", help="report what would be removed, remove nothing")
-    cleanup.add_argument("--dataset", help="only this dataset")
-    cleanup.add_argument("--delete-landing", action="store_true", help="also delete the old partitions' landed files")
-    cleanup.add_argument("--keep-snapshots", default="7d", metavar="AGE",
-                         help="on a DuckLake: expire snapshots older than this and delete the data files only "
-                              "they used (default 7d: time travel and long readers within it are kept)")
-    cleanup.set_defaults(handler=cmd_cleanup)
-
-    backup = sub.add_parser("backup", help="back up the warehouse into a new folder: the DuckDB file with EXPORT "
-                                           "DATABASE (Parquet); a DuckLake's catalog with pg_dump and its data path")
-    backup.add_argument("target", type=Path, help="folder to create (must be new or empty)")
-    backup.set_defaults(handler=cmd_backup)
-
-    restore = sub.add_parser("restore", help="rebuild the warehouse from a backup folder (stop the processes first)")
-    restore.add_argument("source", type=Path, help="a folder written by `quality-assets backup`")
-    restore.add_argument("--force", action="store_true", help="replace an existing warehouse file or lake data path")
-    restore.set_defaults(handler=cmd_restore)
-
-    migrate = sub.add_parser("migrate", help="copy the embedded DuckDB warehouse (QA_DUCKDB_PATH) into a DuckLake",
-                             description="Copies every table of the DuckDB file into the lake in one transaction; "
-                                         "refuses a lake that already holds rows. Then set QA_WAREHOUSE to the lake.")
-    migrate.add_argument("--to", required=True, metavar="LAKE", help="ducklake:postgres:<connection string>")
-    migrate.add_argument("--data-path", help="the lake's data files (default QA_LAKE_DATA_PATH)")
-    migrate.set_defaults(handler=cmd_migrate)
 
 
 def _warehouse(settings):

@@ -20,21 +20,6 @@ from quality_assets.landing import LandedFile, list_landed, missing_landing, par
 from quality_assets.retention import removed_versions
 
 
-def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser("run", help="run new or changed landed files (or the given files) through the pipeline")
-    run.add_argument("files", nargs="*", type=Path, help="files to run; default: every new or changed file in the landing folders")
-    run.add_argument("--dataset", help="only this dataset; files outside a landing folder are copied into its folder")
-    run.add_argument("--force", action="store_true", help="reload files even when their content is unchanged")
-    run.set_defaults(handler=cmd_run)
-
-    validate = sub.add_parser("validate", help="check a contract and print what it declares")
-    validate.set_defaults(handler=cmd_validate)
-
-    demo = sub.add_parser("demo", help="write a sample landing folder with typical faults and run the pipeline on it")
-    demo.add_argument("--dir", type=Path, default=Path("quality_demo"), help="where to write it (default ./quality_demo)")
-    demo.set_defaults(handler=cmd_demo)
-
-
 def cmd_validate(args) -> int:
     settings = settings_from_env()
     contract = load_contract(settings.contracts)

@@ -3,7 +3,6 @@ dataset's rows in the warehouse."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -12,19 +11,6 @@ from quality_assets.config import settings_from_env
 from quality_assets.contract import DATASET_NAME, ContractError, load_contract
 from quality_assets.lake import open_warehouse
 from quality_assets.suggest import suggest_for_dataset, suggest_for_file
-
-
-def add_suggest_command(sub: argparse._SubParsersAction) -> None:
-    suggest = sub.add_parser(
-        "suggest", help="draft a contract from a file's (or a loaded dataset's) profile",
-        description="Profile a file (loaded as the pipeline would) or a dataset's rows in the warehouse and print "
-                    "a draft contract: types, not_null, a key, ranges, accepted values, regexes.",
-    )
-    suggest.add_argument("source", help="a file, or the name of a dataset in the contract")
-    suggest.add_argument("--dataset", help="the dataset whose format and CSV options to read the file with")
-    suggest.add_argument("--name", help="the drafted dataset's name (default: from the file name)")
-    suggest.add_argument("--output", "-o", type=Path, help="write the draft here instead of to stdout")
-    suggest.set_defaults(handler=cmd_suggest)
 
 
 def cmd_suggest(args) -> int:

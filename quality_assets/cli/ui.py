@@ -10,7 +10,6 @@ a grace period, so the command returns within 10 s, children included.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
@@ -23,18 +22,6 @@ from quality_assets.contract import load_contract
 
 STOP_GRACE_S = 6.0
 
-
-def add_ui_command(sub: argparse._SubParsersAction) -> None:
-    ui = sub.add_parser(
-        "ui", help="start the Dagster UI (dagster dev) on the contract with its own embedded instance",
-        description="Run `dagster dev -m quality_assets.defs` with an embedded SQLite instance in --home; "
-                    "Ctrl-C or SIGTERM stops it and its children within 10 s.",
-    )
-    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    ui.add_argument("--port", type=int, default=3000, help="port (default 3000)")
-    ui.add_argument("--home", type=Path,
-                    help="the instance folder (default: .dagster_home next to the contract file)")
-    ui.set_defaults(handler=cmd_ui)
 
 
 def cmd_ui(args) -> int:

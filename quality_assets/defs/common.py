@@ -18,7 +18,7 @@ from quality_assets.config import settings_from_env
 from quality_assets.contract import Dataset
 from quality_assets.warehouse import WarehouseConflict, is_conflict
 
-WAREHOUSE_POOL = "duckdb_warehouse"  # one DuckDB writer: runs queue on this pool
+WAREHOUSE_POOL = "duckdb_warehouse"  # the writing steps' pool: narrow on the file, a slot per worker on a lake (pools.py)
 FILES_PER_BACKFILL_RUN = 25  # a backfill of a file dataset: this many files per run, each its own partition
 RAW, VALIDATION, PUBLISHED, PROFILE, ANOMALIES, REPORT = "raw", "validation", "published", "profile", "anomalies", "report"
 

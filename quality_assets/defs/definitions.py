@@ -12,6 +12,7 @@ from quality_assets.defs.alerts import build_alert_sensors
 from quality_assets.defs.anomalies import build_anomalies_asset
 from quality_assets.defs.batching import stage_graph
 from quality_assets.defs.daily import build_daily_raw_asset, daily_partitions
+from quality_assets.defs.pools import build_lake_pool_sensor
 from quality_assets.defs.profile import build_profile_asset
 from quality_assets.defs.published import build_published_asset
 from quality_assets.defs.raw import build_raw_asset, files_partitions
@@ -25,6 +26,7 @@ from quality_assets.defs.sensors import (
     build_range_followup_sensor,
 )
 from quality_assets.defs.validation import build_validation_asset
+from quality_assets.lake import is_lake
 
 
 def dataset_job_name(dataset: str) -> str:
@@ -64,6 +66,8 @@ def build_definitions(contract: Contract, settings: Settings) -> dg.Definitions:
     jobs.append(scorecard_job)
     schedules.append(build_scorecard_schedule(scorecard_job))
     sensors.extend(build_alert_sensors([ds.name for ds in contract.datasets], settings))
+    if is_lake(settings.warehouse):
+        sensors.append(build_lake_pool_sensor(settings))
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
@@ -90,6 +94,7 @@ def warehouse_resource(settings: Settings) -> WarehouseResource:
     return WarehouseResource(
         path=env_or("QA_DUCKDB_PATH", str(settings.duckdb_path)),
         memory_limit=env_or("QA_DUCKDB_MEMORY_LIMIT", settings.memory_limit),
+        threads=settings.duckdb_threads,
         lock_timeout_s=settings.lock_timeout_s,
         lake=env_or("QA_WAREHOUSE", settings.warehouse or ""),
         lake_data_path=env_or("QA_LAKE_DATA_PATH", settings.lake_data_path),

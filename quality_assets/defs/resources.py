@@ -21,6 +21,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     path: str
     memory_limit: str = "1GB"
+    threads: int = 0  # DuckDB's threads; 0: one per core
     lock_timeout_s: float = 600.0
     lake: str = ""
     lake_data_path: str = ""
@@ -28,8 +29,10 @@ class WarehouseResource(dg.ConfigurableResource):
     def get(self) -> Warehouse:
         if is_lake(self.lake):
             return LakeWarehouse(self.lake, self.lake_data_path, Path(self.path).expanduser().resolve().parent,
-                                 memory_limit=self.memory_limit, lock_timeout_s=self.lock_timeout_s)
-        return Warehouse(self.path, lock_timeout_s=self.lock_timeout_s, memory_limit=self.memory_limit)
+                                 memory_limit=self.memory_limit, threads=self.threads or None,
+                                 lock_timeout_s=self.lock_timeout_s)
+        return Warehouse(self.path, lock_timeout_s=self.lock_timeout_s, memory_limit=self.memory_limit,
+                         threads=self.threads or None)
 
     @contextmanager
     def for_step(self, partitions: int) -> Iterator[Warehouse]:

@@ -4,6 +4,8 @@ take it, else staged then published; a no-op when the partition already holds th
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -21,7 +23,10 @@ from quality_assets.ingest.scan import FileChanged, scan_file, sha256_file
 from quality_assets.ingest.schema import stored_schema, with_schema
 from quality_assets.ingest.sniff import CSV_DELIMITERS
 from quality_assets.ingest.stage import new_audit, stage_with_scan
+from quality_assets.lake import retry_conflicts
 from quality_assets.warehouse import Warehouse, WarehouseBusy
+
+PUBLISH_ATTEMPTS = 3  # then WarehouseConflict: the step runs again (QA_LAKE_RETRIES)
 
 
 def load_file(
@@ -113,7 +118,12 @@ def _load_file(warehouse: Warehouse, source: Path, dataset: Dataset, partition_k
             staged = stage_with_scan(warehouse, source, dataset, partition_key, run_id, workdir, scan, hand_over,
                                      schema)
             with warehouse.connect() as con:
-                return publish_stage(con, staged)
+                # A lake commit that lost to another worker's (both created the dataset's table) is
+                # made again at once from the staged rows, rather than the whole step staging the
+                # file again; each attempt starts from the staged audit (publishing amends it).
+                return retry_conflicts(
+                    lambda: publish_stage(con, dataclasses.replace(staged, audit=copy.deepcopy(staged.audit))),
+                    PUBLISH_ATTEMPTS, f"publishing {dataset.name}/{partition_key}")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
