@@ -30,12 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import yaml
 
 from quality_assets.anomalies.roles import CALENDAR, DENSE, calendar_part
-from quality_assets.contract import (
-    Dataset,
-    parse_contract,
+from quality_assets.contract import Dataset, parse_contract
+from quality_assets.contract.document import (
+    dataset_name_for,
+    dump_contract,
+    merge_columns,
+    template_spec,
 )
 from quality_assets.ingest import load_file
 from quality_assets.shapes import shape_regex, shape_sql
@@ -334,14 +336,6 @@ def _table_columns(con, schema: str, table: str) -> dict[str, str]:
         "ORDER BY ordinal_position", [schema, table]).fetchall() if name not in META}
 
 
-def dataset_name_for(path: Path) -> str:
-    stem = path.name.split(".")[0].lower()
-    name = re.sub(r"[^a-z0-9_]+", "_", stem).strip("_") or "data"
-    if not name[0].isalpha():
-        name = f"ds_{name}"
-    return name[:63]
-
-
 def suggest_for_file(path: Path, template: Dataset | None = None, name: str | None = None,
                      base: Path | None = None) -> tuple[str, int]:
     """A contract (YAML text) for one file, and the rows it was drafted from. `template` gives the
@@ -350,8 +344,8 @@ def suggest_for_file(path: Path, template: Dataset | None = None, name: str | No
     path = path.resolve()
     name = name or (template.name if template else dataset_name_for(path))
     # read as the dataset reads it (format, dialect, column names and aliases), every type inferred afresh
-    loading = _template_spec(template, columns="names") if template else {"landing": str(path.parent)}
-    source = parse_contract(_dump({"datasets": {name: loading}}), path.parent / "quality.yaml").dataset(name)
+    loading = template_spec(template, columns="names") if template else {"landing": str(path.parent)}
+    source = parse_contract(dump_contract({"datasets": {name: loading}}), path.parent / "quality.yaml").dataset(name)
     work = Path(tempfile.mkdtemp(prefix="qa-suggest-"))
     try:
         warehouse = Warehouse(work / "draft.duckdb", lock_timeout_s=30)
@@ -367,16 +361,16 @@ def suggest_for_file(path: Path, template: Dataset | None = None, name: str | No
         shutil.rmtree(work, ignore_errors=True)
     base = (base or Path.cwd()).resolve()
     if template is not None:
-        spec = _template_spec(template, base=base)
+        spec = template_spec(template, base=base)
     else:
         spec = {
             "description": f"Drafted from {path.name} ({rows:,} rows) by quality-assets suggest; review before use.",
             "landing": {"path": os.path.relpath(path.parent, base), "glob": "*" + "".join(path.suffixes[-2:])},
         }
-    spec.update(_merge_columns(block, template))
+    spec.update(merge_columns(block, template))
     header = (f"# Drafted by `quality-assets suggest {path.name}` from {rows:,} rows on {dt.date.today()}.\n"
               f"# Rules with severity: warn are guesses from one sample: confirm them, or make them errors.\n")
-    return header + _dump({"version": 1, "datasets": {name: spec}}), rows
+    return header + dump_contract({"version": 1, "datasets": {name: spec}}), rows
 
 
 def suggest_for_dataset(dataset: Dataset, warehouse: Warehouse, base: Path | None = None) -> tuple[str, int]:
@@ -387,65 +381,8 @@ def suggest_for_dataset(dataset: Dataset, warehouse: Warehouse, base: Path | Non
             raise ValueError(f"dataset {dataset.name!r} has no rows in the warehouse yet: run it first, "
                              "or give one of its files")
         rows, block = draft_dataset(con, f"raw.{quote_ident(dataset.name)}", columns, partitioned=True)
-    spec = _template_spec(dataset, base=base)
-    spec.update(_merge_columns(block, dataset))
+    spec = template_spec(dataset, base=base)
+    spec.update(merge_columns(block, dataset))
     header = (f"# Drafted by `quality-assets suggest {dataset.name}` from {rows:,} rows in the warehouse on "
               f"{dt.date.today()}.\n# Rules with severity: warn are guesses: confirm them, or make them errors.\n")
-    return header + _dump({"version": 1, "datasets": {dataset.name: spec}}), rows
-
-
-def _template_spec(dataset: Dataset, columns: str | None = None, base: Path | None = None) -> dict:
-    """The loading part of an existing dataset's contract (landing, format, csv, partitioning); with
-    `columns="names"` also its columns' names and aliases (so headers map as they do now), no types."""
-    base = (base or Path.cwd()).resolve()
-    csv = {k: v for k, v in dataset.csv.__dict__.items()
-           if v is not None and v != getattr(type(dataset.csv)(), k)}
-    if "null_values" in csv:
-        csv["null_values"] = list(csv["null_values"])
-    spec: dict[str, Any] = {}
-    if dataset.description:
-        spec["description"] = dataset.description
-    spec["landing"] = {"path": os.path.relpath(dataset.landing_dir, base), "glob": dataset.glob}
-    if dataset.recursive:
-        spec["landing"]["recursive"] = True
-    if dataset.format != "auto":
-        spec["format"] = dataset.format
-    if csv:
-        spec["csv"] = csv
-    if dataset.partitioning != "file":
-        spec["partitioning"] = dataset.partitioning
-        spec["daily"] = {k: v for k, v in dataset.daily.__dict__.items() if v is not None}
-    if columns == "names" and dataset.columns:
-        spec["columns"] = {c.name: {"aliases": list(c.aliases)} if c.aliases else {} for c in dataset.columns}
-    return spec
-
-
-def _merge_columns(block: dict, template: Dataset | None) -> dict:
-    """Drafted columns, keeping an existing dataset's aliases, descriptions and formats."""
-    if template is None:
-        return block
-    columns = {}
-    for name, kind in block["columns"].items():
-        existing = template.column(name)
-        spec: dict[str, Any] = {"type": kind} if isinstance(kind, str) else {}
-        if existing is not None:
-            if existing.aliases:
-                spec["aliases"] = list(existing.aliases)
-            if existing.description:
-                spec["description"] = existing.description
-            if existing.format:
-                spec["format"] = existing.format
-        columns[name] = spec if set(spec) != {"type"} else kind
-    return {**block, "columns": columns}
-
-
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-def _dump(document: dict) -> str:
-    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=120)
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
+    return header + dump_contract({"version": 1, "datasets": {dataset.name: spec}}), rows

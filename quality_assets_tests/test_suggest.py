@@ -15,12 +15,12 @@ import pytest
 import yaml
 
 from quality_assets.contract import load_contract, parse_contract
+from quality_assets.contract.document import dataset_name_for
 from quality_assets.rules import evaluate_partition
 from quality_assets.suggest import (
     SURE_ROWS,
     ColumnProfile,
     _range_bounds,
-    dataset_name_for,
     shape_regex,
     suggest_for_dataset,
     suggest_for_file,

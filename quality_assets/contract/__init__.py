@@ -5,6 +5,7 @@ columns, key and rules.
 - `blocks.py`: the fixed-shape blocks (landing, csv, daily, a column) as pydantic models.
 - `lines.py`: YAML with line numbers, and the list of problems.
 - `parse.py`: loading and the checks across fields and datasets.
+- `document.py`: writing a contract document back as YAML (`suggest`, `compare` on files).
 """
 
 from quality_assets.contract.blocks import CsvOptions, DailySpec

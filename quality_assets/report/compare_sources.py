@@ -11,10 +11,10 @@ from pathlib import Path
 from quality_assets.anomalies import read_anomalies
 from quality_assets.catalog import latest_load_files
 from quality_assets.contract import parse_contract
+from quality_assets.contract.document import dataset_name_for, dump_contract, template_spec
 from quality_assets.ingest import load_file
 from quality_assets.profile import profile_partition, read_profile
 from quality_assets.report.compare import Comparison, Side, compare_profiles
-from quality_assets.suggest import _dump, _template_spec, dataset_name_for
 from quality_assets.warehouse import Warehouse
 
 
@@ -48,8 +48,8 @@ def compare_files(path_a: Path, path_b: Path, template=None) -> Comparison:
     """Two files loaded as the pipeline would (a dataset's format and options when `template` is
     given), profiled in a throw-away warehouse."""
     name = template.name if template else dataset_name_for(path_a)
-    spec = _template_spec(template) if template else {"landing": str(path_a.parent)}
-    source = parse_contract(_dump({"datasets": {name: spec}}), path_a.parent / "quality.yaml").dataset(name)
+    spec = template_spec(template) if template else {"landing": str(path_a.parent)}
+    source = parse_contract(dump_contract({"datasets": {name: spec}}), path_a.parent / "quality.yaml").dataset(name)
     work = Path(tempfile.mkdtemp(prefix="qa-compare-"))
     try:
         warehouse = Warehouse(work / "compare.duckdb", lock_timeout_s=30)
