@@ -16,6 +16,7 @@ import pytest
 
 from quality_assets.anomalies import read_anomalies
 from quality_assets.anomalies.period import next_value
+from quality_assets.anomalies.roles import calendar_part
 from quality_assets.anomalies.stage import AnomalyResult, detect_anomalies
 from quality_assets.contract import parse_contract
 from quality_assets.profile import profile_partition, write_profile
@@ -230,6 +231,31 @@ def test_a_calendar_part_is_judged_against_the_calendar_not_the_months_history_h
     assert {r["_source_row"] for r in result.rows} == {8, 71, 701}  # the 16th to the 31st are fine
     [cause] = [c for c in result.causes if c["columns"] == ["day"]]
     assert cause["description"] == "day outside the calendar's 1..31" and cause["rows"] == 3
+
+
+def test_a_calendar_part_is_what_the_name_is_about_not_any_word_in_it():
+    # hotel bookings (modeldata's hotel_rates): `stays_in_week_nights` counts nights
+    assert calendar_part("stays_in_week_nights", 0, 10) is None
+    assert calendar_part("pickup_hour", 0, 23) == "hour"
+    assert calendar_part("week_number", 1, 52) == "week"
+    assert calendar_part("day_of_week", 1, 7) == "day"
+    assert calendar_part("month", 1, 12) == "month"
+    assert calendar_part("month", 1, 13) is None
+
+
+def test_a_count_that_is_nearly_always_zero_is_not_the_hour_of_a_date(warehouse, dataset):
+    # hotel bookings: `days_in_waiting_list` is 0 on over 99% of the rows, as is the hour of the
+    # arrival DATE; it was judged a calendar part and a wait of 113 days "outside the calendar's 0..23"
+    rng = np.random.default_rng(24)
+    months = [month(i, rng) for i in range(6)]
+    for i, data in enumerate(months):
+        data["sold_on"] = np.datetime64(f"{2025 + i // 12}-{i % 12 + 1:02d}-01") + (data["day"] - 1).astype("timedelta64[D]")
+        data["days_waiting"] = np.zeros(len(data["day"]), dtype=np.int64)
+        data["days_waiting"][[5 + i, 500 + i]] = [3, 12]
+    months[5]["days_waiting"][[9, 90]] = [40, 113]
+    last = run_months(warehouse, dataset, months)[-1]
+    assert last.roles["days_waiting"].role == "measure", last.roles["days_waiting"]
+    assert not [c for c in last.causes if c["signal"] == "calendar"]
 
 
 def test_labels_that_turn_over_each_partition_are_identifiers_not_a_flood_of_unseen_categories(warehouse, dataset):

@@ -37,6 +37,7 @@ CALENDAR = {"year": (1000, 3000), "yr": (1000, 3000), "quarter": (1, 4), "month"
             "week": (0, 53), "day": (1, 31), "mday": (1, 31), "dom": (1, 31), "weekday": (0, 7),
             "dow": (0, 7), "wday": (0, 7), "doy": (1, 366), "yday": (1, 366), "hour": (0, 23),
             "hr": (0, 23), "minute": (0, 59)}
+NUMBER_WORDS = {"num", "number", "no", "nr"}  # `week_number` is about the week
 DATE_PARTS = {"year": (1000, 3000), "quarter": (1, 4), "month": (1, 12), "day": (1, 31), "dayofweek": (0, 6),
               "hour": (0, 23)}
 
@@ -59,10 +60,16 @@ def name_tokens(name: str) -> list[str]:
 
 
 def calendar_part(name: str, low, high) -> str | None:
-    """The calendar part a column's name says it holds, when every value fits that part."""
+    """The calendar part a column's name says it holds, when every value fits that part. The part
+    must be what the name is about, its last word (`pickup_hour`, `week_no`) or the word before
+    "of" (`day_of_week`): `stays_in_week_nights` counts nights, not weeks."""
     if low is None or high is None:
         return None
-    for token in name_tokens(name):
+    tokens = name_tokens(name)
+    while len(tokens) > 1 and tokens[-1] in NUMBER_WORDS:
+        tokens.pop()
+    heads = [tokens[i - 1] for i in range(1, len(tokens)) if tokens[i] == "of"] + tokens[-1:]
+    for token in heads:
         if token in CALENDAR:
             lo, hi = CALENDAR[token]
             if lo <= low and high <= hi:
@@ -110,23 +117,30 @@ def _batch_stats(con, dataset: str, columns: list[ColumnInfo], partitions: list[
 
 def _date_part_matches(con, dataset: str, partition_key: str, candidates: list[ColumnInfo],
                        temporal: list[ColumnInfo], rows: int) -> dict[str, tuple[str, tuple[int, int]]]:
-    """Integer columns equal to a part of a date column on at least 99% of the partition's rows."""
+    """Integer columns equal to a part of a date column on at least 99% of the partition's rows, a
+    part that varies over those rows: the hour of a DATE is 0 on every row, and so is a count that
+    is nearly always 0 (a constant part's column is a period column, found from its history)."""
+    if not candidates:
+        return {}
     exprs, labels = [], []
+    for t in temporal:
+        for part in DATE_PARTS:
+            value = f"date_part('{part}', {quote_ident(t.name)})"
+            exprs.append(f"min({value}) < max({value})")
+    varies = len(exprs)  # one per (date column, part), in the order the candidates repeat below
     for col in candidates:
         for t in temporal:
             for part in DATE_PARTS:
                 exprs.append(f"avg(CASE WHEN {quote_ident(col.name)} = date_part('{part}', {quote_ident(t.name)}) "
                              f"THEN 1.0 ELSE 0.0 END)")
                 labels.append((col.name, (f"{part} of {t.name}", DATE_PARTS[part])))
-    if not exprs:
-        return {}
     # a part of a date holds on every row or on none: a deterministic sample of ~10,000 rows tells
     rate = 1_000_000 if rows <= PART_SAMPLE else int(1_000_000 * PART_SAMPLE / rows)
     values = con.execute(f"SELECT {', '.join(exprs)} FROM {raw_table(dataset)} WHERE _partition_key = ? "
                          f"AND hash(_source_row) % 1000000 < {rate}", [partition_key]).fetchall()[0]
     out: dict[str, tuple[str, tuple[int, int]]] = {}
-    for (name, label), share in zip(labels, values, strict=True):
-        if share is not None and share >= 0.99 and name not in out:
+    for i, ((name, label), share) in enumerate(zip(labels, values[varies:], strict=True)):
+        if share is not None and share >= 0.99 and values[i % varies] and name not in out:
             out[name] = label
     return out
 
