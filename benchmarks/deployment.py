@@ -71,16 +71,18 @@ def files_of(run: dict) -> list[str]:
     return [run["tags"]["dagster/partition"]] if "dagster/partition" in run["tags"] else []
 
 
-def measure(files_per_run: int, latency_files: int, files: int) -> dict:
-    """A fresh deployment with QA_FILES_PER_RUN=files_per_run: latency of single files, then
-    throughput of `files` landing at once, and whether each was processed exactly once."""
+def measure(files_per_run: int, latency_files: int, files: int, instance: Path | None = None) -> dict:
+    """A fresh deployment with QA_FILES_PER_RUN=files_per_run (and `instance` as its dagster.yaml,
+    default the repository's): latency of single files, then throughput of `files` landing at
+    once, and whether each was processed exactly once."""
     with tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp, fresh_database("qa_bench") as database:
         root = Path(tmp)
         project = root / "project"
         landing = project / "landing" / "events"
         landing.mkdir(parents=True)
         (project / "quality.yaml").write_text(CONTRACT)
-        deployment = Deployment(root, database, project, extra_env={"QA_FILES_PER_RUN": str(files_per_run)})
+        deployment = Deployment(root, database, project, extra_env={"QA_FILES_PER_RUN": str(files_per_run)},
+                                **({"instance": instance} if instance else {}))
         try:
             started = time.monotonic()
             deployment.start("code", f"dagster code-server start -m quality_assets.defs --location-name quality_assets -h 127.0.0.1 -p {deployment.code_port}")
@@ -89,7 +91,7 @@ def measure(files_per_run: int, latency_files: int, files: int) -> dict:
             deployment.wait_ready()
             startup = time.monotonic() - started
 
-            latencies, report_latencies, run_ends = [], [], []
+            latencies, report_latencies, run_ends, steps = [], [], [], []
             for i in range(latency_files):
                 name = f"latency_{i:03d}.csv"
                 landed = time.time()
@@ -105,6 +107,8 @@ def measure(files_per_run: int, latency_files: int, files: int) -> dict:
                 latencies.append(at - landed)
                 report_latencies.append(reported - landed)
                 run_ends.append(run["end"] - landed)
+                created = run["created"].timestamp()  # landing -> run created (the sensor), -> started (queue, launch)
+                steps.append((created - landed, run["start"] - created, reported - run["start"]))
 
             names = [f"bulk_{i:04d}.csv" for i in range(files)]
             for i, name in enumerate(names):
@@ -141,7 +145,7 @@ def measure(files_per_run: int, latency_files: int, files: int) -> dict:
            if per_partition.get(n) != ["SUCCESS"] or audits.get(n) != 1 or raw_rows.get(n) != ROWS_PER_FILE
            or n not in reports}
     return {
-        "startup": startup, "latency_raw": latencies, "latency_report": report_latencies, "latency_end": run_ends,
+        "startup": startup, "latency_raw": latencies, "latency_steps": steps, "latency_report": report_latencies, "latency_end": run_ends,
         "rate": files / elapsed * 60, "elapsed": elapsed, "last_created": max(r["created"].timestamp() for r in runs) - landed,
         "queued": statistics.median(r["start"] - r["created"].timestamp() for r in runs),
         "running": statistics.median(r["end"] - r["start"] for r in runs), "runs": len(runs), "bad": bad,
@@ -155,13 +159,14 @@ def main() -> int:
     parser.add_argument("--files-per-run", type=int, default=25, help="QA_FILES_PER_RUN of the candidate")
     parser.add_argument("--baseline-files-per-run", type=int, default=1,
                         help="QA_FILES_PER_RUN of the baseline deployment, measured first (0: no baseline)")
+    parser.add_argument("--instance", type=Path, help="the candidate's dagster.yaml (default: the repository's)")
     args = parser.parse_args()
     loads = [os.getloadavg()[0]]
     variants = ([("baseline", args.baseline_files_per_run)] if args.baseline_files_per_run else []) + [
         ("candidate", args.files_per_run)]
     results = {}
     for name, per_run in variants:
-        results[name] = measure(per_run, args.latency_files, args.files)
+        results[name] = measure(per_run, args.latency_files, args.files, args.instance if name == "candidate" else None)
         loads.append(os.getloadavg()[0])
     print(f"deployment benchmark: {os.cpu_count()} cores, sensor interval 1 s, settle 0 s, {ROWS_PER_FILE} rows per "
           f"file, load average {min(loads):.1f}-{max(loads):.1f}")
@@ -175,6 +180,9 @@ def main() -> int:
         ("latency landing -> report written, min/max s",
          lambda r: f"{min(r['latency_report']):.1f}/{max(r['latency_report']):.1f}"),
         ("latency landing -> run finished, median s", lambda r: f"{statistics.median(r['latency_end']):.1f}"),
+        ("  of which landing -> run created (sensor), s", lambda r: f"{statistics.median(s[0] for s in r['latency_steps']):.1f}"),
+        ("  run created -> started (queue, launch), s", lambda r: f"{statistics.median(s[1] for s in r['latency_steps']):.1f}"),
+        ("  run started -> report written, s", lambda r: f"{statistics.median(s[2] for s in r['latency_steps']):.1f}"),
         (f"throughput, {args.files} files at once, files/min", lambda r: f"{r['rate']:.1f}"),
         ("  landing to the last run end, s", lambda r: f"{r['elapsed']:.1f}"),
         ("  runs", lambda r: str(r["runs"])),
