@@ -196,11 +196,12 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
                                 model=(dups + 1) / (present + 1), extra={"duplicates": dups, "rows": present}))
     by_input = {f.inputs[0]: f for f in features if f.signal in ("value", "date")}
     by_category = {f.inputs[0]: f for f in features if f.signal == "category"}
-    features += numeric_pairs(numeric_inputs, by_input, categorical, by_category)
-    features += conditional_numbers(categorical, numeric_inputs, by_input, by_category)
+    indexes: dict[str, np.ndarray] = {}  # each category's reference index, shared by the pair searches
+    features += numeric_pairs(numeric_inputs, by_input, categorical, by_category, indexes)
+    features += conditional_numbers(categorical, numeric_inputs, by_input, by_category, indexes)
     position = pc.index_in(partitions, value_set=pa.array(reference, partitions.type)).fill_null(-1)
     features += category_pairs(categorical, {f.inputs[0]: f for f in features if f.signal == "category"},
-                               position.to_numpy(zero_copy_only=False).astype(np.int64))
+                               position.to_numpy(zero_copy_only=False).astype(np.int64), indexes)
     return RowModel(features=features, exports=exports, centers=centers, key_sets=key_sets,
                     columns={c.name: c for c in columns}, reference_partitions=reference, reference_rows=sample.num_rows,
                     fitted_on=fitted_on, has_file=has_file, skipped=skipped, periods=periods)

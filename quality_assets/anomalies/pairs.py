@@ -28,11 +28,26 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def reference_index(categorical: dict[str, tuple[Categories, pa.Array]], name: str,
+                   indexes: dict[str, np.ndarray] | None) -> np.ndarray:
+    """Categories.index of a categorical input's reference values, found once (`indexes`, shared
+    by the pair searches) rather than for every pair it is tried in. Never written to."""
+    if indexes is None:
+        cats, values = categorical[name]
+        return cats.index(values)
+    if name not in indexes:
+        cats, values = categorical[name]
+        indexes[name] = cats.index(values)
+    return indexes[name]
+
+
 def numeric_pairs(inputs: dict[str, np.ndarray], features: dict[str, Feature],
                   categorical: dict[str, tuple[Categories, pa.Array]] | None = None,
-                  category_features: dict[str, Feature] | None = None) -> list[Feature]:
+                  category_features: dict[str, Feature] | None = None,
+                  indexes: dict[str, np.ndarray] | None = None) -> list[Feature]:
     """Pairs of numbers judged on their residual; where a category explains most of the residual
-    (each city's own price level in volume against sales), within that category."""
+    (each city's own price level in volume against sales), within that category (`indexes`: see
+    reference_index)."""
     names = list(inputs)[:MAX_PAIR_COLUMNS]
     # Spearman on an evenly spaced subsample is stable at 20,000 rows and spares the sorts
     step = max(1, len(next(iter(inputs.values()), [])) // 20_000)
@@ -53,7 +68,7 @@ def numeric_pairs(inputs: dict[str, np.ndarray], features: dict[str, Feature],
         slope, intercept = np.polyfit(x, y, 1)
         residual = np.full(both.size, np.nan)
         residual[both] = y - (slope * x + intercept)
-        within = _within(residual, categorical or {}, category_features or {})
+        within = _within(residual, categorical or {}, category_features or {}, indexes)
         judged = residual[both] if within is None else within.pop("z")
         tail = NumericTail.fit(judged, allow_log=False)
         if tail is None:
@@ -87,14 +102,14 @@ def _eta_squared(groups: np.ndarray, ys: np.ndarray, k: int) -> float:
 
 
 def _within(residual: np.ndarray, categorical: dict[str, tuple[Categories, pa.Array]],
-            category_features: dict[str, Feature]) -> dict | None:
+            category_features: dict[str, Feature], indexes: dict[str, np.ndarray] | None = None) -> dict | None:
     """The category explaining most (at least MIN_ETA_SQUARED) of a pair's residual, with its
     levels and the residual standardised within it (`z`, over the rows where the residual is
     known); None when no category does."""
     known = np.isfinite(residual)
     best = None
-    for name, (cats, values) in list(categorical.items())[:MAX_PAIR_COLUMNS]:
-        index = cats.index(values)
+    for name, (cats, _) in list(categorical.items())[:MAX_PAIR_COLUMNS]:
+        index = reference_index(categorical, name, indexes)
         ok = known & (index >= 0)
         if ok.sum() < 100 or residual[ok].var() == 0 or name not in category_features:
             continue
@@ -130,15 +145,16 @@ def pair_novelty(given: np.ndarray, pair: np.ndarray, partitions: np.ndarray) ->
 
 
 def category_pairs(categorical: dict[str, tuple[Categories, pa.Array]], features: dict[str, Feature],
-                   partitions: np.ndarray) -> list[Feature]:
+                   partitions: np.ndarray, indexes: dict[str, np.ndarray] | None = None) -> list[Feature]:
     """Pairs of categories that depend on each other, each judged as one category; `partitions`:
-    each sample row's position in the history (for the rate of new pairs)."""
+    each sample row's position in the history (for the rate of new pairs); `indexes`: see
+    reference_index."""
     names = list(categorical)[:MAX_PAIR_COLUMNS]
     candidates = []
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            (ca, va), (cb, vb) = categorical[a], categorical[b]
-            ia, ib = ca.index(va), cb.index(vb)
+            ca, cb = categorical[a][0], categorical[b][0]
+            ia, ib = reference_index(categorical, a, indexes), reference_index(categorical, b, indexes)
             ok = (ia >= 0) & (ib >= 0)
             ka, kb = ca.counts.size, cb.counts.size
             if ok.sum() < 50 or ka < 2 or kb < 2:
@@ -178,13 +194,15 @@ def category_pairs(categorical: dict[str, tuple[Categories, pa.Array]], features
 
 
 def conditional_numbers(categorical: dict[str, tuple[Categories, pa.Array]], numeric: dict[str, np.ndarray],
-                        numeric_features: dict[str, Feature], category_features: dict[str, Feature]) -> list[Feature]:
+                        numeric_features: dict[str, Feature], category_features: dict[str, Feature],
+                        indexes: dict[str, np.ndarray] | None = None) -> list[Feature]:
     """A number judged within its category (a price typical of another product category), for
-    pairs where the category explains at least half of the number's variance."""
+    pairs where the category explains at least half of the number's variance (`indexes`: see
+    reference_index)."""
     candidates = []
     numbers = list(numeric.items())[:MAX_PAIR_COLUMNS]
-    for a, (cats, values) in list(categorical.items())[:MAX_PAIR_COLUMNS]:
-        index = cats.index(values)
+    for a, (cats, _) in list(categorical.items())[:MAX_PAIR_COLUMNS]:
+        index = reference_index(categorical, a, indexes)
         for y_name, y in numbers:
             ok = np.isfinite(y) & (index >= 0)
             if ok.sum() < 100 or y[ok].var() == 0:

@@ -119,11 +119,18 @@ def _transformed(feature: Feature, values: np.ndarray) -> np.ndarray:
     return values
 
 
-def batch_p_matrix(model: RowModel, batch: pa.RecordBatch, new_pairs: dict | None = None) -> np.ndarray:
+def batch_p_matrix(model: RowModel, batch: pa.RecordBatch, new_pairs: dict | None = None,
+                   out: np.ndarray | None = None) -> np.ndarray:
     """Every feature's p-values for the batch's rows; `new_pairs`, when given, receives each
-    combination's rows with a pair never seen and their expected number (see pair_p_values)."""
-    # one contiguous column per feature: writing a column of a row-major matrix strides over every row
-    matrix = np.empty((batch.num_rows, len(model.features)), dtype=np.float64, order="F")
+    combination's rows with a pair never seen and their expected number (see pair_p_values).
+    `out`: a column-major buffer of at least the batch's rows, reused from batch to batch (a
+    fresh matrix of every batch is tens of megabytes of new pages to fault in); the matrix
+    returned is a view of it, valid until the next call."""
+    rows, width = batch.num_rows, len(model.features)
+    if out is None or out.shape[0] < rows or out.shape[1] != width:
+        # one contiguous column per feature: writing a column of a row-major matrix strides over every row
+        out = np.empty((rows, width), dtype=np.float64, order="F")
+    matrix = out[:rows]
     indexes: dict = {}
     for j, feature in enumerate(model.features):
         if new_pairs is not None and feature.signal == "combination":

@@ -144,11 +144,12 @@ def _score_pass(partition: PartitionFile, model: RowModel, batch_size: int, d: i
     smallest = np.array([cluster_p(f) for f in model.features])
     floors = np.where((smallest > 0) & (smallest <= RARE) & (smallest * d < 1), smallest * d * (1 + 1e-9), 0.0)
     samples, start = [], 0
+    buffer = np.empty((min(batch_size, n), len(model.features)), dtype=np.float64, order="F")
     for batch in partition.iter_batches(batch_size=batch_size):
         stop = start + batch.num_rows
         if model.features:
             pairs: dict[int, tuple[np.ndarray, float]] = {}
-            matrix = batch_p_matrix(model, batch, pairs)
+            matrix = batch_p_matrix(model, batch, pairs, out=buffer)
             matrix *= d
             np.minimum(matrix, 1.0, out=matrix)
             lowest = matrix.min(axis=0)
