@@ -41,6 +41,13 @@ def reference_index(categorical: dict[str, tuple[Categories, pa.Array]], name: s
     return indexes[name]
 
 
+def strongest(candidates: list[tuple], names) -> list[tuple]:
+    """The MAX_PAIRS candidates of greatest strength (each candidate's first item), the same
+    whatever the sample's row order: a sum taken in another order moves a strength in its last
+    bits, so strengths equal to 9 decimals rank by their columns' `names` instead."""
+    return sorted(candidates, key=lambda c: (-round(c[0], 9), names(c)))[:MAX_PAIRS]
+
+
 def numeric_pairs(inputs: dict[str, np.ndarray], features: dict[str, Feature],
                   categorical: dict[str, tuple[Categories, pa.Array]] | None = None,
                   category_features: dict[str, Feature] | None = None,
@@ -62,7 +69,7 @@ def numeric_pairs(inputs: dict[str, np.ndarray], features: dict[str, Feature],
             if abs(rho) >= MIN_SPEARMAN:
                 candidates.append((abs(rho), rho, a, b))
     out = []
-    for _, rho, a, b in sorted(candidates, key=lambda c: -c[0])[:MAX_PAIRS]:
+    for _, rho, a, b in strongest(candidates, lambda c: c[2:]):
         both = np.isfinite(inputs[a]) & np.isfinite(inputs[b])
         x, y = inputs[a][both], inputs[b][both]
         slope, intercept = np.polyfit(x, y, 1)
@@ -173,7 +180,7 @@ def category_pairs(categorical: dict[str, tuple[Categories, pa.Array]], features
                 codes = (ia, ib, kb) if ka >= kb else (ib, ia, ka)
                 candidates.append((v, given, other, counts, codes))
     out = []
-    for v, given, other, counts, (ig, io, ko) in sorted(candidates, key=lambda c: -c[0])[:MAX_PAIRS]:
+    for v, given, other, counts, (ig, io, ko) in strongest(candidates, lambda c: c[1:3]):
         # the pair as one category: the mass of pairs at most as frequent; unseen: Good-Turing
         flat = counts.ravel()
         order = np.sort(flat)
@@ -212,7 +219,7 @@ def conditional_numbers(categorical: dict[str, tuple[Categories, pa.Array]], num
             if eta2 >= MIN_ETA_SQUARED:
                 candidates.append((eta2, a, y_name, groups, ys))
     out = []
-    for eta2, a, y_name, groups, ys in sorted(candidates, key=lambda c: -c[0])[:MAX_PAIRS]:
+    for eta2, a, y_name, groups, ys in strongest(candidates, lambda c: c[1:3]):
         k = categorical[a][0].counts.size  # every category the scorer can index, seen here or not
         centre, scale = _levels(groups, ys, k)
         tail = NumericTail.fit((ys - centre[groups]) / scale[groups], allow_log=False)
