@@ -34,7 +34,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "quality_assets_tests"))
 
-from deployment_support import Deployment, fresh_database, wait_for  # noqa: E402
+from deployment_support import REPO, Deployment, fresh_database, wait_for  # noqa: E402
 
 CONTRACT = """\
 datasets:
@@ -81,8 +81,8 @@ def measure(files_per_run: int, latency_files: int, files: int, instance: Path |
         landing = project / "landing" / "events"
         landing.mkdir(parents=True)
         (project / "quality.yaml").write_text(CONTRACT)
-        deployment = Deployment(root, database, project, extra_env={"QA_FILES_PER_RUN": str(files_per_run)},
-                                **({"instance": instance} if instance else {}))
+        deployment = Deployment(root, database, project, instance=instance or REPO / "dagster.yaml",
+                                extra_env={"QA_FILES_PER_RUN": str(files_per_run)})
         try:
             started = time.monotonic()
             deployment.start("code", f"dagster code-server start -m quality_assets.defs --location-name quality_assets -h 127.0.0.1 -p {deployment.code_port}")

@@ -14,12 +14,12 @@ from quality_assets.contract.model import Dataset
 
 
 def dataset_name_for(path: Path) -> str:
+    """A valid dataset name from a file's name (`2026 Events-v2.csv` -> `ds_2026_events_v2`)."""
     stem = path.name.split(".")[0].lower()
     name = re.sub(r"[^a-z0-9_]+", "_", stem).strip("_") or "data"
     if not name[0].isalpha():
         name = f"ds_{name}"
     return name[:63]
-
 
 
 def template_spec(dataset: Dataset, columns: str | None = None, base: Path | None = None) -> dict:
