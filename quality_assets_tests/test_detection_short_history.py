@@ -118,3 +118,17 @@ def test_a_number_that_moved_in_the_second_month_is_judged_by_the_partition_s_ow
     assert _flagged_columns(august).count("rate") <= 3, august.rows[:3]
     [moved] = [c for c in august.causes if c["columns"] == ["rate"] and c["level"] == "partition"]
     assert "rate's level moved" in moved["description"]
+
+
+def test_rows_of_a_flood_are_still_flagged_on_their_own_merit_after_the_refit(warehouse, dataset):
+    """A sign flipped on 10% of the rows floods: it is reported once, and its rows still stand out
+    against the refitted shape. Looking for floods again must not treat that feature's own rows
+    as a second flood (which would fit the partition's spread, flips included, and flag none)."""
+    rng = np.random.default_rng(37)
+    months = [month(i, rng) for i in range(6)]
+    flipped = rng.choice(1000, 120, replace=False)
+    months[5]["amount"][flipped] *= -1
+    result = run_months(warehouse, dataset, months)[-1]
+    assert [c for c in result.causes if c["columns"] == ["amount"] and c["level"] == "partition"], result.causes
+    found = {r["_source_row"] for r in result.rows if "amount" in _flagged_columns_of(r)}
+    assert len(found & set(flipped + 1)) >= 110, len(found)

@@ -263,12 +263,12 @@ def clusters(scored: _Pass, model: RowModel, d: int, settings: AnomalySettings) 
 
 def _refit(feature: Feature, sample: pa.Table) -> Feature | None:
     """The feature fitted on the partition's own sample (its new normal), or None to drop it."""
-    if feature.signal not in REFITTABLE or feature.extra.get("constant") or feature.extra.get("refit") == "partition":
-        return None  # never varied: no shape to judge its variation by; fitted on the partition: nothing left
+    if feature.signal not in REFITTABLE or feature.extra.get("constant"):
+        return None  # never varied: no shape to judge its variation by
     column = sample.column(feature.inputs[0])
     if feature.signal in ("value", "date") and feature.extra.get("refit") == "moved":
-        # moved to its level already and still flooding: the history's shape does not fit, the
-        # partition's own spread is its new normal
+        # moved to its level before scoring and still flooding: the history's shape does not fit
+        # there, the partition's own spread is its new normal
         model = NumericTail.fit(numbers(column), allow_log=feature.model.log,
                                 edge=PERIOD_EDGE if feature.signal == "date" else 1e-3)
     elif feature.signal in ("value", "date"):  # the history's shape around the partition's level
@@ -300,8 +300,10 @@ def _floods(scored: _Pass, model: RowModel, settings: AnomalySettings) -> list[t
     for j, rows in clusters(scored, model, bonferroni_factor(model, settings), settings).items():
         if model.features[j].signal in (*VALUED, "combination"):  # events without a direction
             counts[(j, 0)] = max(counts.get((j, 0), 0), rows.size)
-    limits = [FLOOD_MIN_ROWS if f.extra.get("constant") else max(FLOOD_MIN_ROWS, FLOOD_SHARE * n)
-              for f in model.features]
+    # a feature refitted after its own flood flags rows on their own merit (a sign flipped on 10%
+    # of the rows still stands out against the moved shape)
+    limits = [math.inf if f.extra.get("flooded") else FLOOD_MIN_ROWS if f.extra.get("constant")
+              else max(FLOOD_MIN_ROWS, FLOOD_SHARE * n) for f in model.features]
     return sorted(((j, sign, c) for (j, sign), c in counts.items() if c > limits[j]), key=lambda f: (-f[2], f[0]))
 
 
@@ -331,7 +333,7 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
             if refitted is None:
                 del features[j]
             else:
-                features[j] = refitted
+                features[j] = replace(refitted, extra={**refitted.extra, "flooded": True})
         model = replace(model, features=features)
         scored = _score_pass(partition, model, batch_size, bonferroni_factor(model, settings), cutoff)
     d = bonferroni_factor(model, settings)
