@@ -13,6 +13,7 @@ from quality_assets.anomalies.columns import ColumnInfo, raw_columns, raw_table
 from quality_assets.anomalies.features import Categories, Feature, NumericTail, novelty
 from quality_assets.anomalies.pairs import (
     MAX_PAIR_CATEGORIES,
+    MAX_PAIR_CELLS,
     category_pairs,
     conditional_numbers,
     numeric_pairs,
@@ -127,6 +128,7 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
                    if stats[0] >= 20 and stats[1] <= 0.01 * stats[0]}
     numeric_inputs: dict[str, np.ndarray] = {}  # input -> transformed reference values, for pairs
     categorical: dict[str, tuple[Categories, pa.Array]] = {}
+    wide: dict[str, tuple[Categories, pa.Array]] = {}  # more values than MAX_PAIR_CATEGORIES: pairs only
     for col in columns:
         role = roles[col.name].role if col.name in roles else "measure"
         value_input = f"v{col.index}"
@@ -189,6 +191,8 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
                                         extra={"constant": True} if cats.counts.size == 1 else {}))
                 if cats.counts.size <= MAX_PAIR_CATEGORIES:
                     categorical[value_input] = (cats, aligned)
+                elif cats.counts.size <= MAX_PAIR_CELLS // 2:  # pairs with a category of few values only
+                    wide[value_input] = (cats, aligned)
                 if col.kind == "string":  # a new value may be no surprise; a new shape ('pp' among 'PP') is
                     for shape in _shape_features(col, value_input, raw_values, text=True, length=False, few=True):
                         shape.extra["known"] = cats.values  # only values not among these need a shape
@@ -209,7 +213,7 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
         features += numeric_pairs(numeric_inputs, by_input, categorical, by_category, indexes)
         features += conditional_numbers(categorical, numeric_inputs, by_input, by_category, indexes)
         position = pc.index_in(partitions, value_set=pa.array(reference, partitions.type)).fill_null(-1)
-        features += category_pairs(categorical, {f.inputs[0]: f for f in features if f.signal == "category"},
+        features += category_pairs({**categorical, **wide}, {f.inputs[0]: f for f in features if f.signal == "category"},
                                    position.to_numpy(zero_copy_only=False).astype(np.int64), indexes)
     return RowModel(features=features, exports=exports, centers=centers, key_sets=key_sets,
                     columns={c.name: c for c in columns}, reference_partitions=reference, reference_rows=sample.num_rows,

@@ -11,6 +11,7 @@ import pyarrow as pa
 from quality_assets.anomalies.features import Categories, Feature, NumericTail
 
 MAX_PAIR_CATEGORIES = 50
+MAX_PAIR_CELLS = 2_500  # a pair of categories with more combinations than this is not searched
 MIN_CRAMERS_V = 0.5  # a pair of categorical columns is judged together only when this dependent
 MIN_SPEARMAN = 0.9  # a pair of numeric columns is judged on its residual only when this related
 MIN_ETA_SQUARED = 0.5  # a number is judged within its category only when the category explains this much
@@ -151,6 +152,24 @@ def pair_novelty(given: np.ndarray, pair: np.ndarray, partitions: np.ndarray) ->
     return (int((judged & (first_pair[pair] == partitions)).sum()) + 1) / (int(judged.sum()) + 1)
 
 
+DETERMINED = 0.9  # a many-valued column pairs only where it removes this share of the errors in guessing the other
+DETERMINED_ROWS = 20  # ... judged on its values with this many rows, which must hold 90% of the rows
+
+
+def _determines(table: np.ndarray) -> bool:
+    """Whether the rows' column (many values: a neighbourhood) nearly determines the other's (its
+    precinct): knowing its value removes DETERMINED of the errors in guessing the other's
+    (Goodman and Kruskal's lambda), on its values with enough rows, which hold 90% of the rows.
+    Companies that turn over, seen a few times each, with any kind of guest, do not."""
+    sizes = table.sum(axis=1)
+    known = table[sizes >= DETERMINED_ROWS]
+    total = known.sum()
+    if total < 0.9 * sizes.sum():
+        return False
+    commonest = known.sum(axis=0).max()
+    return total > commonest and (known.max(axis=1).sum() - commonest) / (total - commonest) >= DETERMINED
+
+
 def category_pairs(categorical: dict[str, tuple[Categories, pa.Array]], features: dict[str, Feature],
                    partitions: np.ndarray, indexes: dict[str, np.ndarray] | None = None) -> list[Feature]:
     """Pairs of categories that depend on each other, each judged as one category; `partitions`:
@@ -164,7 +183,7 @@ def category_pairs(categorical: dict[str, tuple[Categories, pa.Array]], features
             ia, ib = reference_index(categorical, a, indexes), reference_index(categorical, b, indexes)
             ok = (ia >= 0) & (ib >= 0)
             ka, kb = ca.counts.size, cb.counts.size
-            if ok.sum() < 50 or ka < 2 or kb < 2:
+            if ok.sum() < 50 or ka < 2 or kb < 2 or ka * kb > MAX_PAIR_CELLS:
                 continue
             table = np.bincount(ia[ok] * kb + ib[ok], minlength=ka * kb).reshape(ka, kb).astype(np.float64)
             total = table.sum()
@@ -174,6 +193,8 @@ def category_pairs(categorical: dict[str, tuple[Categories, pa.Array]], features
             # pairs that never occur where independence would expect many (a pizza in a size it
             # never comes in) make the pair worth judging even when the columns are loosely related
             forbidden = bool(((table == 0) & (expected >= MIN_FORBIDDEN_EXPECTED)).any())
+            if max(ka, kb) > MAX_PAIR_CATEGORIES and not _determines(table if ka >= kb else table.T):
+                continue
             if v >= MIN_CRAMERS_V or forbidden:
                 # condition on the column with more categories: its value says more about the other
                 given, other, counts = (a, b, table) if ka >= kb else (b, a, table.T)

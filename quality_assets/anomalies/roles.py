@@ -38,6 +38,8 @@ CALENDAR = {"year": (1000, 3000), "yr": (1000, 3000), "quarter": (1, 4), "month"
             "dow": (0, 7), "wday": (0, 7), "doy": (1, 366), "yday": (1, 366), "hour": (0, 23),
             "hr": (0, 23), "minute": (0, 59)}
 NUMBER_WORDS = {"num", "number", "no", "nr"}  # `week_number` is about the week
+# whole numbers a name calls a label (`policePrecinct`, `zone_code`, `region_no`): categories
+CODE_WORDS = {"precinct", "district", "ward", "zone", "region", "code", "class", "division", "sector"}
 DATE_PARTS = {"year": (1000, 3000), "quarter": (1, 4), "month": (1, 12), "day": (1, 31), "dayofweek": (0, 6),
               "hour": (0, 23)}
 
@@ -57,6 +59,15 @@ class ColumnRole:
 def name_tokens(name: str) -> list[str]:
     spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)
     return [t for t in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if t]
+
+
+def names_a_code(name: str) -> bool:
+    """Whether the name is about a label (its last word, past a number word): `policePrecinct`,
+    `zone_no`; not `precinct_population`."""
+    tokens = name_tokens(name)
+    while len(tokens) > 1 and tokens[-1] in NUMBER_WORDS:
+        tokens.pop()
+    return bool(tokens) and tokens[-1] in CODE_WORDS
 
 
 def calendar_part(name: str, low, high) -> str | None:
@@ -280,6 +291,8 @@ def _learned(con, dataset: str, col: ColumnInfo, partition_key: str, non_null: i
         # their values are categories, and a number may depend on them
         if col.integer and span[0] is not None and 0 <= span[0] and span[1] <= 1:
             return ColumnRole(name, "category", "learned", "a 0/1 flag")
+        if col.integer and names_a_code(name) and distinct <= MAX_CATEGORIES:
+            return ColumnRole(name, "category", "learned", "whole numbers the name calls a label")
         return ColumnRole(name, "measure", "learned", "numbers")
     if col.kind == "boolean" or non_null == 0:
         return ColumnRole(name, "category", "learned", "true/false" if col.kind == "boolean" else "no values yet")
