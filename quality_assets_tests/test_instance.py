@@ -1,9 +1,8 @@
 """The deployment's instance storage (quality_assets/instance.py) as dagster.yaml configures it:
-on a fresh PostgreSQL database, a process's storage calls share one connection, and disposing of
-the instance closes it."""
+on a fresh PostgreSQL database, a process's storage calls, threads and instances share its
+connections."""
 
 import shutil
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
@@ -77,13 +76,16 @@ def test_deployment_storage_keeps_the_connections_of_concurrent_callers(instance
 
 
 @pytest.mark.parametrize("instance", INSTANCES, indirect=True, ids=["dagster.yaml", "docker"])
-def test_deployment_storage_closes_its_connections_when_disposed(instance):
+def test_deployment_storage_is_shared_by_the_instances_of_a_process(instance, tmp_path):
+    """The code server makes an instance for every sensor evaluation, the daemon's run requests
+    more: each new instance uses the process's connections and does not check the tables again."""
     instance, database = instance
     instance.get_runs_count()
-    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=["events", "raw"]))
-    assert open_connections(database) >= 1
-    instance.dispose()
-    deadline = time.monotonic() + 10
-    while open_connections(database) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert open_connections(database) == 0
+    before = sessions(database)
+    for i in range(20):
+        with dg.DagsterInstance.from_ref(instance.get_ref()) as another:
+            another.get_runs_count()
+            another.report_runless_asset_event(dg.AssetMaterialization(asset_key=["events", "raw"], partition=f"f{i}"))
+            another.get_latest_materialization_event(dg.AssetKey(["events", "raw"]))
+    assert sessions(database) - before <= 4
+    assert open_connections(database) <= 3 * 4  # at most the pool of each storage, idle
