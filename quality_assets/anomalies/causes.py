@@ -163,7 +163,13 @@ def describe_flood(feature: Feature, sign: int, count: int, rows: int, sample: p
     col, signal, share = feature.columns[0], feature.signal, count / rows if rows else 0.0
     column = sample.column(feature.inputs[0]) if sample.num_rows else None
     text = f"{count:,} rows ({share:.0%}): "
-    if signal in ("value", "date", "length") and column is not None:
+    varied = bool(feature.extra.get("constant"))  # see scoring._floods
+    if varied:
+        one = feature.model.values[0].as_py() if signal == "category" else feature.model.median
+        one = _fmt(one) if isinstance(one, int | float) else repr(one)
+        text += (f"{col} varies for the first time (it held one value, {one}, in all the history's rows): "
+                 "reported once, not judged (a constant history shows no spread to judge by)")
+    elif signal in ("value", "date", "length") and column is not None:
         values = (pc.utf8_length(column) if signal == "length" else column).to_numpy(zero_copy_only=False)
         values = np.asarray(values, dtype=np.float64)
         here = float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
@@ -186,9 +192,11 @@ def describe_flood(feature: Feature, sign: int, count: int, rows: int, sample: p
         text += f"{col} differs from the partition's commonest value"
     else:
         text += f"{describe(_Cause(feature, 'mismatch'))}"
-    text += "; a partition-level change, reported once: rows are judged against this partition"
-    # a column that was empty in its whole reference and carries values now: new data, not an alarm
-    first = signal == "null" and feature.model[0] == feature.model[1]
+    if not varied:
+        text += "; a partition-level change, reported once: rows are judged against this partition"
+    # a column that was empty (or held one value) in its whole reference and carries values (or
+    # varies) now: new data, not an alarm
+    first = varied or (signal == "null" and feature.model[0] == feature.model[1])
     return {"level": "partition", "columns": list(feature.columns), "signal": signal, "first_values": first,
             "condition": {1: "above", -1: "below"}.get(sign, "changed"), "rows": count, "share": share,
             "examples": [], "description": text}

@@ -27,6 +27,9 @@ import numpy as np
 
 from quality_assets.anomalies.metric_history import (
     COLUMN_METRICS,
+    first_values,
+    first_variation,
+    history_starts,
     past_anomalies,
     read_metric_history,
     semantic_types,
@@ -340,13 +343,16 @@ def metric_anomalies(con, dataset: str, partition_key: str, history: list[str], 
     sizes = series.get((None, "row_count"), {})
     counts = {column: {k: sizes[k] - nulls for k, nulls in by_partition.items() if k in sizes}
               for (column, metric), by_partition in series.items() if metric == "null_count"}
+    distinct = {column: by_partition for (column, metric), by_partition in series.items() if metric == "distinct_count"}
     first = first_values(counts, window, partition_key)
-    started = {column: next((k for k in window if filled.get(k)), None) for column, filled in counts.items()}
+    varied = {c: past for c, past in first_variation(distinct, window, partition_key).items()
+              if c not in first and (c not in roles or roles[c].role != "period")}
+    started = history_starts(counts, distinct, window)
     tested = []
     for (column, metric), by_partition in sorted(series.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])):
         if column is None or column in settings.exclude_columns or partition_key not in by_partition:
             continue
-        if column in first:
+        if column in first or (column in varied and metric in VALUE_METRICS):
             continue
         role = roles[column].role if column in roles else None
         if metric not in ROLE_METRICS.get(role, COLUMN_METRICS):
@@ -370,16 +376,11 @@ def metric_anomalies(con, dataset: str, partition_key: str, history: list[str], 
                      history_size=past, seasonal=False, is_anomaly=False,
                      reason=f"first values: {counts[column][partition_key]:,.0f} rows carry a value, the column was empty "
                      f"in all {past} partitions of its history (reported, not judged: nothing to judge them by)")
-        for column, past in first.items() if column not in settings.exclude_columns]
-
-
-def first_values(counts: dict[str, dict[str, float]], window: list[str], partition_key: str) -> dict[str, int]:
-    """Columns empty in every partition of the history that carry values now (wind radii recorded
-    from 2004 on) -> the partitions of that history. New data is no fault of the data, and an empty
-    history has no values to judge them by; a column that empties is still judged (null_share)."""
-    out = {}
-    for column, filled in counts.items():
-        past = [k for k in window if k in filled]
-        if past and filled.get(partition_key, 0) > 0 and not any(filled[k] for k in past):
-            out[column] = len(past)
-    return out
+        for column, past in first.items() if column not in settings.exclude_columns] + [
+        MetricResult(column_name=column, metric="distinct_count", value=distinct[column][partition_key], expected=1.0,
+                     lower=None, upper=None, robust_z=None, direction=settings.direction_of("distinct_count"),
+                     history_size=past, seasonal=False, is_anomaly=False,
+                     reason=f"first variation: {distinct[column][partition_key]:,.0f} distinct values, the column held "
+                     f"one value in all {past} partitions of its history (reported, not judged: a constant history "
+                     "shows no spread to judge by)")
+        for column, past in varied.items() if column not in settings.exclude_columns]

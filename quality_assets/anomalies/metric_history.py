@@ -74,3 +74,44 @@ def past_anomalies(con, dataset: str) -> set[tuple[str, str | None, str]]:
         return set()
     return set(con.execute("SELECT partition_key, column_name, metric FROM qa.metric_anomalies "
                            "WHERE dataset = ? AND is_anomaly", [dataset]).fetchall())
+
+
+def first_values(counts: dict[str, dict[str, float]], window: list[str], partition_key: str) -> dict[str, int]:
+    """Columns empty in every partition of the history that carry values now (wind radii recorded
+    from 2004 on) -> the partitions of that history. New data is no fault of the data, and an empty
+    history has no values to judge them by; a column that empties is still judged (null_share)."""
+    out = {}
+    for column, filled in counts.items():
+        past = [k for k in window if k in filled]
+        if past and filled.get(partition_key, 0) > 0 and not any(filled[k] for k in past):
+            out[column] = len(past)
+    return out
+
+
+def first_variation(distinct: dict[str, dict[str, float]], window: list[str], partition_key: str) -> dict[str, int]:
+    """Columns that held at most one value in every partition of the history and several now (a
+    0/1 flag set for the first time near Christmas; a wait that is 0 until the first guest waits)
+    -> the partitions of that history. A constant history shows no spread to judge a spread by:
+    the change is reported, and the column's history starts here. A column whose one value is
+    replaced by another is still judged (its level moved)."""
+    out = {}
+    for column, by_partition in distinct.items():
+        past = [k for k in window if k in by_partition]
+        if past and by_partition.get(partition_key, 0) > 1 and all(by_partition[k] <= 1 for k in past):
+            out[column] = len(past)
+    return out
+
+
+def history_starts(counts: dict[str, dict[str, float]], distinct: dict[str, dict[str, float]],
+                   window: list[str]) -> dict[str, str]:
+    """Column -> the partition its history starts at: its first values, or its first variation
+    when it held one value before (see first_values and first_variation)."""
+    out = {}
+    for column, filled in counts.items():
+        start = next((i for i, k in enumerate(window) if filled.get(k)), None)
+        if start is None:
+            continue
+        several = distinct.get(column, {})
+        varied = next((i for i, k in enumerate(window) if several.get(k, 0) > 1), None)
+        out[column] = window[max(start, varied if varied is not None else start)]
+    return out

@@ -56,7 +56,10 @@ def fit_row_model(con, dataset: str, partition_key: str, history: list[str], set
                   daily: bool = False, alarms: dict[str, set[str]] | None = None) -> RowModel:
     """Fit on a deterministic sample of the latest history partitions, each column on those where
     it raised no alarm (`alarms`: column -> partitions; see references.py), or on the partition
-    itself when there is no history. Rows flagged before stay in: a value seen is not new."""
+    itself when there is no history. Rows flagged before stay in: a value seen is not new.
+    Relations between columns learned from fewer than min_history partitions carry those
+    months' mix (group bookings that start in September): they wait for min_history partitions,
+    as the metrics do (a partition with no history is its own reference, with its own relations)."""
     columns, has_file = raw_columns(con, dataset, settings.exclude_columns)
     fitted_on = "history" if history else "partition"
     reference = history[-settings.reference_partitions:] if history else [partition_key]
@@ -67,7 +70,8 @@ def fit_row_model(con, dataset: str, partition_key: str, history: list[str], set
     keys = "[" + ", ".join(quote_literal(k) for k in reference) + "]"
     identifiers = tuple(name for name, role in roles.items() if role.role == "identifier")
     uniqueness = _key_stats(con, raw_table(dataset), keys, columns, primary_key, identifiers)
-    model = _fit(sample, columns, roles, uniqueness, reference, fitted_on, has_file, kept)
+    model = _fit(sample, columns, roles, uniqueness, reference, fitted_on, has_file, kept,
+                 related=not history or len(reference) >= settings.min_history)
     model.daily = daily
     return model
 
@@ -111,7 +115,8 @@ def numbers(array: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRole], key_stats: dict,
-         reference: list[str], fitted_on: str, has_file: bool, kept: dict[str, list[str]]) -> RowModel:
+         reference: list[str], fitted_on: str, has_file: bool, kept: dict[str, list[str]],
+         related: bool = True) -> RowModel:
     features: list[Feature] = []
     exports: dict[str, str] = {}
     centers: dict[str, str] = {}
@@ -165,7 +170,9 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
                 skipped[col.name] = "fewer than 5 values in the reference"
                 continue
             signal = "date" if centred else "value"
-            features.append(Feature(col.name, (col.name,), signal, (value_input,), model=tail))
+            finite = values[np.isfinite(values)]
+            features.append(Feature(col.name, (col.name,), signal, (value_input,), model=tail,
+                                    extra={"constant": True} if finite.min() == finite.max() else {}))
             if role in PAIRED_ROLES:
                 values = numbers(aligned)
                 finite = np.isfinite(values)
@@ -178,7 +185,8 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
             if cats is not None and keep is not None:
                 cats.elsewhere = frozenset(pc.unique(pc.drop_null(everywhere)).to_pylist()) - set(cats.values.to_pylist())
             if cats is not None:
-                features.append(Feature(col.name, (col.name,), "category", (value_input,), model=cats))
+                features.append(Feature(col.name, (col.name,), "category", (value_input,), model=cats,
+                                        extra={"constant": True} if cats.counts.size == 1 else {}))
                 if cats.counts.size <= MAX_PAIR_CATEGORIES:
                     categorical[value_input] = (cats, aligned)
                 if col.kind == "string":  # a new value may be no surprise; a new shape ('pp' among 'PP') is
@@ -197,11 +205,12 @@ def _fit(sample: pa.Table, columns: list[ColumnInfo], roles: dict[str, ColumnRol
     by_input = {f.inputs[0]: f for f in features if f.signal in ("value", "date")}
     by_category = {f.inputs[0]: f for f in features if f.signal == "category"}
     indexes: dict[str, np.ndarray] = {}  # each category's reference index, shared by the pair searches
-    features += numeric_pairs(numeric_inputs, by_input, categorical, by_category, indexes)
-    features += conditional_numbers(categorical, numeric_inputs, by_input, by_category, indexes)
-    position = pc.index_in(partitions, value_set=pa.array(reference, partitions.type)).fill_null(-1)
-    features += category_pairs(categorical, {f.inputs[0]: f for f in features if f.signal == "category"},
-                               position.to_numpy(zero_copy_only=False).astype(np.int64), indexes)
+    if related:
+        features += numeric_pairs(numeric_inputs, by_input, categorical, by_category, indexes)
+        features += conditional_numbers(categorical, numeric_inputs, by_input, by_category, indexes)
+        position = pc.index_in(partitions, value_set=pa.array(reference, partitions.type)).fill_null(-1)
+        features += category_pairs(categorical, {f.inputs[0]: f for f in features if f.signal == "category"},
+                                   position.to_numpy(zero_copy_only=False).astype(np.int64), indexes)
     return RowModel(features=features, exports=exports, centers=centers, key_sets=key_sets,
                     columns={c.name: c for c in columns}, reference_partitions=reference, reference_rows=sample.num_rows,
                     fitted_on=fitted_on, has_file=has_file, skipped=skipped, periods=periods)

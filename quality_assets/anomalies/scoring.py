@@ -27,7 +27,7 @@ from quality_assets.anomalies.causes import (
 )
 from quality_assets.anomalies.explain import explain_row
 from quality_assets.anomalies.features import TINY, Categories, Feature, NumericTail
-from quality_assets.anomalies.model import RowModel, numbers
+from quality_assets.anomalies.model import PERIOD_EDGE, RowModel, numbers
 from quality_assets.anomalies.pairs import group_input, recentred
 from quality_assets.anomalies.pvalues import (
     batch_p_matrix,
@@ -40,12 +40,13 @@ from quality_assets.contract.anomalies import AnomalySettings
 from quality_assets.shapes import shapes
 
 
-def levelled(model: RowModel, sample: pa.Table) -> tuple[RowModel, list[dict]]:
+def levelled(model: RowModel, sample: pa.Table, min_history: int = 1) -> tuple[RowModel, list[dict]]:
     """Rows are judged from where their partition sits: a number (or a pair's residual, or a
     number within its category) whose partition median left the history's middle half (a price
     that rose with the years, a unit change on every row) has its history's shape moved to that
     level. The move itself is a partition-level change, reported once as a cause; its size is the
-    metrics' and the drift's to judge."""
+    metrics' and the drift's to judge. That the shape holds at another level takes min_history
+    partitions to show: before, a number that moved is judged by the partition's own spread."""
     candidates = [j for j, f in enumerate(model.features) if f.signal in LEVELLED and not f.extra.get("refit")]
     if not candidates or model.fitted_on != "history":
         return model, []
@@ -73,7 +74,8 @@ def levelled(model: RowModel, sample: pa.Table) -> tuple[RowModel, list[dict]]:
         here = float(np.median(finite))
         if feature.model.q1 <= here <= feature.model.q3:
             continue
-        moved = feature.model.moved_to(finite)
+        short = len(model.reference_partitions) < min_history and feature.signal == "value"
+        moved = NumericTail.fit(finite, allow_log=feature.model.log) if short else feature.model.moved_to(finite)
         if moved is None:
             continue
         features[j] = replace(feature, model=moved, extra={**feature.extra, "refit": "moved", "history": feature.model})
@@ -84,6 +86,7 @@ def levelled(model: RowModel, sample: pa.Table) -> tuple[RowModel, list[dict]]:
 
 FLOOD_SHARE = 0.1  # one reason flagging more of the partition than this is a partition-level change
 FLOOD_MIN_ROWS = 10
+FLOOD_ROUNDS = 3
 REFITTABLE = ("value", "date", "length", "category", "shape", "null")
 RARE = 0.01  # an event this rare in the history can be counted as a cluster
 VALUED = ("category", "shape")
@@ -237,24 +240,38 @@ def clustered_rows(scored: _Pass, model: RowModel, d: int, settings: AnomalySett
     them than the history makes plausible: ten rows of an unseen category in a partition are
     strong evidence even when each alone is not (a Poisson tail on the count, Bonferroni across
     the features)."""
+    return np.unique(np.concatenate([np.zeros(0, dtype=np.int64), *clusters(scored, model, d, settings).values()]))
+
+
+def clusters(scored: _Pass, model: RowModel, d: int, settings: AnomalySettings) -> dict[int, np.ndarray]:
+    """Feature -> the rows of its cluster, for each feature whose cluster is significant. The rate
+    a cluster is judged against is the history's: from min_history partitions on (new companies
+    come with September's group bookings, a month the first two did not show)."""
     n = scored.row_p.size
-    out = [np.zeros(0, dtype=np.int64)]
+    out = {}
+    if model.fitted_on == "history" and len(model.reference_partitions) < settings.min_history:
+        return out
     for j, rows in scored.rarest.items():
         feature = model.features[j]
         if feature.signal == "duplicate" and feature.extra["duplicates"]:
             continue  # a code that repeats at all repeats more in a larger partition: no per-row rate
         expected = scored.chances[j] if j in scored.chances else scored.present.get(j, n) * cluster_p(feature)
         if rows.size >= 2 and d * poisson_tail(rows.size, expected) <= settings.fdr:
-            out.append(rows)
-    return np.unique(np.concatenate(out))
+            out[j] = rows
+    return out
 
 
 def _refit(feature: Feature, sample: pa.Table) -> Feature | None:
     """The feature fitted on the partition's own sample (its new normal), or None to drop it."""
-    if feature.signal not in REFITTABLE:
-        return None
+    if feature.signal not in REFITTABLE or feature.extra.get("constant"):
+        return None  # never varied: no shape to judge its variation by
     column = sample.column(feature.inputs[0])
-    if feature.signal in ("value", "date"):  # the history's shape around the partition's level
+    if feature.signal in ("value", "date") and feature.extra.get("refit") == "moved":
+        # moved to its level before scoring and still flooding: the history's shape does not fit
+        # there, the partition's own spread is its new normal
+        model = NumericTail.fit(numbers(column), allow_log=feature.model.log,
+                                edge=PERIOD_EDGE if feature.signal == "date" else 1e-3)
+    elif feature.signal in ("value", "date"):  # the history's shape around the partition's level
         model = feature.model.moved_to(numbers(column))
     elif feature.signal == "length":
         model = NumericTail.fit(numbers(pc.utf8_length(column)), allow_log=False)
@@ -267,18 +284,27 @@ def _refit(feature: Feature, sample: pa.Table) -> Feature | None:
         model = (int(pc.sum(nulls).as_py() or 0), len(column))
     if model is None:
         return None
-    moved = feature.signal in ("value", "date")
+    moved = feature.signal in ("value", "date") and feature.extra.get("refit") != "moved"
     return replace(feature, model=model, extra={**feature.extra, "refit": "moved" if moved else "partition",
                                                 "history": feature.model})
 
 
-def _floods(scored: _Pass, settings: AnomalySettings) -> list[tuple[int, int, int]]:
-    """(feature, direction, rows) of each reason that alone would flag a large share of the rows."""
+def _floods(scored: _Pass, model: RowModel, settings: AnomalySettings) -> list[tuple[int, int, int]]:
+    """(feature, direction, rows) of each reason that alone would flag a large share of the rows,
+    one by one or as a cluster of a never-seen event. A column that held one value in all its
+    reference floods from FLOOD_MIN_ROWS rows on: its first variation (a 0/1 flag set for the first
+    time near Christmas) is the partition's change, not many odd rows."""
     n = scored.row_p.size
     threshold, _ = calibrated_threshold(scored.row_p, settings)
-    limit = max(FLOOD_MIN_ROWS, FLOOD_SHARE * n)
-    counts = [(j, sign, scored.rows_flagged_by((j, sign), threshold)) for j, sign in scored.decades]
-    return sorted(((j, sign, c) for j, sign, c in counts if c > limit), key=lambda f: -f[2])
+    counts = {(j, sign): scored.rows_flagged_by((j, sign), threshold) for j, sign in scored.decades}
+    for j, rows in clusters(scored, model, bonferroni_factor(model, settings), settings).items():
+        if model.features[j].signal in (*VALUED, "combination"):  # events without a direction
+            counts[(j, 0)] = max(counts.get((j, 0), 0), rows.size)
+    # a feature refitted after its own flood flags rows on their own merit (a sign flipped on 10%
+    # of the rows still stands out against the moved shape)
+    limits = [math.inf if f.extra.get("flooded") else FLOOD_MIN_ROWS if f.extra.get("constant")
+              else max(FLOOD_MIN_ROWS, FLOOD_SHARE * n) for f in model.features]
+    return sorted(((j, sign, c) for (j, sign), c in counts.items() if c > limits[j]), key=lambda f: (-f[2], f[0]))
 
 
 def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_size: int = 100_000,
@@ -291,13 +317,14 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
     n = partition.num_rows
     cutoff = settings.fdr if settings.contamination is None else 1.0
     first = _score_pass(partition, model, batch_size, bonferroni_factor(model, settings), cutoff)
-    model, levels = levelled(replace(model, rows_hint=n), first.sample)
+    model, levels = levelled(replace(model, rows_hint=n), first.sample, settings.min_history)
     if levels or any(f.extra.get("refit") == "moved" for f in model.features):  # scored again from the new levels
         first = _score_pass(partition, model, batch_size, bonferroni_factor(model, settings), cutoff)
-    floods = list(levels)
-    flooding = _floods(first, settings)
-    scored = first
-    if flooding:
+    floods, scored = list(levels), first
+    for _ in range(FLOOD_ROUNDS):  # a flood lifted can let another reason reach the threshold
+        flooding = _floods(scored, model, settings)
+        if not flooding:
+            break
         features = list(model.features)
         for j, sign, count in flooding:
             floods.append(describe_flood(model.features[j], sign, count, n, first.sample))
@@ -306,7 +333,7 @@ def score_file(path: Path, model: RowModel, settings: AnomalySettings, batch_siz
             if refitted is None:
                 del features[j]
             else:
-                features[j] = refitted
+                features[j] = replace(refitted, extra={**refitted.extra, "flooded": True})
         model = replace(model, features=features)
         scored = _score_pass(partition, model, batch_size, bonferroni_factor(model, settings), cutoff)
     d = bonferroni_factor(model, settings)

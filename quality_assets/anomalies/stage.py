@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from quality_assets.anomalies.columns import raw_columns, raw_table
 from quality_assets.anomalies.drift import DriftResult, categorical_drift, judge, numeric_drift
@@ -278,6 +279,8 @@ def _drift_tests(model: RowModel, roles: dict[str, ColumnRole], current: pa.Tabl
         mask = np.isin(partitions, pools[column])
         reference, groups = sample.filter(pa.array(mask)), partitions[mask]
         name = feature.inputs[0]
+        if _distinct(reference.column(name)) <= 1 < _distinct(current.column(name)):
+            continue  # a first variation: reported by the metrics, nothing to compare it with
         if feature.signal == "value":
             result = numeric_drift(column, _floats(current, name), _floats(reference, name), groups)
         elif feature.signal == "category":
@@ -290,6 +293,10 @@ def _drift_tests(model: RowModel, roles: dict[str, ColumnRole], current: pa.Tabl
         result.reference = ", ".join(pools[column])
         results.append(result)
     return results
+
+
+def _distinct(column: pa.ChunkedArray) -> int:
+    return len(pc.unique(pc.drop_null(column)))
 
 
 def _floats(table: pa.Table, name: str) -> np.ndarray:
