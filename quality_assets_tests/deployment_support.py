@@ -252,6 +252,13 @@ class Deployment:
             return []
         return [m["partition"] for m in data["assetMaterializations"]]
 
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of each service with everything it started (the code server's run
+        workers included), and of the PostgreSQL server (all its databases)."""
+        spent = {name: cpu_seconds([s.process.pid, *descendants(s.process.pid)]) for name, s in self.services.items()}
+        spent["postgres"] = cpu_seconds(postgres_pids())
+        return spent
+
     def code_server_children(self) -> list[int]:
         """Pids of processes descending from the code server (its API server and run workers)."""
         return descendants(self.services["code"].process.pid)
@@ -274,6 +281,34 @@ def descendants(pid: int) -> list[int]:
             found.append(child)
             stack.append(child)
     return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds of the processes (user + system) and of their children that have exited and
+    been waited for (a run worker's, once the code server reaped it)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    return total / ticks
+
+
+def postgres_pids() -> list[int]:
+    """The local PostgreSQL server's processes (the postmaster's cutime holds exited backends')."""
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and _comm(entry) == "postgres"]
+
+
+def _comm(entry: Path) -> str:
+    try:
+        return (entry / "comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def cmdline(pid: int) -> str:

@@ -204,7 +204,8 @@ def test_compose_agrees_with_dagster_yaml_and_workspace():
 
     # PostgreSQL: the storage points at the postgres service, with its user, password and database.
     pg = services["postgres"]
-    assert instance["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
+    assert instance["storage"]["custom"]["module"] == "quality_assets.instance"  # dagster-postgres, pooled
+    assert instance["storage"]["custom"]["config"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
     assert env["DAGSTER_PG_HOST"] == "postgres" and env["DAGSTER_PG_PORT"] == "5432"
     assert pg["environment"]["POSTGRES_USER"] == env["DAGSTER_PG_USER"]
     assert pg["environment"]["POSTGRES_PASSWORD"] == env["DAGSTER_PG_PASSWORD"]

@@ -279,7 +279,7 @@ def test_helm_values_give_a_valid_k8s_run_launcher(monkeypatch):
         instance["concurrency"]["pools"]["granularity"], instance["concurrency"]["pools"]["op_granularity_run_buffer"])
     assert values["retention"]["sensor"]["purgeAfterDays"] == instance["retention"]["sensor"]["purge_after_days"]
     assert values["telemetry"] == instance["telemetry"]
-    assert values["postgresql"]["postgresqlScheme"] == instance["storage"]["postgres"]["postgres_db"]["scheme"]
+    assert values["postgresql"]["postgresqlScheme"] == instance["storage"]["custom"]["config"]["postgres_db"]["scheme"]
 
 
 def test_operations_blocks_use_these_files():
