@@ -92,3 +92,39 @@ def test_every_asset_writes_in_the_warehouse_pool_whichever_the_backend(tmp_path
     graph = definitions(tmp_path, warehouse).get_repository_def().asset_graph
     pools = {key.to_user_string(): graph.get(key).pools for key in graph.get_all_asset_keys()}
     assert len(pools) == 7 and all(p == {WAREHOUSE_POOL} for p in pools.values()), pools  # 6 stages + scorecard
+
+
+def test_a_step_waiting_for_a_slot_sleeps_between_its_tries_instead_of_spinning(monkeypatch):
+    """Dagster 1.13's executor never slept while a step waited for a pool slot: a run queued
+    behind the warehouse's writers turned its loop ~10,000 times a second, a core per waiting run
+    (cProfile of the deployment's run workers). Here a run waits 3 s for a slot another run holds."""
+    import threading
+    import time
+
+    from dagster._core.execution.plan.active import ActiveExecution
+
+    turns = []
+    get_next_step = ActiveExecution.get_next_step
+    monkeypatch.setattr(ActiveExecution, "get_next_step", lambda self: turns.append(1) or get_next_step(self))
+
+    @dg.op(pool=WAREHOUSE_POOL)
+    def write():
+        return 1
+
+    @dg.job
+    def writer():
+        write()
+
+    with dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 1, "granularity": "op"}}}) as instance:
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
+        assert storage.claim_concurrency_slot(WAREHOUSE_POOL, "other-run", "its_step").is_claimed
+        results = []
+        run = threading.Thread(target=lambda: results.append(writer.execute_in_process(instance=instance)))
+        run.start()
+        time.sleep(3)
+        waited = len(turns)
+        storage.free_concurrency_slot_for_step("other-run", "its_step")
+        run.join(timeout=60)
+    assert results and results[0].success  # it got the slot once freed
+    assert 1 <= waited <= 20, f"{waited} turns of the executor's loop in 3 s of waiting"
