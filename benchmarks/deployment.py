@@ -238,7 +238,9 @@ def main() -> int:
         ("  run started -> report written, s", lambda r: f"{statistics.median(s[2] for s in r['latency_steps']):.1f}"),
     ]
     for i, count in enumerate(args.files):
-        at = lambda r, i=i: r["bursts"][i]  # noqa: E731
+        def at(r: dict, i: int = i) -> dict:  # this burst's results
+            return r["bursts"][i]
+
         rows += [
             (f"throughput, {count} files at once, files/min", lambda r, at=at: f"{at(r)['rate']:.1f}"),
             ("  after the first run started (steady), /min", lambda r, at=at: f"{at(r)['steady']:.1f}"),
