@@ -169,14 +169,14 @@ def test_floods_causes_and_stored_rows_are_the_same_whatever_order_the_rows_are_
     last["amount"][2000:2010] *= -1
     run_months(warehouse, dataset, months[:-1])
     load(warehouse, dataset, "sales_06.csv", last)
-    read_sample, export_partition, outcomes = model_module.read_sample, stage.export_partition, []
+    read_sample, real_export, outcomes = model_module.read_sample, stage.export_partition, []
     for seed in range(3):
         def shuffled_sample(*args, seed=seed, **kwargs):
             table = read_sample(*args, **kwargs)
             return table.take(pa.array(np.random.default_rng(seed).permutation(table.num_rows)))
 
         def shuffled_export(con, model, dataset_name, key, path, *args, seed=seed, **kwargs):
-            rows = export_partition(con, model, dataset_name, key, path, *args, **kwargs)
+            rows = real_export(con, model, dataset_name, key, path, *args, **kwargs)
             table = ipc.open_file(str(path)).read_all()
             with ipc.new_file(str(path), table.schema) as writer:
                 writer.write_table(table.take(pa.array(np.random.default_rng(seed).permutation(table.num_rows))))

@@ -46,10 +46,11 @@ def build_lake_pool_sensor(settings: Settings) -> dg.SensorDefinition:
 
 
 def _seconds_to_next_try(self: instance_concurrency_context.InstanceConcurrencyContext) -> float:
-    """Seconds until a step waiting for a slot may try again, never below 0."""
-    if not self._pending_claims:  # noqa: SLF001 (the method this replaces reads the same fields)
+    """Seconds until a step waiting for a slot may try again, never below 0 (from the private
+    fields the method it replaces reads)."""
+    if not self._pending_claims:
         return 0.0
-    return max(0.0, min(self._pending_timeouts.values(), default=0.0) - time.time())  # noqa: SLF001
+    return max(0.0, min(self._pending_timeouts.values(), default=0.0) - time.time())
 
 
 def sleep_while_waiting_for_a_slot() -> bool:
@@ -63,7 +64,7 @@ def sleep_while_waiting_for_a_slot() -> bool:
     a try that is due later, so a fixed Dagster is left alone."""
     context = instance_concurrency_context.InstanceConcurrencyContext
     probe = object.__new__(context)
-    probe._pending_claims, probe._pending_timeouts = {"step"}, {"step": time.time() + 60}  # noqa: SLF001
+    probe._pending_claims, probe._pending_timeouts = {"step"}, {"step": time.time() + 60}
     if context.interval_to_next_pending_claim_check(probe) > 0:
         return False
     context.interval_to_next_pending_claim_check = _seconds_to_next_try
