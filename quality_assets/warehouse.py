@@ -18,7 +18,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import duckdb
@@ -170,6 +170,7 @@ class Warehouse:
         self.memory_limit = memory_limit
         self.threads = threads
         self._held: duckdb.DuckDBPyConnection | None = None
+        self._hold: ExitStack | None = None  # inside held(): what closes the connection and frees the lock
 
     @property
     def work_dir(self) -> Path:
@@ -205,12 +206,28 @@ class Warehouse:
         """This warehouse with one connection (and the lock) kept until the block ends: every
         `connect()` inside reuses it. For a step over many small partitions, where opening the
         file for each of them costs more than their work."""
-        with self.connect() as con:
-            self._held = con
-            try:
+        self._hold = ExitStack()
+        try:
+            with self._hold:
+                self._held = self._hold.enter_context(self.connect())
                 yield self
-            finally:
-                self._held = None
+        finally:
+            self._held = self._hold = None
+
+    @contextmanager
+    def released(self) -> Iterator[None]:
+        """Inside held(): the connection closed and the lock freed for the block (work that needs
+        neither, such as staging a file, while other runs write), then taken again. Elsewhere,
+        nothing to let go."""
+        if self._held is None or self._hold is None:
+            yield
+            return
+        self._hold.close()
+        self._held = None
+        try:
+            yield
+        finally:
+            self._held = self._hold.enter_context(self.connect())
 
     def _open(self, deadline: float, poll_s: float = 0.1) -> duckdb.DuckDBPyConnection:
         """Open the file for writing; while a process outside the queue (a read-only DuckDB

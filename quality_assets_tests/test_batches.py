@@ -200,5 +200,91 @@ def test_a_held_warehouse_is_opened_once_for_every_connect_inside(tmp_path):
             first.execute("CREATE TABLE t AS SELECT 1 AS x")
         with held.connect() as second:
             assert second is first and second.execute("SELECT x FROM t").fetchall() == [(1,)]
+        with held.released():  # let go for a while: the lock is free, then taken again
+            from quality_assets.warehouse import exclusive_lock
+
+            with exclusive_lock(warehouse.lock_path, 0.0):
+                pass
+            with warehouse.connect() as other:
+                assert other is not first and other.execute("SELECT x FROM t").fetchall() == [(1,)]
+        with held.connect() as third:
+            assert third is not first and third.execute("SELECT x FROM t").fetchall() == [(1,)]
     with warehouse.connect() as after:  # released: a new connection, the data committed
-        assert after is not first and after.execute("SELECT x FROM t").fetchall() == [(1,)]
+        assert after is not third and after.execute("SELECT x FROM t").fetchall() == [(1,)]
+    with warehouse.released():  # outside held(): nothing to let go
+        pass
+
+
+def test_a_range_loads_through_one_connection_and_renders_its_reports_after_letting_go(project, monkeypatch):
+    import traceback
+
+    import quality_assets.ingest.load as load_module
+    import quality_assets.report as report_module
+    from quality_assets.warehouse import Warehouse, exclusive_lock
+
+    lock_path = Warehouse(project / "warehouse" / "quality.duckdb").lock_path
+    raw_opens, rendered_unlocked = [], []
+    open_file, render = Warehouse._open, report_module.render_report
+
+    def counting_open(self, *args, **kwargs):
+        raw_opens.extend(1 for frame in traceback.extract_stack()[-12:] if frame.filename.endswith("defs/raw.py"))
+        return open_file(self, *args, **kwargs)
+
+    def render_after_letting_go(data):
+        with exclusive_lock(lock_path, 0.0):  # raises WarehouseBusy while this process still holds it
+            rendered_unlocked.append(data.partition_key)
+        return render(data)
+
+    def stage_after_letting_go(*args, **kwargs):
+        with exclusive_lock(lock_path, 0.0):
+            staged.append(args[3])  # the partition key
+        return stage(*args, **kwargs)
+
+    stage, staged = load_module.stage_with_scan, []
+    monkeypatch.setattr(Warehouse, "_open", counting_open)
+    monkeypatch.setattr(report_module, "render_report", render_after_letting_go)
+    monkeypatch.setattr(load_module, "stage_with_scan", stage_after_letting_go)
+    files = [land(project, f"f{n}.csv", GOOD.format(a=2 * n, b=2 * n + 1).encode("utf-16" if n == 1 else "utf-8"))
+             for n in range(3)]
+    contract = load_contract(project / "quality.yaml")
+    outcomes = execute(contract, settings_for(project), [(contract.datasets[0], f) for f in files], force=False)
+
+    assert [(o.key, o.outcome) for o in outcomes] == [(f"f{n}.csv", "passed") for n in range(3)], \
+        [o.failure for o in outcomes]
+    # the loads shared one connection (it was two a file), let go while the UTF-16 file was staged
+    assert len(raw_opens) == 2 and staged == ["f1.csv"]
+    assert rendered_unlocked == ["f0.csv", "f1.csv", "f2.csv"]
+    assert query(project, "SELECT partition_key, status, rows_loaded FROM qa.files ORDER BY 1") == [
+        (f"f{n}.csv", "loaded", 2) for n in range(3)]
+
+
+def test_a_range_that_finds_the_warehouse_busy_leaves_an_audit_row_for_each_file(project):
+    import subprocess
+    import sys
+
+    from quality_assets.warehouse import Warehouse
+
+    land(project, "a.csv", GOOD.format(a=1, b=2))
+    keys = [land(project, f"b{n}.csv", GOOD.format(a=10 + 2 * n, b=11 + 2 * n)).key for n in range(3)]
+    defs = build_definitions(load_contract(project / "quality.yaml"), settings_for(project, QA_DUCKDB_LOCK_TIMEOUT="0.5"))
+    job = defs.resolve_job_def("orders_job")
+    path = project / "warehouse" / "quality.duckdb"
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("orders_files", ["a.csv", *keys])
+        assert job.execute_in_process(instance=instance, partition_key="a.csv").success
+        # a user's read-only DuckDB session keeps the file open until told to close it
+        reader = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(sys.argv[1], "
+                                   "read_only=True); print('open', flush=True); sys.stdin.readline()", str(path)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert reader.stdout.readline().strip() == "open"
+            result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                            tags={"quality_assets/dataset": "orders", **range_tags(keys)})
+        finally:
+            reader.communicate("close\n", timeout=30)
+    assert not result.success
+    with Warehouse(path).connect():
+        pass  # the next connection writes the audit rows kept while the warehouse was busy
+    rows = query(project, "SELECT partition_key, status, error_codes FROM qa.files ORDER BY 1")
+    assert [(key, status, codes) for key, status, codes in rows] == [("a.csv", "loaded", {})] + [
+        (key, "failed", {"E_WAREHOUSE_BUSY": 1}) for key in keys]

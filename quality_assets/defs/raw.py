@@ -1,6 +1,7 @@
 """`<dataset>/raw`: a landed file (or a run's range of them) loaded into the warehouse, with a parse check."""
 
 
+import datetime as dt
 import json
 
 import dagster as dg
@@ -16,8 +17,10 @@ from quality_assets.defs.common import (
 )
 from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
 from quality_assets.ingest import LoadAudit, load_file
+from quality_assets.ingest.load import defer_busy_audit
 from quality_assets.landing import resolve_file
 from quality_assets.report import build_report
+from quality_assets.warehouse import WarehouseBusy
 
 FILE_PARSED_CHECK = "file_parsed"
 
@@ -51,24 +54,39 @@ def build_raw_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) -> dg
     )
     def raw(context: dg.AssetExecutionContext, config: RawLoadConfig, warehouse: WarehouseResource,
             output_folder: OutputFolderResource) -> dg.MaterializeResult:
-        loads = []
-        for partition_key in context.partition_keys:  # one file, or several in one run (a range)
+        loads, keys = [], list(context.partition_keys)  # one file, or several in one run (a range)
+        paths = {}
+        for partition_key in keys:
             try:
-                path = resolve_file(dataset, partition_key)
+                paths[partition_key] = resolve_file(dataset, partition_key)
             except FileNotFoundError as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from None
-            audit = load_file(warehouse.get(), path, dataset, partition_key, context.run.run_id, force=config.force)
-            context.log.info(f"{dataset.name}/{partition_key}: {audit.status}: {audit.message}")
-            metadata = raw_metadata(audit)
-            if audit.status == "rejected":
-                # file_parsed fails and blocks every later stage, the report included: the producer still
-                # gets a report saying why.
-                report = build_report(warehouse.get(), dataset.name, partition_key, output_folder.get(),
-                                      dataset.description or "")
-                metadata["report_path"] = dg.MetadataValue.path(str(report.report_path))
-                metadata["verdict"] = report.data.verdict.level
-                metadata["headline"] = report.data.verdict.headline
-            loads.append((partition_key, audit, metadata))
+        # A range's files load through one connection: opening the warehouse twice a file (the last
+        # load, then the load after sniffing) held the writer lock longer than small files' rows did.
+        started, entered = dt.datetime.now(), False
+        try:
+            with warehouse.for_step(len(keys)) as step_warehouse:
+                entered = True
+                for partition_key in keys:
+                    audit = load_file(step_warehouse, paths[partition_key], dataset, partition_key,
+                                      context.run.run_id, force=config.force)
+                    context.log.info(f"{dataset.name}/{partition_key}: {audit.status}: {audit.message}")
+                    metadata = raw_metadata(audit)
+                    if audit.status == "rejected":
+                        # file_parsed fails and blocks every later stage, the report included: the
+                        # producer still gets a report saying why.
+                        report = build_report(step_warehouse, dataset.name, partition_key, output_folder.get(),
+                                              dataset.description or "")
+                        metadata["report_path"] = dg.MetadataValue.path(str(report.report_path))
+                        metadata["verdict"] = report.data.verdict.level
+                        metadata["headline"] = report.data.verdict.headline
+                    loads.append((partition_key, audit, metadata))
+        except WarehouseBusy as exc:
+            if not entered:  # the range's connection: no file was tried, and each keeps its audit row
+                for partition_key in keys:
+                    defer_busy_audit(warehouse.get(), paths[partition_key], dataset, partition_key,
+                                     context.run.run_id, started, exc)
+            raise
         return partition_results(
             context, key, loads, lambda load: load[0], lambda load: load[2],
             lambda some: [file_parsed_result([audit for _, audit, _ in some])],

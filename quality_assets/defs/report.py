@@ -13,7 +13,7 @@ from quality_assets.defs.common import (
     stage_key,
 )
 from quality_assets.defs.resources import OutputFolderResource, WarehouseResource
-from quality_assets.report import ReportResult, build_report
+from quality_assets.report import ReportResult, build_reports
 
 # The last stage that describes the data. Not `validation`: its blocking checks would stop the
 # report on exactly the partitions whose producer needs it; the report reads the rules' results
@@ -43,14 +43,11 @@ def build_report_asset(dataset: Dataset, partitions: dg.PartitionsDefinition) ->
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, output_folder: OutputFolderResource
     ) -> dg.MaterializeResult:
         output_dir = output_folder.get()
-        results = []
-        keys = list(context.partition_keys)
-        with warehouse.for_step(len(keys)) as step_warehouse:
-            for partition_key in keys:
-                result = build_report(step_warehouse, dataset.name, partition_key, output_dir, dataset.description or "")
-                context.log.info(f"{dataset.name}/{partition_key}: {result.data.verdict.headline}; "
-                                 f"report at {result.report_path}")
-                results.append(result)
+        results = build_reports(warehouse.get(), dataset.name, list(context.partition_keys), output_dir,
+                                dataset.description or "")
+        for result in results:
+            context.log.info(f"{dataset.name}/{result.data.partition_key}: {result.data.verdict.headline}; "
+                             f"report at {result.report_path}")
         return partition_results(context, key, results, lambda r: r.data.partition_key, report_metadata,
                                  lambda some: [], lambda all_: {
             "partitions": len(all_),

@@ -45,8 +45,7 @@ def load_file(
     try:
         return _load_file(warehouse, Path(source), dataset, partition_key, run_id, force)
     except WarehouseBusy as exc:
-        audit = _not_loaded(source, dataset, partition_key, run_id, started, "E_WAREHOUSE_BUSY", str(exc))
-        warehouse.defer_insert("qa.files", audit.as_row())
+        defer_busy_audit(warehouse, source, dataset, partition_key, run_id, started, exc)
         raise
     except duckdb.OutOfMemoryException as exc:
         # Rolled back; the file keeps its audit row, saying what to change.
@@ -63,6 +62,14 @@ def load_file(
         with warehouse.connect() as con:
             insert_audit(con, audit)
         return audit
+
+
+def defer_busy_audit(warehouse: Warehouse, source: Path, dataset: Dataset, partition_key: str, run_id: str,
+                     started: dt.datetime, exc: WarehouseBusy) -> None:
+    """The audit row of a file not loaded because the warehouse stayed busy, kept for the next
+    connection to write."""
+    audit = _not_loaded(source, dataset, partition_key, run_id, started, "E_WAREHOUSE_BUSY", str(exc))
+    warehouse.defer_insert("qa.files", audit.as_row())
 
 
 def _not_loaded(source: Path, dataset: Dataset, partition_key: str, run_id: str, started: dt.datetime,
@@ -115,8 +122,9 @@ def _load_file(warehouse: Warehouse, source: Path, dataset: Dataset, partition_k
                 hand_over = str(exc)
         workdir = Path(tempfile.mkdtemp(prefix="stage-", dir=_staging_root(warehouse)))
         try:
-            staged = stage_with_scan(warehouse, source, dataset, partition_key, run_id, workdir, scan, hand_over,
-                                     schema)
+            with warehouse.released():  # parsed outside the lock, even by a range's held connection
+                staged = stage_with_scan(warehouse, source, dataset, partition_key, run_id, workdir, scan, hand_over,
+                                         schema)
             with warehouse.connect() as con:
                 # A lake commit that lost to another worker's (both created the dataset's table) is
                 # made again at once from the staged rows, rather than the whole step staging the
