@@ -34,16 +34,21 @@ def read_metric_history(con, dataset: str, partitions: list[str]) -> dict[tuple[
             [dataset, partitions, dataset, list(READ_METRICS)]).fetchall()
         for partition, column, metric, value in rows:
             out.setdefault((column, metric), {})[partition] = value
+    shares = quarantine_shares(con, dataset, partitions)
+    if shares:
+        out[(None, "quarantine_share")] = shares
+    return out
+
+
+def quarantine_shares(con, dataset: str, partitions: list[str]) -> dict[str, float]:
+    """partition -> the share of its rows read that were quarantined, from its latest loads in qa.files."""
     rows = con.execute(
         """SELECT partition_key, sum(rows_quarantined) / nullif(sum(rows_read), 0) FROM (
                SELECT * FROM qa.files WHERE dataset = ? AND list_contains(?, partition_key)
                  AND status IN ('loaded', 'loaded_with_errors', 'empty')
                QUALIFY row_number() OVER (PARTITION BY partition_key, source_path ORDER BY started DESC) = 1)
            GROUP BY 1""", [dataset, partitions]).fetchall()
-    for partition, share in rows:
-        if share is not None:
-            out.setdefault((None, "quarantine_share"), {})[partition] = float(share)
-    return out
+    return {partition: float(share) for partition, share in rows if share is not None}
 
 
 def semantic_types(con, dataset: str, partition_key: str) -> dict[str, str]:

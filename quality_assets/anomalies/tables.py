@@ -207,7 +207,7 @@ def alarmed_partitions(con: duckdb.DuckDBPyConnection, dataset: str) -> set[str]
                AND coalesce(partition_alarms, metric_anomalies + drifted_columns) > 0""", [dataset]).fetchall()}
 
 
-BULK_ROWS = 100  # from this many rows an insert goes through one Arrow table, not a statement per row
+BULK_ROWS = 20  # from this many rows an insert goes through one Arrow table (a partition's ~50 metric rows), not a statement per row
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[list]) -> None:
@@ -244,8 +244,8 @@ def column_alarms(con: duckdb.DuckDBPyConnection, dataset: str) -> dict[str | No
 
 
 def write_results(con: duckdb.DuckDBPyConnection, result) -> None:
-    """Replace the partition's rows in the anomaly tables in one transaction."""
-    ensure_anomaly_tables(con)
+    """Replace the partition's rows in the anomaly tables in one transaction (the stage created
+    them when it started)."""
     key = [result.dataset, result.partition_key]
     with transaction(con):
         for table in RESULT_TABLES:

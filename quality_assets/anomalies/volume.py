@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from quality_assets.anomalies.columns import raw_table
 from quality_assets.anomalies.metric_anomalies import MetricResult, _evaluate
-from quality_assets.anomalies.metric_history import read_metric_history
+from quality_assets.anomalies.metric_history import quarantine_shares
 from quality_assets.contract.anomalies import AnomalySettings
 from quality_assets.warehouse import quote_literal
 
@@ -27,8 +27,7 @@ def volume_findings(con, dataset: str, partition_key: str, history: list[str], s
     """The row count and the quarantined share of the partition against `history` (oldest first)."""
     window = history[-settings.window:]
     series = {"row_count": row_counts(con, dataset, [*window, partition_key]),
-              "quarantine_share": read_metric_history(con, dataset, [*window, partition_key]).get(
-                  (None, "quarantine_share"), {})}
+              "quarantine_share": quarantine_shares(con, dataset, [*window, partition_key])}
     rows = series["row_count"].get(partition_key)
     out = []
     for metric in VOLUME_METRICS:
