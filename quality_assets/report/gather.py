@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 
 from quality_assets.anomalies import read_anomalies
-from quality_assets.catalog import has_table
+from quality_assets.catalog import schema_tables
 from quality_assets.profile import read_profile
 
 SAMPLE_ROWS = 10  # failing rows shown per failed rule
@@ -178,14 +178,15 @@ def gather(con: duckdb.DuckDBPyConnection, dataset: str, partition_key: str, des
     """Read what the report of one partition shows."""
     data = ReportData(dataset, partition_key, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                       description=description)
+    qa_tables = schema_tables(con, "qa")  # one catalog query: each costs about as much as a small read
     _gather_load(con, data)
-    if has_table(con, "qa", "check_results"):
-        _gather_checks(con, data)
-    if has_table(con, "qa", "column_profiles"):
+    if "check_results" in qa_tables:
+        _gather_checks(con, data, qa_tables)
+    if "column_profiles" in qa_tables:
         data.profile = read_profile(con, dataset, partition_key)
         if data.profile is not None:
             data.history = metric_histories(con, dataset, partition_key)
-    if has_table(con, "qa", "anomaly_runs"):
+    if "anomaly_runs" in qa_tables:
         data.anomalies = read_anomalies(con, dataset, partition_key)
     return data
 
@@ -219,9 +220,9 @@ def _gather_load(con, data: ReportData) -> None:
         ORDER BY finished DESC LIMIT ?""", [data.dataset, data.partition_key, HISTORY_PARTITIONS])[::-1]
 
 
-def _gather_checks(con, data: ReportData) -> None:
+def _gather_checks(con, data: ReportData, qa_tables: set[str]) -> None:
     key = [data.dataset, data.partition_key]
-    if has_table(con, "qa", "validations"):
+    if "validations" in qa_tables:
         found = _dicts(con, "SELECT * FROM qa.validations WHERE dataset = ? AND partition_key = ? "
                             "ORDER BY evaluated_at DESC LIMIT 1", key)
         data.validation = found[0] if found else None
@@ -235,7 +236,7 @@ def _gather_checks(con, data: ReportData) -> None:
         FROM qa.check_results WHERE dataset = ? AND partition_key = ? AND run_id = ?
         ORDER BY passed, severity = 'warn', failing_rows DESC NULLS LAST, rule""", [*key, run[0]])
     failed = [c["rule"] for c in data.checks if not c["passed"]]
-    if failed and has_table(con, "qa", "failing_rows"):
+    if failed and "failing_rows" in qa_tables:
         rows = _dicts(con, """
             SELECT rule, source_row, source_file, row_key, row_values FROM qa.failing_rows
             WHERE dataset = ? AND partition_key = ? AND run_id = ? AND rule = ANY(?)
