@@ -38,7 +38,6 @@ from quality_assets.anomalies.references import reference_history
 from quality_assets.anomalies.series import leave_one_out, trend
 from quality_assets.contract.anomalies import AnomalySettings
 
-DATASET_METRICS = ("row_count", "quarantine_share")
 LOCATION_METRICS = ("mean", "std", "p5", "p50", "p95")
 LOG_SCALE_METRICS = ("std", "p5", "p95", "row_count")
 # statistics of the partition's rows (their sampling noise depends on the row count)

@@ -14,8 +14,8 @@ READ_METRICS = (*COLUMN_METRICS, "null_count")  # null_count: each column's fill
 
 
 def read_metric_history(con, dataset: str, partitions: list[str]) -> dict[tuple[str | None, str], dict[str, float]]:
-    """(column, metric) -> {partition: value} from qa.column_profiles (latest run per partition)
-    and the quarantine share from qa.files, for the given partitions."""
+    """(column, metric) -> {partition: value} from qa.column_profiles (latest run per partition),
+    for the given partitions (the quarantine share, judged with the volume: `quarantine_shares`)."""
     out: dict[tuple[str | None, str], dict[str, float]] = {}
     if not partitions:
         return out
@@ -34,9 +34,6 @@ def read_metric_history(con, dataset: str, partitions: list[str]) -> dict[tuple[
             [dataset, partitions, dataset, list(READ_METRICS)]).fetchall()
         for partition, column, metric, value in rows:
             out.setdefault((column, metric), {})[partition] = value
-    shares = quarantine_shares(con, dataset, partitions)
-    if shares:
-        out[(None, "quarantine_share")] = shares
     return out
 
 
