@@ -32,6 +32,8 @@ PG_PORT = os.environ.get("QA_TEST_PG_PORT", "5432")
 PG_USER = os.environ.get("QA_TEST_PG_USER", "postgres")
 PG_PASSWORD = os.environ.get("QA_TEST_PG_PASSWORD", "")
 PG_ADMIN_DB = os.environ.get("QA_TEST_PG_ADMIN_DB", "postgres")
+# The sensor daemon logs two lines a sensor a second even when nothing happens.
+SENSOR_TICK = re.compile(r"SensorDaemon .*(Checking for new runs for sensor|skipped)")
 
 
 def pg_connect(dbname: str, autocommit: bool = True) -> psycopg.Connection:
@@ -94,10 +96,12 @@ class Service:
         return self.process.poll() is None
 
     def tail(self, lines: int = 40) -> str:
+        """The log's last lines, without the sensor daemon's every-second ticks that bury the rest."""
         try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+            text = self.log.read_text(errors="replace").splitlines()
         except OSError:
             return ""
+        return "\n".join([line for line in text if not SENSOR_TICK.search(line)][-lines:])
 
 
 @dataclass
@@ -187,7 +191,24 @@ class Deployment:
                 os.killpg(service.process.pid, signal.SIGKILL)
 
     def diagnostics(self) -> str:
-        return "\n".join(f"--- {s.name} (alive={s.alive()}) ---\n{s.tail()}" for s in self.services.values())
+        """The runs (status, newest events) first, then each process's log tail: what a timeout needs."""
+        try:
+            runs = self.run_summary()
+        except Exception as exc:  # noqa: BLE001 - the database may be what failed
+            runs = f"(runs unreadable: {exc!r})"
+        logs = "\n".join(f"--- {s.name} (alive={s.alive()}) ---\n{s.tail()}" for s in self.services.values())
+        return f"--- runs ---\n{runs}\n{logs}"
+
+    def run_summary(self, events: int = 4) -> str:
+        lines = []
+        for run in self.runs():
+            lines.append(f"{run['run_id'][:8]} {run['status']} partition={run['tags'].get('dagster/partition')} "
+                         f"parent={run['tags'].get('dagster/parent_run_id', '')[:8]}")
+            for step, kind, at in self.sql(
+                "SELECT step_key, dagster_event_type, timestamp FROM event_logs WHERE run_id = %s "
+                "AND dagster_event_type IS NOT NULL ORDER BY id DESC LIMIT %s", [run["run_id"], events]):
+                lines.append(f"    {at} {step or '-'} {kind}")
+        return "\n".join(lines)
 
     def wait_ready(self, timeout: float = 120) -> None:
         """Until the code server answers gRPC, the webserver serves /server_info and the daemon beats."""

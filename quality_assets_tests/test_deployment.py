@@ -496,6 +496,9 @@ def test_daemon_killed_during_a_run_then_restarted(deployment):
     assert retry["status"] == "SUCCESS"
     assert retry["tags"]["dagster/parent_run_id"] == original["run_id"]
     assert retry["tags"]["dagster/retry_number"] == "1"
+    # The killed step's slot of the warehouse pool comes back (run_monitoring in dagster.yaml).
+    wait_for(lambda: not deployment.sql("SELECT 1 FROM concurrency_slots WHERE run_id = %s", [original["run_id"]]),
+             120, "the killed run's pool slot freed", interval=1, on_timeout=deployment.diagnostics)
 
     # No half-written partition: all rows once, all from one run whose audit row committed with them.
     [(rows, run_ids)] = warehouse_rows(
