@@ -330,6 +330,32 @@ def transaction(con: duckdb.DuckDBPyConnection, commit: bool = True) -> Iterator
         raise
 
 
+# From this many rows an insert goes through one Arrow table: executemany runs a statement per
+# row, ~1 ms each (30 rows: 28 ms against 4.5; 4 rows: 4.4 against 2.6; one row: 1 against 2.2)
+BULK_ROWS = 3
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list | tuple) -> None:
+    """Append rows (positional, as the table's columns) to `table` (an SQL name, quoted)."""
+    if not rows:
+        return
+    if len(rows) >= BULK_ROWS:
+        import pyarrow as pa  # here: the CLI's start-up imports no pyarrow
+
+        try:
+            batch = pa.table({f"c{i}": pa.array(list(column)) for i, column in enumerate(zip(*rows, strict=True))})
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, UnicodeError):
+            batch = None  # values pyarrow cannot type as one column: row by row below
+        if batch is not None:
+            con.register("_insert_rows", batch)
+            try:
+                con.execute(f"INSERT INTO {table} SELECT * FROM _insert_rows")
+            finally:
+                con.unregister("_insert_rows")
+            return
+    con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+
+
 def quote_ident(name: str) -> str:
     """Quote an identifier for DuckDB SQL."""
     return '"' + str(name).replace('"', '""') + '"'

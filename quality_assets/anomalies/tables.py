@@ -20,9 +20,8 @@ import json
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
-from quality_assets.warehouse import transaction
+from quality_assets.warehouse import insert_rows, transaction
 
 ANOMALY_TABLES_DDL = [
     "CREATE SCHEMA IF NOT EXISTS qa",
@@ -217,29 +216,6 @@ def alarmed_partitions(con: duckdb.DuckDBPyConnection, dataset: str) -> set[str]
                AND coalesce(partition_alarms, metric_anomalies + drifted_columns) > 0""", [dataset]).fetchall()}
 
 
-BULK_ROWS = 20  # from this many rows an insert goes through one Arrow table (a partition's ~50 metric rows), not a statement per row
-
-
-def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[list]) -> None:
-    """Append rows (positional, as the table's columns). A wide table's run writes tens of
-    thousands of metric rows: executemany runs one statement per row (~1 ms each)."""
-    if not rows:
-        return
-    if len(rows) >= BULK_ROWS:
-        try:
-            batch = pa.table({f"c{i}": pa.array(list(column)) for i, column in enumerate(zip(*rows, strict=True))})
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-            batch = None  # values pyarrow cannot type as one column: row by row below
-        if batch is not None:
-            con.register("_anomaly_rows", batch)
-            try:
-                con.execute(f"INSERT INTO {table} SELECT * FROM _anomaly_rows")
-            finally:
-                con.unregister("_anomaly_rows")
-            return
-    con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
-
-
 def column_alarms(con: duckdb.DuckDBPyConnection, dataset: str) -> dict[str | None, set[str]]:
     """column -> partitions where it raised an alarm (a metric anomaly or drift; None: volume):
     left out of that column's references only, so one column's change does not take a partition
@@ -285,4 +261,4 @@ def write_results(con: duckdb.DuckDBPyConnection, result) -> None:
                              for r in result.roles.values()],
         }
         for table, rows in inserts.items():
-            _insert(con, f"qa.{table}", rows)
+            insert_rows(con, f"qa.{table}", rows)

@@ -56,7 +56,7 @@ from quality_assets.ingest.sniff import (
 )
 from quality_assets.ingest.staged_csv import sniffed_integers
 from quality_assets.published_rows import hold_published
-from quality_assets.warehouse import Warehouse, quote_ident, quote_literal, transaction
+from quality_assets.warehouse import Warehouse, insert_rows, quote_ident, quote_literal, transaction
 
 
 class HandOver(Exception):
@@ -223,11 +223,7 @@ def _load_csv_direct(warehouse: Warehouse, plan: _DirectCsv, scan: Future) -> Lo
             phases["number_s"] = seconds_since(step)
             step = time.perf_counter()
             con.execute("DELETE FROM qa.quarantine WHERE dataset = ? AND partition_key = ?", [audit.dataset, key])
-            if quarantine:
-                con.executemany(
-                    "INSERT INTO qa.quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(audit.dataset, key, audit.run_id, *row) for row in quarantine],
-                )
+            insert_rows(con, "qa.quarantine", [(audit.dataset, key, audit.run_id, *row) for row in quarantine])
             codes: dict[str, int] = {}
             for row in quarantine:
                 codes[row[3]] = codes.get(row[3], 0) + 1

@@ -9,7 +9,7 @@ import duckdb
 from quality_assets.ingest.audit import QUARANTINE_LINE_CAP, LoadAudit
 from quality_assets.ingest.scan import irregular_line_breaks
 from quality_assets.ingest.sniff import Dialect, sample_records
-from quality_assets.warehouse import quote_ident
+from quality_assets.warehouse import insert_rows, quote_ident
 
 
 def create_quarantine_table(con: duckdb.DuckDBPyConnection) -> None:
@@ -135,5 +135,4 @@ def quarantine_row(source_row, line, column, code, message, value, raw_line) -> 
 
 
 def insert_quarantine(con, rows: list[tuple]) -> None:
-    if rows:
-        con.executemany("INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    insert_rows(con, "quarantine", rows)

@@ -13,7 +13,7 @@ import duckdb
 
 from quality_assets.contract import Column, Dataset
 from quality_assets.ingest.audit import LoadAudit, Staged
-from quality_assets.warehouse import quote_ident
+from quality_assets.warehouse import insert_rows, quote_ident
 
 WHOLE_FILE = -1  # read_csv's sample_size that sniffs types from every row
 
@@ -69,11 +69,10 @@ def record_new_columns(con: duckdb.DuckDBPyConnection, table: str, audit: LoadAu
                                  "WHERE schema_name = 'raw' AND table_name = ?", [audit.dataset]).fetchall())
     now = dt.datetime.now()
     start = len(known)
-    con.executemany(
-        "INSERT INTO qa.dataset_columns VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(audit.dataset, name, raw_types.get(name, column_types[name]), start + i, "declared" if name in declared else "inferred",
-          audit.partition_key, audit.run_id, now) for i, name in enumerate(kept)],
-    )
+    insert_rows(con, "qa.dataset_columns",  # a wide file's first load: thousands of columns
+                [(audit.dataset, name, raw_types.get(name, column_types[name]), start + i,
+                  "declared" if name in declared else "inferred", audit.partition_key, audit.run_id, now)
+                 for i, name in enumerate(kept)])
     return kept
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from quality_assets.rules.results import Evaluation, rules_fingerprint
-from quality_assets.warehouse import quote_ident
+from quality_assets.warehouse import insert_rows, quote_ident
 
 if TYPE_CHECKING:
     from quality_assets.contract import Dataset
@@ -92,8 +92,7 @@ def record_evaluation(con, dataset: Dataset, evaluation: Evaluation, plans: list
             json.dumps(result.observed, default=str) if result.observed is not None else None,
             result.message, result.error, result.sql, evaluated_at,
         ])
-    if rows:
-        con.executemany(f"INSERT INTO qa.check_results VALUES ({', '.join('?' for _ in rows[0])})", rows)
+    insert_rows(con, "qa.check_results", rows)
     con.execute(
         "INSERT INTO qa.validations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [dataset.name, evaluation.partition_key, evaluation.run_id, evaluation.raw_run_id, evaluation.loaded_at,
