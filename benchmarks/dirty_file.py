@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from many_files import run_cli  # noqa: E402
 from startup import CONTRACT  # noqa: E402
 
 ROWS = 50_000
@@ -47,21 +45,8 @@ def write_case(root: Path, ragged: int) -> Path:
 def run_once(ragged: int, source: Path | None) -> tuple[float, float, tuple]:
     with tempfile.TemporaryDirectory(prefix="qa_dirty_") as tmp:
         root = Path(tmp)
-        contract = write_case(root, ragged)
-        env = {**os.environ, "QA_CONTRACTS": str(contract)}
-        for name in ("QA_DUCKDB_PATH", "QA_OUTPUT_DIR", "DAGSTER_HOME"):
-            env.pop(name, None)
-        if source is not None:
-            env["PYTHONPATH"] = str(source)
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "quality_assets.cli.main", "run"], env=env, cwd=root,
-                              capture_output=True, text=True)
-        wall = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if done.returncode != 0:
-            raise SystemExit(f"run failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), outcome(root)
+        wall, cpu = run_cli(root, write_case(root, ragged), source)
+        return wall, cpu, outcome(root)
 
 
 def outcome(root: Path) -> tuple:

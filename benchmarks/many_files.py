@@ -49,25 +49,31 @@ def write_case(root: Path, files: int) -> Path:
     return contract
 
 
+def run_cli(root: Path, contract: Path, source: Path | None) -> tuple[float, float]:
+    """One `quality-assets run` in `root` (a new process, `source` first on its path): wall
+    seconds and the child's CPU seconds; exits with its output when it fails."""
+    env = {**os.environ, "QA_CONTRACTS": str(contract)}
+    for name in ("QA_DUCKDB_PATH", "QA_OUTPUT_DIR", "DAGSTER_HOME"):
+        env.pop(name, None)
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "quality_assets.cli.main", "run"], env=env, cwd=root,
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"run failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def run_once(files: int, source: Path | None) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(prefix="qa_many_") as tmp:
         root = Path(tmp)
-        contract = write_case(root, files)
-        env = {**os.environ, "QA_CONTRACTS": str(contract)}
-        for name in ("QA_DUCKDB_PATH", "QA_OUTPUT_DIR", "DAGSTER_HOME"):
-            env.pop(name, None)
-        if source is not None:
-            env["PYTHONPATH"] = str(source)
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "quality_assets.cli.main", "run"], env=env, cwd=root,
-                              capture_output=True, text=True)
-        wall = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if done.returncode != 0:
-            raise SystemExit(f"run failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        timed = run_cli(root, write_case(root, files), source)
         verify(root, files)
-        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return timed
 
 
 def verify(root: Path, files: int) -> None:
